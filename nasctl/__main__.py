@@ -1,0 +1,3 @@
+from nasctl.cli import main
+
+main()

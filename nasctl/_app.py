@@ -1,0 +1,95 @@
+"""The typer application, the error boundary, and helpers shared by the commands.
+
+Library code raises ``NasctlError``; only here does it become one red line on stderr
+and exit code 2.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, TypeVar
+
+import typer
+from rich.console import Console
+
+from search_space import (
+    ArchSpec,
+    NasctlError,
+    SpecError,
+    baseline_names,
+    get_baseline,
+    load_spec,
+    looks_like_arch,
+    parse_arch,
+)
+
+__all__ = ["OutputFormat", "app", "console", "err_console", "fail", "guarded", "resolve_arch"]
+
+app = typer.Typer(
+    name="nasctl",
+    help="Hardware-aware neural architecture search for MobileNet-style image classifiers.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+err_console = Console(stderr=True)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class OutputFormat(StrEnum):
+    table = "table"
+    csv = "csv"
+    json = "json"
+
+
+def fail(message: str) -> typer.Exit:
+    """Print one red line on stderr and return the exit to raise (code 2)."""
+    err_console.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
+    return typer.Exit(2)
+
+
+def guarded(fn: F) -> F:
+    """Turn NasctlError (and a few user-caused OS errors) into one line and exit 2."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except NasctlError as exc:
+            raise fail(str(exc)) from None
+        except KeyboardInterrupt:
+            err_console.print("[yellow]interrupted[/yellow]")
+            raise typer.Exit(130) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def resolve_arch(
+    text: str, width: float = 1.0, resolution: int | None = None, num_classes: int | None = None
+) -> ArchSpec:
+    """ARCH on the command line: a baseline name, an arch string or a spec .json file.
+
+    ``width`` applies to baseline names only; ``resolution`` and ``num_classes`` override.
+    """
+    if text in baseline_names():
+        spec = get_baseline(text, width, resolution or 224, num_classes or 1000)
+    elif looks_like_arch(text):
+        spec = parse_arch(text)
+    elif text.endswith(".json") or Path(text).exists():
+        spec = load_spec(text)
+    else:
+        raise SpecError(
+            f"ARCH {text!r} is not a baseline ({', '.join(baseline_names())}), an arch string "
+            "(r<res>_n<classes>,stem_...,...,head_...) or a spec .json file"
+        )
+    changes: dict[str, int] = {}
+    if resolution is not None and resolution != spec.resolution:
+        changes["resolution"] = resolution
+    if num_classes is not None and num_classes != spec.num_classes:
+        changes["num_classes"] = num_classes
+    return spec.replace(**changes) if changes else spec

@@ -1,0 +1,12 @@
+"""Entry point: imports every command module so they register on the app."""
+
+from __future__ import annotations
+
+from nasctl import _cmd_arch  # noqa: F401  (registration)
+from nasctl._app import app
+
+__all__ = ["app", "main"]
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,43 @@
+"""What an architecture is: spec, string codec, blocks, builder, baselines, search space."""
+
+from search_space._baselines import BASELINES, baseline_names, get_baseline, register_baseline
+from search_space._builder import MobileNet, build_model
+from search_space._codec import format_arch, looks_like_arch, parse_arch
+from search_space._errors import NasctlError, SpaceError, SpecError
+from search_space._spec import (
+    SPEC_FORMAT,
+    Activation,
+    ArchSpec,
+    BlockKind,
+    BlockSpec,
+    HeadSpec,
+    Part,
+    StemSpec,
+    load_spec,
+    make_divisible,
+)
+
+__all__ = [
+    "BASELINES",
+    "SPEC_FORMAT",
+    "Activation",
+    "ArchSpec",
+    "BlockKind",
+    "BlockSpec",
+    "HeadSpec",
+    "MobileNet",
+    "NasctlError",
+    "Part",
+    "SpaceError",
+    "SpecError",
+    "StemSpec",
+    "baseline_names",
+    "build_model",
+    "format_arch",
+    "get_baseline",
+    "load_spec",
+    "looks_like_arch",
+    "make_divisible",
+    "parse_arch",
+    "register_baseline",
+]
