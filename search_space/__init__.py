@@ -4,6 +4,13 @@ from search_space._baselines import BASELINES, baseline_names, get_baseline, reg
 from search_space._builder import MobileNet, build_model
 from search_space._codec import format_arch, looks_like_arch, parse_arch
 from search_space._errors import NasctlError, SpaceError, SpecError
+from search_space._space import (
+    BlockChoice,
+    SearchSpace,
+    StageSpace,
+    default_space_text,
+    load_space,
+)
 from search_space._spec import (
     SPEC_FORMAT,
     Activation,
@@ -22,19 +29,24 @@ __all__ = [
     "SPEC_FORMAT",
     "Activation",
     "ArchSpec",
+    "BlockChoice",
     "BlockKind",
     "BlockSpec",
     "HeadSpec",
     "MobileNet",
     "NasctlError",
     "Part",
+    "SearchSpace",
     "SpaceError",
     "SpecError",
+    "StageSpace",
     "StemSpec",
     "baseline_names",
     "build_model",
+    "default_space_text",
     "format_arch",
     "get_baseline",
+    "load_space",
     "load_spec",
     "looks_like_arch",
     "make_divisible",

@@ -1,0 +1,450 @@
+"""The search space: a declarative set of choices that sampling turns into an ArchSpec.
+
+A space is a TOML file (``spaces/default.toml`` is the built-in one, written to be copied
+and edited): a stem, stages with per-stage depth choices and per-block choices (kernel,
+expansion, SE on/off, activation), a head, and sets of widths and resolutions.
+
+Sampling is define-by-run on an Optuna trial. Every block parameter up to a stage's
+largest depth is suggested, used or not, so the parameter set is the same for every trial
+(NSGA-II's crossover works on a fixed set); ``spec_from_params`` is the one function that
+turns parameters into a spec, so the same parameters always give the same spec.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import tomllib
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from search_space._errors import NasctlError, SpaceError
+from search_space._spec import (
+    RESOLUTION_MULTIPLE,
+    Activation,
+    ArchSpec,
+    BlockKind,
+    BlockSpec,
+    HeadSpec,
+    Part,
+    StemSpec,
+    make_divisible,
+)
+
+__all__ = ["BlockChoice", "SearchSpace", "StageSpace", "default_space_text", "load_space"]
+
+
+@dataclass(frozen=True)
+class BlockChoice:
+    """What the search picks for one block."""
+
+    kernel: int
+    expansion: float
+    se: bool
+    act: Activation
+
+
+@dataclass(frozen=True)
+class StageSpace:
+    channels: int
+    stride: int
+    depth: tuple[int, ...]
+    kernel: tuple[int, ...]
+    expansion: tuple[float, ...]
+    se: tuple[bool, ...]
+    act: tuple[Activation, ...]
+
+    @property
+    def block_choices(self) -> list[BlockChoice]:
+        return [
+            BlockChoice(k, e, s, a)
+            for k, e, s, a in itertools.product(self.kernel, self.expansion, self.se, self.act)
+        ]
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    name: str
+    widths: tuple[float, ...]
+    resolutions: tuple[int, ...]
+    se_ratio: float
+    stem: StemSpec  # channels at width 1.0
+    head: HeadSpec  # channels at width 1.0
+    stages: tuple[StageSpace, ...]
+
+    # --- size -----------------------------------------------------------------------
+
+    @property
+    def size(self) -> int:
+        """Number of distinct architectures (per number of classes)."""
+        total = len(self.widths) * len(self.resolutions)
+        for stage in self.stages:
+            n = len(stage.block_choices)
+            total *= sum(n**d for d in stage.depth)
+        return total
+
+    @property
+    def total_stride(self) -> int:
+        return self.stem.stride * math.prod(s.stride for s in self.stages)
+
+    # --- parameters -> spec -----------------------------------------------------------
+
+    def sample(self, trial: Any, num_classes: int) -> ArchSpec:
+        """Suggest every parameter on an Optuna trial (define-by-run) and build the spec."""
+        params: dict[str, Any] = {
+            "width": trial.suggest_categorical("width", list(self.widths)),
+            "resolution": trial.suggest_categorical("resolution", list(self.resolutions)),
+        }
+        for i, stage in enumerate(self.stages):
+            params[f"s{i}.depth"] = trial.suggest_categorical(f"s{i}.depth", list(stage.depth))
+            for j in range(max(stage.depth)):
+                for key, choices in _block_fields(stage):
+                    name = f"s{i}.b{j}.{key}"
+                    params[name] = trial.suggest_categorical(name, choices)
+        return self.spec_from_params(params, num_classes)
+
+    def random_params(self, rng: np.random.Generator) -> dict[str, Any]:
+        """Uniformly random parameters (the same names ``sample`` suggests)."""
+
+        def pick(choices: list[Any]) -> Any:
+            return choices[int(rng.integers(len(choices)))]
+
+        params: dict[str, Any] = {
+            "width": pick(list(self.widths)),
+            "resolution": pick(list(self.resolutions)),
+        }
+        for i, stage in enumerate(self.stages):
+            params[f"s{i}.depth"] = pick(list(stage.depth))
+            for j in range(max(stage.depth)):
+                for key, choices in _block_fields(stage):
+                    params[f"s{i}.b{j}.{key}"] = pick(choices)
+        return params
+
+    def random_spec(self, seed: int, num_classes: int) -> ArchSpec:
+        return self.spec_from_params(self.random_params(np.random.default_rng(seed)), num_classes)
+
+    def spec_from_params(self, params: dict[str, Any], num_classes: int) -> ArchSpec:
+        """The spec for a full set of parameters; width is applied here, once."""
+        try:
+            width = float(params["width"])
+            stages = []
+            for i, stage in enumerate(self.stages):
+                depth = int(params[f"s{i}.depth"])
+                if depth not in stage.depth:
+                    raise SpaceError(f"s{i}.depth must be one of {list(stage.depth)}, got {depth}")
+                stages.append(
+                    [
+                        BlockChoice(
+                            int(params[f"s{i}.b{j}.kernel"]),
+                            float(params[f"s{i}.b{j}.expansion"]),
+                            bool(params[f"s{i}.b{j}.se"]),
+                            Activation(params[f"s{i}.b{j}.act"]),
+                        )
+                        for j in range(depth)
+                    ]
+                )
+            resolution = int(params["resolution"])
+        except KeyError as exc:
+            raise SpaceError(f"parameter {exc.args[0]!r} is missing") from None
+        return self.make_spec(width, resolution, stages, num_classes)
+
+    def make_spec(
+        self,
+        width: float,
+        resolution: int,
+        stages: list[list[BlockChoice]],
+        num_classes: int,
+    ) -> ArchSpec:
+        def ch(c: int) -> int:
+            return make_divisible(c * width)
+
+        stem = StemSpec(
+            ch(self.stem.out_channels), self.stem.kernel, self.stem.stride, self.stem.act
+        )
+        blocks, c_in = [], stem.out_channels
+        for stage, choices in zip(self.stages, stages, strict=True):
+            for j, choice in enumerate(choices):
+                blocks.append(self._block(stage, choice, c_in, ch(stage.channels), j == 0))
+                c_in = ch(stage.channels)
+        head = HeadSpec(
+            conv_channels=ch(self.head.conv_channels) if self.head.conv_channels else 0,
+            conv_bn=self.head.conv_bn,
+            conv_act=self.head.conv_act,
+            hidden_features=ch(self.head.hidden_features) if self.head.hidden_features else 0,
+            hidden_act=self.head.hidden_act,
+            dropout=self.head.dropout,
+        )
+        return ArchSpec(stem, tuple(blocks), head, resolution, num_classes)
+
+    def _block(
+        self, stage: StageSpace, choice: BlockChoice, c_in: int, c_out: int, first: bool
+    ) -> BlockSpec:
+        mid = c_in if choice.expansion == 1 else make_divisible(c_in * choice.expansion)
+        return BlockSpec(
+            kind=BlockKind.INVERTED_RESIDUAL,
+            in_channels=c_in,
+            out_channels=c_out,
+            kernel=choice.kernel,
+            stride=stage.stride if first else 1,
+            mid_channels=mid,
+            se_channels=make_divisible(mid * self.se_ratio) if choice.se else 0,
+            act=choice.act,
+        )
+
+    # --- what a latency table must cover --------------------------------------------------
+
+    def distinct_parts(self, num_classes: int) -> list[Part]:
+        """Every distinct stem, block and head (with its input size and channels) that an
+        architecture of this space can contain, across all widths and resolutions.
+
+        Blocks are named "block": their cost does not depend on their position."""
+        seen: dict[Part, None] = {}
+        for width, resolution in itertools.product(self.widths, self.resolutions):
+            # A network of minimal depth gives the stem, the head and each stage's input.
+            shortest = [[stage.block_choices[0]] for stage in self.stages]
+            base = self.make_spec(width, resolution, shortest, num_classes).parts()
+            seen.update(dict.fromkeys([base[0], base[-1]]))
+            for stage, first in zip(self.stages, base[1:-1], strict=True):
+                c_out = make_divisible(stage.channels * width)
+                for choice in stage.block_choices:
+                    block = self._block(stage, choice, first.in_channels, c_out, True)
+                    seen[Part("block", first.in_size, first.out_size, first.in_channels, block)] = (
+                        None
+                    )
+                    if max(stage.depth) > 1:
+                        block = self._block(stage, choice, c_out, c_out, False)
+                        seen[Part("block", first.out_size, first.out_size, c_out, block)] = None
+        return list(seen)
+
+    # --- display ---------------------------------------------------------------------------
+
+    def describe(self) -> list[dict[str, Any]]:
+        """One row per stage, for tables."""
+        return [
+            {
+                "stage": i,
+                "channels": s.channels,
+                "stride": s.stride,
+                "depth": list(s.depth),
+                "kernel": list(s.kernel),
+                "expansion": list(s.expansion),
+                "se": list(s.se),
+                "act": [a.value for a in s.act],
+                "choices_per_block": len(s.block_choices),
+            }
+            for i, s in enumerate(self.stages)
+        ]
+
+
+def _block_fields(stage: StageSpace) -> list[tuple[str, list[Any]]]:
+    return [
+        ("kernel", list(stage.kernel)),
+        ("expansion", list(stage.expansion)),
+        ("se", list(stage.se)),
+        ("act", [a.value for a in stage.act]),
+    ]
+
+
+# --- loading ------------------------------------------------------------------------------
+
+
+def default_space_text() -> str:
+    return resources.files("search_space").joinpath("spaces/default.toml").read_text("utf-8")
+
+
+def load_space(path: str | Path | None = None) -> SearchSpace:
+    """Load a space file (TOML); None loads the built-in default."""
+    if path is None:
+        text, where = default_space_text(), "default space"
+    else:
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = getattr(exc, "strerror", None) or "not UTF-8 text"
+            raise SpaceError(f"cannot read space file {str(path)!r}: {reason}") from None
+        where = f"space file {str(path)!r}"
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise SpaceError(f"{where} is not valid TOML: {exc}") from None
+    try:
+        return _space_from_dict(data)
+    except SpaceError as exc:
+        raise SpaceError(f"{where}: {exc}") from None
+    except NasctlError as exc:  # a SpecError from a stem/head/block it describes
+        raise SpaceError(f"{where}: {exc}") from None
+
+
+_TOP = {"name", "widths", "resolutions", "se_ratio", "stem", "head", "stages"}
+_STEM = {"channels", "kernel", "stride", "act"}
+_HEAD = {"conv_channels", "conv_bn", "hidden_features", "act", "hidden_act", "dropout"}
+_STAGE = {"channels", "stride", "depth", "kernel", "expansion", "se", "act"}
+
+
+def _keys(owner: str, data: Any, allowed: set[str], required: set[str]) -> dict[str, Any]:
+    if not isinstance(data, dict):
+        raise SpaceError(f"{owner} must be a table")
+    unknown = sorted(set(data) - allowed)
+    if unknown:
+        raise SpaceError(
+            f"{owner} has unknown key {unknown[0]!r} (allowed: {', '.join(sorted(allowed))})"
+        )
+    missing = sorted(required - set(data))
+    if missing:
+        raise SpaceError(f"{owner}.{missing[0]} is required")
+    return data
+
+
+def _number(owner: str, value: Any, kind: type, rule: str, ok: Any) -> Any:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or (kind is int and not isinstance(value, int))
+    ):
+        raise SpaceError(f"{owner} must be {rule}, got {value!r}")
+    if not ok(value):
+        raise SpaceError(f"{owner} must be {rule}, got {value!r}")
+    return kind(value)
+
+
+def _choices(owner: str, value: Any, item: Any) -> tuple[Any, ...]:
+    if not isinstance(value, list):
+        raise SpaceError(f"{owner} must be a list of choices, got {value!r}")
+    if not value:
+        raise SpaceError(f"{owner} must not be an empty list")
+    items = tuple(item(f"{owner}[{i}]", v) for i, v in enumerate(value))
+    if len(set(items)) != len(items):
+        raise SpaceError(f"{owner} has a repeated choice")
+    return items
+
+
+def _act(owner: str, value: Any) -> Activation:
+    try:
+        return Activation(value)
+    except ValueError:
+        allowed = ", ".join(a.value for a in Activation)
+        raise SpaceError(f"{owner} must be one of {allowed}, got {value!r}") from None
+
+
+def _space_from_dict(data: dict[str, Any]) -> SearchSpace:
+    _keys("space", data, _TOP, {"stem", "stages"})
+    name = data.get("name", "custom")
+    if not isinstance(name, str) or not name:
+        raise SpaceError(f"name must be a non-empty string, got {name!r}")
+    widths = _choices(
+        "widths",
+        data.get("widths", [1.0]),
+        lambda o, v: _number(o, v, float, "a number in (0, 4]", lambda x: 0 < x <= 4),
+    )
+    resolutions = _choices(
+        "resolutions",
+        data.get("resolutions", [224]),
+        lambda o, v: _number(
+            o,
+            v,
+            int,
+            f"a positive multiple of {RESOLUTION_MULTIPLE}",
+            lambda x: x > 0 and x % RESOLUTION_MULTIPLE == 0,
+        ),
+    )
+    se_ratio = _number(
+        "se_ratio", data.get("se_ratio", 0.25), float, "in (0, 1]", lambda x: 0 < x <= 1
+    )
+
+    st = _keys("stem", data["stem"], _STEM, {"channels"})
+    stem = StemSpec(
+        out_channels=_number(
+            "stem.channels", st["channels"], int, "a positive integer", lambda x: x > 0
+        ),
+        kernel=_number(
+            "stem.kernel",
+            st.get("kernel", 3),
+            int,
+            "an odd positive integer",
+            lambda x: x > 0 and x % 2,
+        ),
+        stride=_number("stem.stride", st.get("stride", 2), int, "1 or 2", lambda x: x in (1, 2)),
+        act=_act("stem.act", st.get("act", "relu")),
+    )
+
+    hd = _keys("head", data.get("head", {}), _HEAD, set())
+    act = _act("head.act", hd.get("act", "hswish"))
+    head = HeadSpec(
+        conv_channels=_number(
+            "head.conv_channels",
+            hd.get("conv_channels", 0),
+            int,
+            "an integer >= 0",
+            lambda x: x >= 0,
+        ),
+        conv_bn=bool(hd.get("conv_bn", True)),
+        conv_act=act,
+        hidden_features=_number(
+            "head.hidden_features",
+            hd.get("hidden_features", 0),
+            int,
+            "an integer >= 0",
+            lambda x: x >= 0,
+        ),
+        hidden_act=_act("head.hidden_act", hd.get("hidden_act", act.value)),
+        dropout=_number(
+            "head.dropout", hd.get("dropout", 0.0), float, "in [0, 1)", lambda x: 0 <= x < 1
+        ),
+    )
+
+    raw_stages = data["stages"]
+    if not isinstance(raw_stages, list) or not raw_stages:
+        raise SpaceError("stages must be a non-empty list of [[stages]] tables")
+    stages = []
+    for i, raw in enumerate(raw_stages):
+        o = f"stages[{i}]"
+        s = _keys(o, raw, _STAGE, _STAGE - {"se", "act"})
+        stages.append(
+            StageSpace(
+                channels=_number(
+                    f"{o}.channels", s["channels"], int, "a positive integer", lambda x: x > 0
+                ),
+                stride=_number(f"{o}.stride", s["stride"], int, "1 or 2", lambda x: x in (1, 2)),
+                depth=_choices(
+                    f"{o}.depth",
+                    s["depth"],
+                    lambda o2, v: _number(
+                        o2, v, int, "an integer from 1 to 20", lambda x: 1 <= x <= 20
+                    ),
+                ),
+                kernel=_choices(
+                    f"{o}.kernel",
+                    s["kernel"],
+                    lambda o2, v: _number(
+                        o2, v, int, "an odd integer from 1 to 11", lambda x: 1 <= x <= 11 and x % 2
+                    ),
+                ),
+                expansion=_choices(
+                    f"{o}.expansion",
+                    s["expansion"],
+                    lambda o2, v: _number(
+                        o2, v, float, "a number from 1 to 12", lambda x: 1 <= x <= 12
+                    ),
+                ),
+                se=_choices(f"{o}.se", s.get("se", [False]), _bool),
+                act=_choices(f"{o}.act", s.get("act", ["relu"]), _act),
+            )
+        )
+    space = SearchSpace(name, widths, resolutions, se_ratio, stem, head, tuple(stages))
+    too_small = [r for r in resolutions if r < space.total_stride]
+    if too_small:
+        raise SpaceError(
+            f"resolutions must be at least the network's total stride ({space.total_stride}), "
+            f"got {too_small[0]}"
+        )
+    return space
+
+
+def _bool(owner: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise SpaceError(f"{owner} must be true or false, got {value!r}")
+    return value
