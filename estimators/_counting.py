@@ -12,7 +12,15 @@ from dataclasses import dataclass
 
 from search_space import ArchSpec, BlockKind, BlockSpec, HeadSpec, Part, StemSpec
 
-__all__ = ["CostReport", "LayerCost", "conv_macs", "conv_params", "count"]
+__all__ = [
+    "CostReport",
+    "LayerCost",
+    "conv_macs",
+    "conv_params",
+    "count",
+    "part_layers",
+    "standard_conv_macs",
+]
 
 
 def conv_macs(c_in: int, c_out: int, kernel: int, groups: int, out_size: int) -> int:
@@ -157,3 +165,22 @@ def count(spec: ArchSpec) -> CostReport:
     for part in spec.parts():
         layers += part_layers(part, spec.num_classes)
     return CostReport(tuple(layers))
+
+
+def standard_conv_macs(report: CostReport) -> tuple[int, int]:
+    """(MACs of the depthwise + pointwise pairs, MACs had each pair been one standard kxk
+    convolution): the comparison of MobileNetV1 (Howard et al. 2017, eq. 5 vs eq. 4)."""
+    separable = standard = 0
+    depthwise: LayerCost | None = None
+    for layer in report.layers:
+        if layer.op == "depthwise":
+            depthwise = layer
+        elif depthwise is not None and layer.name.endswith((".conv_pw", ".conv_pwl")):
+            if layer.name.rsplit(".", 1)[0] == depthwise.name.rsplit(".", 1)[0]:
+                separable += depthwise.macs + layer.macs
+                standard += conv_macs(
+                    depthwise.in_channels, layer.out_channels, depthwise.kernel, 1,
+                    depthwise.out_size,
+                )  # fmt: skip
+                depthwise = None
+    return separable, standard

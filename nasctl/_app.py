@@ -7,13 +7,17 @@ and exit code 2.
 from __future__ import annotations
 
 import functools
+import json
+import sys
 from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, TypeVar
 
+import pandas as pd
 import typer
 from rich.console import Console
+from rich.table import Table
 
 from search_space import (
     ArchSpec,
@@ -26,7 +30,16 @@ from search_space import (
     parse_arch,
 )
 
-__all__ = ["OutputFormat", "app", "console", "err_console", "fail", "guarded", "resolve_arch"]
+__all__ = [
+    "OutputFormat",
+    "app",
+    "console",
+    "emit",
+    "err_console",
+    "fail",
+    "guarded",
+    "resolve_arch",
+]
 
 app = typer.Typer(
     name="nasctl",
@@ -35,8 +48,9 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-console = Console()
-err_console = Console(stderr=True)
+# Tables are wide: when output is piped, do not wrap them at 80 columns.
+console = Console(width=None if sys.stdout.isatty() else 160)
+err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -93,3 +107,41 @@ def resolve_arch(
     if num_classes is not None and num_classes != spec.num_classes:
         changes["num_classes"] = num_classes
     return spec.replace(**changes) if changes else spec
+
+
+def emit(
+    rows: list[dict[str, Any]],
+    fmt: OutputFormat,
+    title: str | None = None,
+    formats: dict[str, Callable[[Any], str]] | None = None,
+    labels: dict[str, str] | None = None,
+) -> None:
+    """Print rows as a rich table (per-column ``formats`` and header ``labels``), CSV or
+    JSON (raw values, keys unchanged)."""
+    if fmt is OutputFormat.json:
+        print(json.dumps(rows, indent=2, default=str))
+        return
+    if fmt is OutputFormat.csv:
+        print(pd.DataFrame(rows).to_csv(index=False), end="")
+        return
+    formats = formats or {}
+    table = Table(title=title, title_justify="left")
+    columns = list(rows[0]) if rows else []
+    for col in columns:
+        numeric = bool(rows) and isinstance(rows[0][col], int | float)
+        table.add_column((labels or {}).get(col, col), justify="right" if numeric else "left")
+    for row in rows:
+        table.add_row(*(formats.get(c, _cell)(row[c]) for c in columns))
+    console.print(table)
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)

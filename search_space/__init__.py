@@ -1,6 +1,12 @@
 """What an architecture is: spec, string codec, blocks, builder, baselines, search space."""
 
-from search_space._baselines import BASELINES, baseline_names, get_baseline, register_baseline
+from search_space._baselines import (
+    BASELINES,
+    REFERENCE_COUNTS,
+    baseline_names,
+    get_baseline,
+    register_baseline,
+)
 from search_space._builder import MobileNet, build_model
 from search_space._codec import format_arch, looks_like_arch, parse_arch
 from search_space._errors import NasctlError, SpaceError, SpecError
@@ -26,6 +32,7 @@ from search_space._spec import (
 
 __all__ = [
     "BASELINES",
+    "REFERENCE_COUNTS",
     "SPEC_FORMAT",
     "Activation",
     "ArchSpec",

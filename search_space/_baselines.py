@@ -22,9 +22,25 @@ from search_space._spec import (
     make_divisible,
 )
 
-__all__ = ["BASELINES", "baseline_names", "get_baseline", "register_baseline"]
+__all__ = [
+    "BASELINES",
+    "REFERENCE_COUNTS",
+    "baseline_names",
+    "get_baseline",
+    "register_baseline",
+]
 
 RE, R6, HS = Activation.RELU, Activation.RELU6, Activation.HSWISH
+
+#: (params, MACs) at width 1.0, 224x224, 1000 classes, as the reference implementations
+#: report them (timm mobilenetv1_100; torchvision mobilenet_v2, mobilenet_v3_large,
+#: mobilenet_v3_small); MACs are conv + linear multiply-accumulates.
+REFERENCE_COUNTS: dict[str, tuple[int, int]] = {
+    "mobilenet_v1": (4_231_976, 568_740_352),
+    "mobilenet_v2": (3_504_872, 300_774_272),
+    "mobilenet_v3_large": (5_483_032, 216_589_760),
+    "mobilenet_v3_small": (2_542_856, 56_510_400),
+}
 
 BaselineFn = Callable[[float, int, int], ArchSpec]
 BASELINES: dict[str, BaselineFn] = {}

@@ -1,0 +1,129 @@
+"""`nasctl arch show` and `nasctl space show`: what an architecture and a space are."""
+
+from __future__ import annotations
+
+import json
+import math
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from estimators import count, part_layers
+from nasctl._app import OutputFormat, app, console, emit, guarded, resolve_arch
+from search_space import BlockSpec, default_space_text, format_arch, load_space
+
+arch_app = typer.Typer(help="Inspect one architecture.", no_args_is_help=True)
+space_app = typer.Typer(help="Inspect a search space.", no_args_is_help=True)
+app.add_typer(arch_app, name="arch")
+app.add_typer(space_app, name="space")
+
+
+class ArchFormat(StrEnum):
+    table = "table"
+    json = "json"
+    arch = "arch"
+
+
+@arch_app.command("show")
+@guarded
+def arch_show(
+    arch: Annotated[str, typer.Argument(help="Baseline name, arch string or spec .json file.")],
+    width: Annotated[
+        float, typer.Option("--width", "-w", help="Width multiplier (baseline names only).")
+    ] = 1.0,
+    resolution: Annotated[
+        int | None, typer.Option("--resolution", "-r", help="Input resolution override.")
+    ] = None,
+    num_classes: Annotated[int | None, typer.Option(help="Number of classes override.")] = None,
+    fmt: Annotated[
+        ArchFormat,
+        typer.Option("--format", "-f", help="table, json (the spec) or arch (one line)."),
+    ] = ArchFormat.table,
+) -> None:
+    """Show the blocks of an architecture with their params and MACs."""
+    spec = resolve_arch(arch, width, resolution, num_classes)
+    if fmt is ArchFormat.json:
+        print(spec.to_json())
+        return
+    if fmt is ArchFormat.arch:
+        print(format_arch(spec))
+        return
+    rows = []
+    for part in spec.parts():
+        layers = part_layers(part, spec.num_classes)
+        row = {
+            "part": part.name,
+            "kind": type(part.spec).__name__.removesuffix("Spec").lower(),
+            "in": f"{part.in_channels}x{part.in_size}x{part.in_size}",
+            "k": None,
+            "s": None,
+            "mid": None,
+            "out": layers[-1].out_channels,
+            "se": None,
+            "act": None,
+            "params": sum(layer.params for layer in layers),
+            "macs": sum(layer.macs for layer in layers),
+        }
+        if isinstance(part.spec, BlockSpec):
+            b = part.spec
+            row.update(
+                kind=b.kind.value, k=b.kernel, s=b.stride, mid=b.mid_channels,
+                se=b.se_channels or None, act=b.act.value,
+            )  # fmt: skip
+        rows.append(row)
+    report = count(spec)
+    emit(rows, OutputFormat.table, f"{arch if len(arch) < 60 else 'architecture'}")
+    size = f"{spec.resolution}x{spec.resolution}"
+    console.print(
+        f"params {report.params:,}  MACs {report.macs:,}  ({size}, {spec.num_classes} classes)"
+    )
+    console.print(f"arch: {format_arch(spec)}", soft_wrap=True, highlight=False)
+
+
+@space_app.command("show")
+@guarded
+def space_show(
+    space: Annotated[
+        Path | None, typer.Option(help="Space file (TOML); default: the built-in space.")
+    ] = None,
+    fmt: Annotated[
+        OutputFormat, typer.Option("--format", "-f", help="Output format.")
+    ] = OutputFormat.table,
+    dump: Annotated[
+        bool, typer.Option("--dump", help="Print the built-in space file to copy and edit.")
+    ] = False,
+) -> None:
+    """The choices of a search space and its size (number of distinct architectures)."""
+    if dump:
+        print(default_space_text(), end="")
+        return
+    sp = load_space(space)
+    if fmt is OutputFormat.json:
+        print(json.dumps({
+            "name": sp.name, "widths": list(sp.widths), "resolutions": list(sp.resolutions),
+            "size": sp.size, "stages": sp.describe(),
+        }, indent=2))  # fmt: skip
+        return
+    emit(sp.describe(), fmt, f"Search space {sp.name!r}", {
+        "depth": _set, "kernel": _set, "expansion": _set, "se": _set, "act": _set,
+    })  # fmt: skip
+    if fmt is OutputFormat.table:
+        console.print(
+            f"stem {sp.stem.out_channels} ch k{sp.stem.kernel} s{sp.stem.stride} "
+            f"{sp.stem.act.value}; "
+            f"head conv {sp.head.conv_channels or '-'}, hidden {sp.head.hidden_features or '-'}; "
+            f"SE ratio {sp.se_ratio}\n"
+            f"widths {_set(list(sp.widths))}, resolutions {_set(list(sp.resolutions))}\n"
+            f"size: {sp.size:,} architectures (10^{math.log10(sp.size):.1f})"
+        )
+
+
+def _set(values: list[object]) -> str:
+    def one(v: object) -> str:
+        if isinstance(v, bool):
+            return str(v).lower()
+        return f"{v:g}" if isinstance(v, float) else str(v)
+
+    return "{" + ", ".join(one(v) for v in values) + "}"
