@@ -1,0 +1,480 @@
+"""Inference latency of an architecture or module, measured the same way every time.
+
+Conventions: batch 1, eval mode, ``torch.inference_mode``; times are **microseconds**
+(float) of one forward call measured with ``time.perf_counter_ns`` (CUDA: synchronised).
+Statistics are over all timed calls of all rounds; medians and percentiles, not means,
+are the figures to trust on a shared machine (REFERENCE.md "Latency on a shared CPU").
+
+Protocol (``LatencyConfig``): explicit thread count; warm-up in chunks until two
+consecutive chunk medians agree within ``steady_tolerance`` (the first calls are 1.3-2x
+slower); then ``rounds`` rounds of ``repeats`` timed calls, interleaved across every model
+being compared (the order rotates each round), optionally with a fixed reference model
+timed in every round so that a ratio to it cancels machine drift. Only one measurement
+runs at a time per machine: ``latency_lock`` is an ``fcntl`` file lock in the temp dir
+that every nasctl process takes before timing anything.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import fcntl
+import io
+import os
+import platform
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from search_space import ArchSpec, NasctlError, Part, build_model, format_arch
+from search_space._blocks import BLOCK_TYPES, ConvBnAct
+from search_space._builder import Head
+from search_space._spec import BlockSpec, HeadSpec, StemSpec
+
+__all__ = [
+    "Backend",
+    "LatencyConfig",
+    "LatencyError",
+    "LatencyResult",
+    "LockTimeout",
+    "Target",
+    "default_lock_path",
+    "fold_batchnorm",
+    "host_info",
+    "latency_lock",
+    "measure",
+    "measure_many",
+    "part_target",
+    "summarize",
+]
+
+
+class LatencyError(NasctlError):
+    """Bad latency options (backend, device, threads, counts) or a failed measurement."""
+
+
+class LockTimeout(LatencyError):
+    """Another process held the latency lock for longer than the caller would wait."""
+
+
+class Backend(StrEnum):
+    #: Eager PyTorch with BatchNorm folded into the preceding convolutions.
+    TORCH = "torch"
+    #: ONNX Runtime, CPU execution provider (the model exported with the TorchScript exporter).
+    ONNXRUNTIME = "onnxruntime"
+    #: ``torch.jit.trace`` + ``freeze`` + ``optimize_for_inference``.
+    TORCHSCRIPT = "torchscript"
+
+
+@dataclass(frozen=True)
+class LatencyConfig:
+    """How to time. Defaults: 1 thread (the most repeatable figure on a shared machine,
+    and a phone's single big core is the usual target), 5 rounds x 20 calls."""
+
+    backend: Backend = Backend.TORCH
+    device: str = "cpu"
+    threads: int = 1
+    rounds: int = 5
+    repeats: int = 20
+    min_warmup: int = 10
+    max_warmup: int = 200
+    steady_tolerance: float = 0.05
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        try:
+            object.__setattr__(self, "backend", Backend(self.backend))
+        except ValueError:
+            allowed = ", ".join(b.value for b in Backend)
+            raise LatencyError(f"backend must be one of {allowed}, got {self.backend!r}") from None
+        for name in ("threads", "rounds", "repeats", "min_warmup"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise LatencyError(f"{name} must be a positive integer, got {value!r}")
+        if self.max_warmup < self.min_warmup:
+            raise LatencyError(
+                f"max_warmup must be >= min_warmup ({self.min_warmup}), got {self.max_warmup}"
+            )
+        if not 0 < self.steady_tolerance < 1:
+            raise LatencyError(f"steady_tolerance must be in (0, 1), got {self.steady_tolerance}")
+        device = self.device.strip().lower()
+        if device != "cpu" and not device.startswith("cuda"):
+            raise LatencyError(f"device must be 'cpu' or 'cuda[:N]', got {self.device!r}")
+        if device.startswith("cuda"):
+            if not torch.cuda.is_available():
+                raise LatencyError(
+                    f"device {self.device!r} requested but no CUDA device is present"
+                )
+            if self.backend is Backend.ONNXRUNTIME:
+                raise LatencyError("backend onnxruntime runs on device cpu only here")
+        object.__setattr__(self, "device", device)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["backend"] = self.backend.value
+        return out
+
+
+@dataclass(frozen=True)
+class Target:
+    """A module to time and the shape of its batch-1 input."""
+
+    name: str
+    module: nn.Module
+    input_shape: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class LatencyResult:
+    """One model's timing. Times in microseconds; ``iqr_us`` = p75 - p25.
+
+    ``ratio_to_reference`` is the median over rounds of (this model's round median /
+    the reference's round median of the same round); None without a reference."""
+
+    name: str
+    median_us: float
+    p10_us: float
+    p90_us: float
+    iqr_us: float
+    mean_us: float
+    count: int
+    warmup: int
+    backend: str
+    device: str
+    threads: int
+    rounds: int
+    ratio_to_reference: float | None = None
+    reference: str | None = None
+    versions: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def iqr_ratio(self) -> float:
+        """IQR / median: the spread warning of torch.utils.benchmark (10% and 25%)."""
+        return self.iqr_us / self.median_us if self.median_us > 0 else float("inf")
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["iqr_ratio"] = self.iqr_ratio
+        return out
+
+
+def summarize(samples_us: Sequence[float]) -> dict[str, float]:
+    """median, p10, p90, IQR, mean (and count) of timings in microseconds."""
+    if len(samples_us) == 0:
+        raise LatencyError("samples must hold at least one timing")
+    a = np.asarray(samples_us, dtype=float)
+    p10, p25, p50, p75, p90 = np.percentile(a, [10, 25, 50, 75, 90])
+    return {
+        "median_us": float(p50),
+        "p10_us": float(p10),
+        "p90_us": float(p90),
+        "iqr_us": float(p75 - p25),
+        "mean_us": float(a.mean()),
+        "count": len(a),
+    }
+
+
+# --- the machine-wide lock -------------------------------------------------------------
+
+_local = threading.local()
+
+
+def default_lock_path() -> Path:
+    """``$NASCTL_LATENCY_LOCK`` or ``<tempdir>/nasctl-latency.lock``."""
+    env = os.environ.get("NASCTL_LATENCY_LOCK")
+    return Path(env) if env else Path(tempfile.gettempdir()) / "nasctl-latency.lock"
+
+
+@contextlib.contextmanager
+def latency_lock(path: str | Path | None = None, timeout: float | None = None) -> Iterator[None]:
+    """Hold the machine-wide latency lock (re-entrant within a thread).
+
+    ``timeout`` None waits forever; otherwise ``LockTimeout`` after that many seconds."""
+    held: dict[str, int] = _local.__dict__.setdefault("held", {})
+    lock_path = Path(path) if path is not None else default_lock_path()
+    key = str(lock_path)
+    if held.get(key):
+        held[key] += 1
+        try:
+            yield
+        finally:
+            held[key] -= 1
+        return
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise LockTimeout(
+                        f"another latency measurement held {key} for more than {timeout:g} s"
+                    ) from None
+                time.sleep(0.02)
+        held[key] = 1
+        try:
+            yield
+        finally:
+            held[key] = 0
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
+
+
+# --- preparing a model for a backend ----------------------------------------------------
+
+
+def fold_batchnorm(module: nn.Module) -> nn.Module:
+    """A copy in eval mode with every ``ConvBnAct``'s BatchNorm folded into its conv (the
+    deployment form: one conv with bias). The input module is left unchanged."""
+    model = copy.deepcopy(module).eval()
+    for sub in model.modules():
+        if isinstance(sub, ConvBnAct) and isinstance(sub.bn, nn.BatchNorm2d):
+            sub.conv = torch.nn.utils.fusion.fuse_conv_bn_eval(sub.conv, sub.bn)
+            sub.bn = nn.Identity()
+    return model
+
+
+def _seeded_input(shape: tuple[int, ...], seed: int) -> torch.Tensor:
+    gen = torch.Generator().manual_seed(seed)
+    return torch.randn(*shape, generator=gen)
+
+
+def _runner(target: Target, config: LatencyConfig) -> Callable[[], object]:
+    """A no-argument callable that runs one forward of the prepared model."""
+    x = _seeded_input(target.input_shape, config.seed)
+    if config.backend is Backend.ONNXRUNTIME:
+        return _ort_runner(target, x, config.threads)
+    device = torch.device(config.device)
+    model = fold_batchnorm(target.module).to(device)
+    for p in model.parameters():
+        p.requires_grad_(False)
+    x = x.to(device)
+    if config.backend is Backend.TORCHSCRIPT:
+        with torch.no_grad(), warnings_off():
+            traced = torch.jit.trace(model, (x,))
+            model = torch.jit.optimize_for_inference(torch.jit.freeze(traced.eval()))
+    sync = torch.cuda.synchronize if device.type == "cuda" else None
+
+    def run() -> object:
+        out = model(x)
+        if sync is not None:
+            sync()
+        return out
+
+    return run
+
+
+def _ort_runner(target: Target, x: torch.Tensor, threads: int) -> Callable[[], object]:
+    import onnxruntime as ort
+
+    buf = io.BytesIO()
+    model = copy.deepcopy(target.module).eval()
+    with warnings_off():
+        torch.onnx.export(model, (x,), buf, dynamo=False, opset_version=17, input_names=["x"])
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    session = ort.InferenceSession(buf.getvalue(), opts, providers=["CPUExecutionProvider"])
+    feed = {"x": x.numpy()}
+
+    def run() -> object:
+        return session.run(None, feed)
+
+    return run
+
+
+@contextlib.contextmanager
+def warnings_off() -> Iterator[None]:
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        yield
+
+
+# --- targets ----------------------------------------------------------------------------
+
+
+def as_target(item: ArchSpec | Target, seed: int = 0) -> Target:
+    if isinstance(item, Target):
+        return item
+    if isinstance(item, ArchSpec):
+        shape = (1, 3, item.resolution, item.resolution)
+        return Target(format_arch(item), build_model(item, seed), shape)
+    raise LatencyError(
+        f"a model to time must be an ArchSpec or a Target, got {type(item).__name__}"
+    )
+
+
+def part_target(part: Part, num_classes: int, seed: int = 0) -> Target:
+    """One stem, block or head built alone, with its own input: what a lookup table times."""
+    spec = part.spec
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        module: nn.Module
+        if isinstance(spec, StemSpec):
+            module = ConvBnAct(3, spec.out_channels, spec.kernel, spec.stride, act=spec.act)
+        elif isinstance(spec, BlockSpec):
+            module = BLOCK_TYPES[spec.kind](spec)
+        elif isinstance(spec, HeadSpec):
+            module = Head(part.in_channels, spec, num_classes)
+        else:
+            raise LatencyError(
+                f"part.spec must be a stem, block or head, got {type(spec).__name__}"
+            )
+    return Target(part.name, module, (1, part.in_channels, part.in_size, part.in_size))
+
+
+# --- timing -------------------------------------------------------------------------------
+
+
+def _time_calls(run: Callable[[], object], n: int) -> list[float]:
+    out = []
+    clock = time.perf_counter_ns
+    for _ in range(n):
+        t0 = clock()
+        run()
+        out.append((clock() - t0) / 1000.0)
+    return out
+
+
+def _warm_up(run: Callable[[], object], config: LatencyConfig) -> int:
+    """Run chunks until two consecutive chunk medians agree; return the calls spent."""
+    chunk = max(3, config.min_warmup // 2)
+    done, previous = 0, None
+    while done < config.max_warmup:
+        current = float(np.median(_time_calls(run, chunk)))
+        done += chunk
+        if (
+            previous is not None
+            and done >= config.min_warmup
+            and abs(current - previous) <= config.steady_tolerance * previous
+        ):
+            break
+        previous = current
+    return done
+
+
+@contextlib.contextmanager
+def _threads(n: int) -> Iterator[None]:
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    denormal = torch.set_flush_denormal(True)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+        if denormal:
+            torch.set_flush_denormal(False)
+
+
+def measure_many(
+    models: Sequence[ArchSpec | Target],
+    config: LatencyConfig | None = None,
+    reference: ArchSpec | Target | None = None,
+    names: Sequence[str] | None = None,
+    lock_timeout: float | None = None,
+) -> list[LatencyResult]:
+    """Time several models in interleaved rounds (and a reference in every round).
+
+    Holds the machine-wide latency lock for the whole call."""
+    config = config or LatencyConfig()
+    if not models:
+        raise LatencyError("models must hold at least one model to time")
+    if names is not None and len(names) != len(models):
+        raise LatencyError(f"names must have one name per model ({len(models)}), got {len(names)}")
+    targets = [as_target(m, config.seed) for m in models]
+    if names is not None:
+        targets = [Target(n, t.module, t.input_shape) for n, t in zip(names, targets, strict=True)]
+    ref = as_target(reference, config.seed) if reference is not None else None
+    every = targets + ([ref] if ref is not None else [])
+    versions = host_info()
+
+    with latency_lock(timeout=lock_timeout), _threads(config.threads):
+        try:
+            runners = [_runner(t, config) for t in every]
+        except (RuntimeError, ValueError) as exc:
+            raise LatencyError(
+                f"cannot prepare a model for backend {config.backend.value}: {exc}"
+            ) from None
+        samples: list[list[float]] = [[] for _ in every]
+        round_medians: list[list[float]] = [[] for _ in every]
+        with torch.inference_mode():
+            warm = [_warm_up(r, config) for r in runners]
+            for rnd in range(config.rounds):
+                shift = rnd % len(every)
+                for i in [*range(shift, len(every)), *range(shift)]:
+                    times = _time_calls(runners[i], config.repeats)
+                    samples[i] += times
+                    round_medians[i].append(float(np.median(times)))
+
+    results = []
+    for i, t in enumerate(targets):
+        ratio = None
+        if ref is not None:
+            ratio = float(np.median(np.divide(round_medians[i], round_medians[-1])))
+        results.append(
+            LatencyResult(
+                name=t.name,
+                **summarize(samples[i]),  # type: ignore[arg-type]
+                warmup=warm[i],
+                backend=config.backend.value,
+                device=config.device,
+                threads=config.threads,
+                rounds=config.rounds,
+                ratio_to_reference=ratio,
+                reference=ref.name if ref is not None else None,
+                versions=versions,
+            )
+        )
+    return results
+
+
+def measure(
+    model: ArchSpec | Target,
+    config: LatencyConfig | None = None,
+    lock_timeout: float | None = None,
+) -> LatencyResult:
+    """Time one model (an ArchSpec, or a ``Target`` wrapping any module)."""
+    return measure_many([model], config, lock_timeout=lock_timeout)[0]
+
+
+def host_info() -> dict[str, str]:
+    """Library versions and the machine, recorded with every result and table."""
+    import onnxruntime
+
+    info = {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "onnxruntime": onnxruntime.__version__,
+        "numpy": np.__version__,
+        "machine": platform.machine(),
+        "system": platform.system(),
+        "cpu": _cpu_name(),
+        "cpu_count": str(os.cpu_count() or 0),
+    }
+    if torch.cuda.is_available():
+        info["cuda"] = torch.cuda.get_device_name(0)
+    return info
+
+
+def _cpu_name() -> str:
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or "unknown"
