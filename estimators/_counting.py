@@ -176,11 +176,10 @@ def standard_conv_macs(report: CostReport) -> tuple[int, int]:
         if layer.op == "depthwise":
             depthwise = layer
         elif depthwise is not None and layer.name.endswith((".conv_pw", ".conv_pwl")):
-            if layer.name.rsplit(".", 1)[0] == depthwise.name.rsplit(".", 1)[0]:
-                separable += depthwise.macs + layer.macs
-                standard += conv_macs(
-                    depthwise.in_channels, layer.out_channels, depthwise.kernel, 1,
-                    depthwise.out_size,
-                )  # fmt: skip
-                depthwise = None
+            # The projection right after a depthwise conv belongs to the same block.
+            separable += depthwise.macs + layer.macs
+            standard += conv_macs(
+                depthwise.in_channels, layer.out_channels, depthwise.kernel, 1, depthwise.out_size
+            )
+            depthwise = None
     return separable, standard
