@@ -371,8 +371,10 @@ def predict(spec: ArchSpec, table: LatencyTable, corrected: bool = True) -> floa
 class ValidationReport:
     """Predicted vs measured end-to-end latency of ``n`` random architectures.
 
-    "raw" is the plain sum of parts; "corrected" the linear correction, scored by
-    leave-one-out. ``rows`` hold arch, macs, raw_us, corrected_us, measured_us."""
+    "raw" is the plain sum of parts; "corrected" the linear correction: shares, MAPE and
+    bias by leave-one-out (each point predicted by a line fitted without it), ranks by the
+    line fitted on all points. ``rows`` hold arch, macs, raw_us, corrected_us (the
+    leave-one-out prediction), measured_us. Times in microseconds."""
 
     n: int
     seed: int
@@ -411,8 +413,12 @@ def accuracy(predicted: Sequence[float], measured: Sequence[float]) -> dict[str,
 
 
 def _fit(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
-    slope, intercept = np.polyfit(x, y, 1)
-    return float(slope), float(intercept)
+    """Least-squares line y = slope * x + intercept (slope 1 when x does not vary)."""
+    var = float(np.var(x))
+    if var <= 1e-12 * max(float(np.mean(x)) ** 2, 1.0):
+        return 1.0, float(np.mean(y - x))
+    slope = float(np.mean((x - x.mean()) * (y - y.mean())) / var)
+    return slope, float(y.mean() - slope * x.mean())
 
 
 def _leave_one_out(x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -470,6 +476,10 @@ def validate_table(
     loo = _leave_one_out(raw, y)
     slope, intercept = _fit(raw, y)
     before, after = accuracy(raw, y), accuracy(loo, y)
+    # Ranks are those of the one stored line (a positive slope keeps the raw order);
+    # leave-one-out lines differ by point and would only add noise to a rank figure.
+    full = accuracy(slope * raw + intercept, y)
+    after["spearman"], after["kendall"] = full["spearman"], full["kendall"]
     correction = Correction(slope, intercept, n)
     stored = after["mape_pct"] < before["mape_pct"] and slope > 0
     table.correction = correction if stored else None

@@ -1,0 +1,210 @@
+"""`nasctl latency` and `nasctl lut build|validate`: measured and table-predicted latency."""
+
+from __future__ import annotations
+
+import json
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from estimators import (
+    LatencyConfig,
+    build_table,
+    load_table,
+    measure_many,
+    save_table,
+    validate_table,
+)
+from nasctl._app import OutputFormat, app, console, emit, err_console, guarded, resolve_arch
+
+lut_app = typer.Typer(
+    help="Build and validate per-device latency lookup tables.", no_args_is_help=True
+)
+app.add_typer(lut_app, name="lut")
+
+
+class BackendChoice(StrEnum):
+    torch = "torch"
+    onnxruntime = "onnxruntime"
+    torchscript = "torchscript"
+
+
+class TableOrJson(StrEnum):
+    table = "table"
+    json = "json"
+
+
+_Backend = Annotated[
+    BackendChoice,
+    typer.Option(help="torch (eager, BatchNorm folded), onnxruntime (CPU EP) or torchscript."),
+]
+_Threads = Annotated[int, typer.Option("--threads", "-t", help="Intra-op threads.")]
+_Device = Annotated[str, typer.Option(help="cpu, or cuda[:N] when present.")]
+_Rounds = Annotated[int, typer.Option(help="Interleaved rounds.")]
+_Repeats = Annotated[int, typer.Option(help="Timed calls per model per round.")]
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err_console,
+        transient=False,
+    )
+
+
+@app.command("latency")
+@guarded
+def latency(
+    archs: Annotated[
+        list[str], typer.Argument(help="Baseline names, arch strings or spec .json files.")
+    ],
+    backend: _Backend = BackendChoice.torch,
+    threads: _Threads = 1,
+    device: _Device = "cpu",
+    width: Annotated[
+        float, typer.Option("--width", "-w", help="Width multiplier (baseline names only).")
+    ] = 1.0,
+    resolution: Annotated[
+        int | None, typer.Option("--resolution", "-r", help="Input resolution override.")
+    ] = None,
+    num_classes: Annotated[int | None, typer.Option(help="Number of classes override.")] = None,
+    reference: Annotated[
+        str | None,
+        typer.Option(help="A model timed in every round; report latency relative to it."),
+    ] = None,
+    rounds: _Rounds = 5,
+    repeats: _Repeats = 20,
+    fmt: Annotated[
+        TableOrJson, typer.Option("--format", "-f", help="table or json.")
+    ] = TableOrJson.table,
+) -> None:
+    """Measure batch-1 inference latency (median of interleaved rounds, one at a time per
+    machine). Times in milliseconds in the table, microseconds in JSON."""
+    config = LatencyConfig(
+        backend=backend.value, device=device, threads=threads, rounds=rounds, repeats=repeats
+    )
+    specs = [resolve_arch(a, width, resolution, num_classes) for a in archs]
+    ref = resolve_arch(reference, width, resolution, num_classes) if reference else None
+    names = [a if len(a) <= 40 else a[:37] + "..." for a in archs]
+    results = measure_many(specs, config, reference=ref, names=names)
+    if fmt is TableOrJson.json:
+        print(json.dumps([r.to_dict() for r in results], indent=2))
+        return
+    rows = []
+    for r in results:
+        row: dict[str, object] = {
+            "arch": r.name,
+            "median ms": r.median_us / 1000,
+            "p10-p90 ms": f"{r.p10_us / 1000:.3f}-{r.p90_us / 1000:.3f}",
+            "IQR/median": f"{r.iqr_ratio:.1%}",
+            "n": r.count,
+        }
+        if r.ratio_to_reference is not None:
+            row["x reference"] = r.ratio_to_reference
+        rows.append(row)
+    emit(
+        rows,
+        OutputFormat.table,
+        f"Latency, {config.backend.value} on {config.device}, {threads} thread(s), batch 1",
+        {"median ms": lambda v: f"{v:.3f}", "x reference": lambda v: f"{v:.3f}"},
+    )
+    noisy = [r.name for r in results if r.iqr_ratio > 0.10]
+    if noisy:
+        err_console.print(
+            f"[yellow]warning:[/yellow] IQR/median above 10% for {', '.join(noisy)}: the machine "
+            "is noisy; compare ratios to a --reference or measure again"
+        )
+
+
+@lut_app.command("build")
+@guarded
+def lut_build(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Table file to write (JSON).")],
+    space: Annotated[
+        Path | None, typer.Option(help="Space file (TOML); default: the built-in space.")
+    ] = None,
+    backend: _Backend = BackendChoice.torch,
+    threads: _Threads = 1,
+    device: _Device = "cpu",
+    num_classes: Annotated[int, typer.Option(help="Classes of the head.")] = 10,
+    resolution: Annotated[
+        list[int] | None,
+        typer.Option("--resolution", "-r", help="Input resolution(s) instead of the space's."),
+    ] = None,
+    rounds: _Rounds = 5,
+    repeats: _Repeats = 20,
+) -> None:
+    """Time every distinct stem, block and head of a space; an interrupted build resumes
+    from the file it was writing."""
+    config = LatencyConfig(
+        backend=backend.value, device=device, threads=threads, rounds=rounds, repeats=repeats
+    )
+    with _progress() as bar:
+        task = bar.add_task("measuring parts", total=None)
+
+        def tick(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        table = build_table(
+            out, space, config, num_classes=num_classes, resolutions=resolution, progress=tick
+        )
+    console.print(
+        f"{len(table.entries)} parts of space {table.space_name!r} "
+        f"({config.backend.value}, {config.device}, {threads} thread(s)) -> {out}"
+    )
+
+
+@lut_app.command("validate")
+@guarded
+def lut_validate(
+    lut: Annotated[Path, typer.Option("--lut", help="Table file (JSON) from `lut build`.")],
+    n: Annotated[int, typer.Option("--n", help="Random architectures to measure.")] = 50,
+    seed: Annotated[int, typer.Option(help="Seed of the random architectures.")] = 10_000,
+    store: Annotated[
+        bool, typer.Option(help="Write the fitted correction into the table when it helps.")
+    ] = True,
+    fmt: Annotated[
+        TableOrJson, typer.Option("--format", "-f", help="table or json.")
+    ] = TableOrJson.table,
+) -> None:
+    """Measure N random architectures of the table's space end to end and compare them
+    with the table (share within 5/10%, MAPE, Spearman, Kendall; MACs for comparison)."""
+    table = load_table(lut)
+    with _progress() as bar:
+        task = bar.add_task("measuring architectures", total=n)
+        report = validate_table(
+            table, n, seed, progress=lambda d, t: bar.update(task, completed=d, total=t)
+        )
+    if store and report.stored:
+        save_table(table, lut)
+    if fmt is TableOrJson.json:
+        print(json.dumps(report.to_dict(), indent=2))
+        return
+    rows = []
+    for label, m in (("sum of parts", report.raw), ("corrected (leave-one-out)", report.corrected)):
+        rows.append({
+            "predictor": label, "within 5%": f"{m['within_5']:.0%}",
+            "within 10%": f"{m['within_10']:.0%}", "MAPE %": m["mape_pct"],
+            "bias %": m["bias_pct"], "Spearman": m["spearman"], "Kendall": m["kendall"],
+        })  # fmt: skip
+    rows.append({
+        "predictor": "MACs (ranks only)", "within 5%": "-", "within 10%": "-",
+        "MAPE %": None, "bias %": None, "Spearman": report.macs_spearman,
+        "Kendall": report.macs_kendall,
+    })  # fmt: skip
+    two = {k: (lambda v: "-" if v is None else f"{v:.2f}") for k in ("MAPE %", "bias %")}
+    three = {k: (lambda v: f"{v:.3f}") for k in ("Spearman", "Kendall")}
+    emit(rows, OutputFormat.table, f"{lut}: {n} random architectures", {**two, **three})
+    c = report.correction
+    what = "stored in the table" if (store and report.stored) else "not stored"
+    console.print(
+        f"correction: measured = {c.slope:.4f} x sum + {c.intercept_us:.1f} us ({what}); "
+        f"prediction {report.predict_s_per_arch * 1e6:.1f} us/arch vs measurement "
+        f"{report.measure_s_per_arch:.3f} s/arch ({report.speedup:,.0f}x)"
+    )
