@@ -36,6 +36,7 @@ __all__ = [
     "TrainState",
     "TrainingDiverged",
     "augment",
+    "batches_per_epoch",
     "evaluate",
     "fit",
     "get_recipe",
@@ -324,6 +325,12 @@ def _train_indices(data: ImageData, recipe: Recipe) -> torch.Tensor:
     return torch.randperm(n, generator=gen)[: recipe.train_images].sort().values
 
 
+def batches_per_epoch(train_images: int, recipe: Recipe) -> int:
+    """Steps per epoch: the ragged last batch is dropped (BatchNorm needs > 1 image)."""
+    n = min(train_images, recipe.train_images or train_images)
+    return n // min(recipe.batch_size, n)
+
+
 def fit(
     state: TrainState,
     data: ImageData,
@@ -345,7 +352,7 @@ def fit(
     indices = _train_indices(data, recipe)
     n = len(indices)
     batch_size = min(recipe.batch_size, n)
-    batches = n // batch_size  # drop the ragged last batch: BatchNorm needs > 1 image
+    batches = batches_per_epoch(n, recipe)
     pad = round(recipe.pad * data.resolution)
     mean = torch.tensor(state.mean).view(1, 3, 1, 1)
     std = torch.tensor(state.std).view(1, 3, 1, 1)

@@ -1,0 +1,288 @@
+"""`nasctl train` and `nasctl eval`: accuracy of an architecture on the user's images."""
+
+from __future__ import annotations
+
+import json
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import torch
+import typer
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+from estimators import (
+    DEFAULT_DATA,
+    ImageData,
+    Optimizer,
+    TrainProgress,
+    batches_per_epoch,
+    evaluate,
+    fit,
+    get_recipe,
+    load_checkpoint,
+    load_data,
+    new_state,
+    save_checkpoint,
+)
+from nasctl._app import OutputFormat, app, console, emit, err_console, guarded, resolve_arch
+from search_space import ArchSpec, NasctlError, baseline_names
+
+CHECKPOINT = "checkpoint.pt"
+DATA_HELP = (
+    "'digits' (scikit-learn's embedded 8x8 handwritten digits), 'cifar10' (downloaded "
+    "once), a CIFAR-10 python batches dir, or an ImageFolder dir."
+)
+
+
+class Preset(StrEnum):
+    """Names of estimators.PRESETS."""
+
+    search = "search"
+    full = "full"
+
+
+def _load(data: str, resolution: int, seed: int) -> ImageData:
+    """load_data with a progress bar for the download and for decoding image files."""
+    tasks: dict[str, TaskID] = {}
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TimeRemainingColumn(),
+        console=err_console,
+        transient=True,
+    ) as bar:
+
+        def on_progress(stage: str, done: int, total: int | None) -> None:
+            if stage not in tasks:
+                label = "downloading CIFAR-10" if stage == "download" else "decoding images"
+                tasks[stage] = bar.add_task(label, total=total)
+            bar.update(tasks[stage], completed=done, total=total)
+
+        loaded = load_data(data, resolution, seed=seed, on_progress=on_progress)
+    console.print(loaded.describe(), highlight=False)
+    if loaded.skipped:
+        shown = ", ".join(loaded.skipped[:3]) + (", ..." if len(loaded.skipped) > 3 else "")
+        err_console.print(
+            f"[yellow]warning:[/yellow] skipped {len(loaded.skipped)} unreadable image(s): {shown}",
+            highlight=False,
+            soft_wrap=True,
+        )
+    return loaded
+
+
+def _same_arch(given: ArchSpec, saved: ArchSpec, what: str) -> None:
+    if given != saved:
+        raise NasctlError(
+            f"ARCH does not match the architecture saved in {what}; pass the same ARCH "
+            f"(or the spec.json written beside the checkpoint)"
+        )
+
+
+@app.command()
+@guarded
+def train(
+    arch: Annotated[str, typer.Argument(help="Baseline name, arch string or spec .json file.")],
+    data: Annotated[str, typer.Option(help=DATA_HELP)] = DEFAULT_DATA,
+    epochs: Annotated[
+        int | None, typer.Option(help="Epochs (default: the preset's).", show_default=False)
+    ] = None,
+    resolution: Annotated[
+        int | None,
+        typer.Option(
+            "--resolution",
+            "-r",
+            help="Input resolution; images are resized to it (default: 32 for baseline "
+            "names, else the spec's).",
+            show_default=False,
+        ),
+    ] = None,
+    width: Annotated[float, typer.Option(help="Width multiplier for baseline names.")] = 1.0,
+    preset: Annotated[
+        Preset, typer.Option(help="Recipe: 'search' (low fidelity) or 'full'.")
+    ] = Preset.search,
+    batch_size: Annotated[int | None, typer.Option(help="Override the preset.")] = None,
+    lr: Annotated[float | None, typer.Option(help="Peak learning rate (override).")] = None,
+    optimizer: Annotated[Optimizer | None, typer.Option(help="Override the preset.")] = None,
+    out: Annotated[
+        Path, typer.Option(help="Directory for checkpoint.pt, spec.json and metrics.json.")
+    ] = Path("runs/train"),
+    resume: Annotated[bool, typer.Option(help=f"Continue from OUT/{CHECKPOINT}.")] = False,
+    seed: Annotated[int, typer.Option(help="Seed for weights, split, order, augmentation.")] = 0,
+    threads: Annotated[
+        int | None, typer.Option(help="Torch threads (default: torch's).", show_default=False)
+    ] = None,
+) -> None:
+    """Train an architecture and write OUT/checkpoint.pt, OUT/spec.json, OUT/metrics.json.
+
+    Deterministic for a seed on CPU. Ctrl-C saves a checkpoint; --resume continues it
+    exactly where it stopped.
+    """
+    if threads is not None:
+        if threads < 1:
+            raise NasctlError(f"--threads must be >= 1, got {threads}")
+        torch.set_num_threads(threads)
+    path = out / CHECKPOINT
+    if resume:
+        state = load_checkpoint(path)
+        if epochs is not None:
+            state.recipe = state.recipe.replace(epochs=epochs)
+        if state.done:
+            raise NasctlError(
+                f"{path} has finished {state.epoch} epoch(s); pass --epochs above that to "
+                "train further"
+            )
+        loaded = _load(data, state.spec.resolution, state.recipe.seed)
+        spec = resolve_arch(arch, width, state.spec.resolution, loaded.num_classes)
+        _same_arch(spec, state.spec, str(path))
+        console.print(f"resuming at epoch {state.epoch + 1}, batch {state.batch}")
+    else:
+        if path.exists():
+            raise NasctlError(
+                f"{path} exists; pass --resume to continue it or choose another --out"
+            )
+        recipe = get_recipe(
+            preset.value,
+            epochs=epochs,
+            batch_size=batch_size,
+            lr=lr,
+            optimizer=optimizer,
+            seed=seed,
+        )
+        if resolution is None:
+            resolution = 32 if arch in baseline_names() else resolve_arch(arch).resolution
+        loaded = _load(data, resolution, seed)
+        spec = resolve_arch(arch, width, resolution, loaded.num_classes)
+        state = new_state(spec, loaded, recipe)
+
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "spec.json").write_text(state.spec.to_json() + "\n")
+    bar = Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[stats]}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+    )
+    try:
+        with bar:
+            batches = batches_per_epoch(len(loaded.train_y), state.recipe)
+            task = bar.add_task(
+                f"epoch {state.epoch + 1}/{state.recipe.epochs}",
+                total=state.recipe.epochs * batches,
+                completed=state.epoch * batches + state.batch,
+                stats="",
+            )
+
+            def on_progress(p: TrainProgress) -> None:
+                stats = f"loss {p.loss:.3f}  acc {p.accuracy:.3f}  {p.images_per_second:.0f} img/s"
+                if p.val_top1 is not None:
+                    bar.console.print(
+                        f"epoch {p.epoch + 1}/{p.epochs}: train loss {p.loss:.4f}, "
+                        f"train top-1 {p.accuracy:.4f}, val top-1 {p.val_top1:.4f}",
+                        highlight=False,
+                    )
+                    save_checkpoint(state, path)  # every finished epoch is safe on disk
+                    return
+                bar.update(
+                    task,
+                    completed=p.epoch * p.batches + p.batch,
+                    total=p.epochs * p.batches,
+                    description=f"epoch {p.epoch + 1}/{p.epochs}",
+                    stats=stats,
+                )
+
+            fit(state, loaded, on_progress=on_progress)
+    except KeyboardInterrupt:
+        save_checkpoint(state, path)
+        err_console.print(
+            f"[yellow]interrupted[/yellow] at epoch {state.epoch + 1}, batch {state.batch}: "
+            f"saved {path}; continue with --resume",
+            highlight=False,
+        )
+        raise typer.Exit(130) from None
+    save_checkpoint(state, path)
+    final = evaluate(state.model, loaded.val_x, loaded.val_y, state.classes, state.mean, state.std)
+    metrics: dict[str, Any] = {
+        "arch": arch,
+        "data": loaded.name,
+        "resolution": state.spec.resolution,
+        "classes": list(state.classes),
+        "recipe": state.recipe.to_dict(),
+        "top1": final.top1,
+        "top5": final.top5,
+        "val_loss": final.loss,
+        "per_class": final.per_class,
+        "train_seconds": state.train_seconds,
+        "images_per_second": state.images / max(state.train_seconds, 1e-9),
+        "history": state.history,
+        "skipped_images": list(loaded.skipped),
+    }
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    console.print(
+        f"top-1 {final.top1:.4f}  top-5 {final.top5:.4f}  val loss {final.loss:.4f}  "
+        f"({state.train_seconds:.1f} s, {metrics['images_per_second']:.0f} img/s); "
+        f"wrote {out}/",
+        highlight=False,
+    )
+
+
+@app.command(name="eval")
+@guarded
+def eval_(
+    arch: Annotated[str, typer.Argument(help="Baseline name, arch string or spec .json file.")],
+    checkpoint: Annotated[Path, typer.Option(help="A checkpoint.pt written by nasctl train.")],
+    data: Annotated[str, typer.Option(help=DATA_HELP)] = DEFAULT_DATA,
+    width: Annotated[float, typer.Option(help="Width multiplier for baseline names.")] = 1.0,
+    fmt: Annotated[
+        OutputFormat, typer.Option("--format", "-f", help="Output format.")
+    ] = OutputFormat.table,
+) -> None:
+    """Top-1, top-5 and per-class accuracy of a checkpoint on the validation split."""
+    state = load_checkpoint(checkpoint)
+    loaded = _load(data, state.spec.resolution, state.recipe.seed)
+    spec = resolve_arch(arch, width, state.spec.resolution, state.spec.num_classes)
+    _same_arch(spec, state.spec, str(checkpoint))
+    if loaded.classes != state.classes:
+        raise NasctlError(
+            f"data {loaded.name!r} has classes {list(loaded.classes)} but the checkpoint "
+            f"was trained on {list(state.classes)}"
+        )
+    result = evaluate(state.model, loaded.val_x, loaded.val_y, state.classes, state.mean, state.std)
+    if fmt is OutputFormat.json:
+        print(
+            json.dumps(
+                {
+                    "top1": result.top1,
+                    "top5": result.top5,
+                    "loss": result.loss,
+                    "images": result.images,
+                    "per_class": result.per_class,
+                },
+                indent=2,
+            )
+        )
+        return
+    summary = [
+        {
+            "images": result.images,
+            "top1": round(result.top1, 4),
+            "top5": round(result.top5, 4),
+            "loss": round(result.loss, 4),
+        }
+    ]
+    emit(summary, fmt, "Accuracy on the validation split")
+    rows = [{"class": c, "top1": round(a, 4)} for c, a in result.per_class.items()]
+    emit(rows, fmt, "Per class")
