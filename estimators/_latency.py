@@ -154,6 +154,7 @@ class LatencyResult:
     rounds: int
     ratio_to_reference: float | None = None
     reference: str | None = None
+    reference_median_us: float | None = None
     versions: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -438,6 +439,7 @@ def measure_many(
                 rounds=config.rounds,
                 ratio_to_reference=ratio,
                 reference=ref.name if ref is not None else None,
+                reference_median_us=float(np.median(samples[-1])) if ref is not None else None,
                 versions=versions,
             )
         )

@@ -7,6 +7,13 @@ FBNet). Times are **microseconds**. The table is a portable JSON file that recor
 and where it was measured (backend, device, threads, library versions, the space), so a
 table built on one machine can drive a search on another.
 
+Drift: on a shared machine absolute latency moves by tens of percent within minutes (see
+docs/latency.md), uniformly enough that ratios survive. So a fixed reference block
+(``REFERENCE_PART``) is timed in every round of every batch; each entry stores its ratio to
+it, and the table's ``reference_us`` (the median of the reference over the whole build)
+turns a sum of ratios back into microseconds. Validation measures architectures against
+the same reference.
+
 ``validate_table`` measures random architectures end to end and fits a linear correction
 (measured = slope * sum + intercept) that absorbs what a sum of separately timed parts
 misses (per-call overhead, caches); the correction is judged by leave-one-out, so the
@@ -38,7 +45,9 @@ from estimators._latency import (
     part_target,
 )
 from search_space import (
+    Activation,
     ArchSpec,
+    BlockKind,
     BlockSpec,
     HeadSpec,
     NasctlError,
@@ -67,6 +76,16 @@ __all__ = [
 ]
 
 LUT_FORMAT = "nasctl-lut/1"
+
+#: The drift reference: a MobileNetV2-like block (32 -> 128 -> 32 channels, 3x3, stride
+#: 1, ReLU) on a 16x16 map, timed in every round of a build and of a validation.
+REFERENCE_PART = Part(
+    "reference",
+    16,
+    16,
+    32,
+    BlockSpec(BlockKind.INVERTED_RESIDUAL, 32, 32, 3, 1, 128, 0, Activation.RELU),
+)
 
 #: Progress callback: (parts done, parts in total).
 Progress = Callable[[int, int], None]
@@ -101,9 +120,11 @@ def part_key(part: Part, num_classes: int) -> str:
 
 @dataclass(frozen=True)
 class TableEntry:
-    """One part's timing (microseconds)."""
+    """One part's timing (microseconds) and its ratio to the reference block (median over
+    rounds of part / reference, both timed in the same round)."""
 
     key: str
+    ratio: float
     median_us: float
     p10_us: float
     p90_us: float
@@ -138,6 +159,14 @@ class LatencyTable:
     expected: int
     entries: dict[str, TableEntry] = field(default_factory=dict)
     correction: Correction | None = None
+    reference_batches_us: list[float] = field(default_factory=list)
+
+    @property
+    def reference_us(self) -> float:
+        """The reference block's typical latency: median over the build's batches."""
+        if not self.reference_batches_us:
+            raise LutError("the table has no reference timing (it holds no entries yet)")
+        return float(np.median(self.reference_batches_us))
 
     @property
     def complete(self) -> bool:
@@ -159,6 +188,11 @@ class LatencyTable:
             "expected": self.expected,
             "complete": self.complete,
             "correction": dataclasses.asdict(self.correction) if self.correction else None,
+            "reference": {
+                "key": part_key(REFERENCE_PART, self.num_classes),
+                "median_us": self.reference_us if self.reference_batches_us else None,
+                "batches_us": self.reference_batches_us,
+            },
             "entries": {
                 k: {f: v for f, v in dataclasses.asdict(e).items() if f != "key"}
                 for k, e in sorted(self.entries.items())
@@ -186,6 +220,7 @@ class LatencyTable:
                     for k, e in data["entries"].items()
                 },
                 correction=Correction(**corr) if corr else None,
+                reference_batches_us=[float(v) for v in data["reference"]["batches_us"]],
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise LutError(f"{where} is malformed ({type(exc).__name__}: {exc})") from None
@@ -301,18 +336,25 @@ def build_table(
         old = load_table(out)
         _check_resumable(old, table, out)
         table.entries = {k: e for k, e in old.entries.items() if k in parts}
+        table.reference_batches_us = old.reference_batches_us
         table.created = old.created
     todo = [k for k in parts if k not in table.entries]
     done = len(parts) - len(todo)
     if progress:
         progress(done, len(parts))
     save_table(table, out)
+    reference = part_target(REFERENCE_PART, num_classes, config.seed)
     for start in range(0, len(todo), batch):
         keys = todo[start : start + batch]
         targets = [part_target(parts[k], num_classes, config.seed) for k in keys]
-        results = measure_many(targets, config, names=keys, lock_timeout=lock_timeout)
+        results = measure_many(
+            targets, config, reference=reference, names=keys, lock_timeout=lock_timeout
+        )
         for k, r in zip(keys, results, strict=True):
-            table.entries[k] = TableEntry(k, r.median_us, r.p10_us, r.p90_us, r.iqr_us, r.count)
+            table.entries[k] = TableEntry(
+                k, r.ratio_to_reference or 0.0, r.median_us, r.p10_us, r.p90_us, r.iqr_us, r.count
+            )
+        table.reference_batches_us.append(results[0].reference_median_us or 0.0)
         save_table(table, out)
         done += len(keys)
         if progress:
@@ -341,8 +383,9 @@ def _check_resumable(old: LatencyTable, new: LatencyTable, path: Path) -> None:
 
 
 def predict(spec: ArchSpec, table: LatencyTable, corrected: bool = True) -> float:
-    """The latency of ``spec`` in microseconds: the sum of its parts' medians, through
-    the table's linear correction when it has one (and ``corrected``)."""
+    """The latency of ``spec`` in microseconds: the sum of its parts' ratios to the
+    reference block times the reference's latency, through the table's linear correction
+    when it has one (and ``corrected``)."""
     if spec.num_classes != table.num_classes:
         raise LutError(
             f"num_classes of the architecture ({spec.num_classes}) must equal the table's "
@@ -358,7 +401,8 @@ def predict(spec: ArchSpec, table: LatencyTable, corrected: bool = True) -> floa
                 f"the latency table has no entry for {part.name} ({key}); build a table for "
                 "a space that contains it"
             )
-        total += entry.median_us
+        total += entry.ratio
+    total *= table.reference_us
     if corrected and table.correction is not None:
         return table.correction.apply(total)
     return total
@@ -373,13 +417,22 @@ class ValidationReport:
 
     "raw" is the plain sum of parts; "corrected" the linear correction: shares, MAPE and
     bias by leave-one-out (each point predicted by a line fitted without it), ranks by the
-    line fitted on all points. ``rows`` hold arch, macs, raw_us, corrected_us (the
-    leave-one-out prediction), measured_us. Times in microseconds."""
+    line fitted on all points. ``existing`` scores the correction the table already had
+    (None without one); a held-out figure when it was fitted with another seed. ``rows``
+    hold arch, macs, raw_us, corrected_us (the leave-one-out prediction), measured_us.
+    Times in microseconds.
+
+    "Measured" is drift-cancelled: each architecture's ratio to the reference block (timed
+    in the same rounds) times the table's ``reference_us``. ``absolute`` scores the
+    table (existing correction, else the new line) against plain medians instead, which
+    carry the machine's drift; ``measured_abs_us`` in the rows."""
 
     n: int
     seed: int
     raw: dict[str, float]
     corrected: dict[str, float]
+    existing: dict[str, float] | None
+    absolute: dict[str, float]
     macs_spearman: float
     macs_kendall: float
     correction: Correction
@@ -444,13 +497,14 @@ def validate_table(
 
     Architectures come from ``space.random_spec(seed + i)``; the table never saw them.
     ``stored`` tells whether the correction beat the raw sum (leave-one-out MAPE) and was
-    set on ``table`` (the caller saves it)."""
+    set on ``table`` (the caller saves it); otherwise the table keeps what it had."""
     if isinstance(n, bool) or not isinstance(n, int) or n < 3:
         raise LutError(f"n must be an integer >= 3 (a line needs points to be judged), got {n!r}")
     config = config or table.config
     space = table_space(table)
     specs = [space.random_spec(seed + i, table.num_classes) for i in range(n)]
     raw = np.array([predict(s, table, corrected=False) for s in specs])  # raises if missing
+    previous = table.correction
 
     t0 = time.perf_counter()
     reps = 0
@@ -461,13 +515,16 @@ def validate_table(
     predict_s = (time.perf_counter() - t0) / (reps * n)
 
     measured: list[float] = []
+    absolute: list[float] = []
+    reference = part_target(REFERENCE_PART, table.num_classes, config.seed)
     t0 = time.perf_counter()
     if progress:
         progress(0, n)
     for start in range(0, n, chunk):
         group = specs[start : start + chunk]
-        results = measure_many(group, config, lock_timeout=lock_timeout)
-        measured += [r.median_us for r in results]
+        results = measure_many(group, config, reference=reference, lock_timeout=lock_timeout)
+        measured += [(r.ratio_to_reference or 0.0) * table.reference_us for r in results]
+        absolute += [r.median_us for r in results]
         if progress:
             progress(len(measured), n)
     measure_s = (time.perf_counter() - t0) / n
@@ -482,13 +539,18 @@ def validate_table(
     after["spearman"], after["kendall"] = full["spearman"], full["kendall"]
     correction = Correction(slope, intercept, n)
     stored = after["mape_pct"] < before["mape_pct"] and slope > 0
-    table.correction = correction if stored else None
+    if stored:
+        table.correction = correction
     macs = [count(s).macs for s in specs]
     return ValidationReport(
         n=n,
         seed=seed,
         raw=before,
         corrected=after,
+        existing=accuracy([previous.apply(r) for r in raw], y) if previous else None,
+        absolute=accuracy(
+            [previous.apply(r) for r in raw] if previous else slope * raw + intercept, absolute
+        ),
         macs_spearman=float(stats.spearmanr(macs, y).statistic),
         macs_kendall=float(stats.kendalltau(macs, y).statistic),
         correction=correction,
@@ -502,7 +564,8 @@ def validate_table(
                 "raw_us": float(r),
                 "corrected_us": float(c),
                 "measured_us": float(v),
+                "measured_abs_us": float(a),
             }
-            for s, m, r, c, v in zip(specs, macs, raw, loo, y, strict=True)
+            for s, m, r, c, v, a in zip(specs, macs, raw, loo, y, absolute, strict=True)
         ],
     )

@@ -187,7 +187,11 @@ def lut_validate(
         print(json.dumps(report.to_dict(), indent=2))
         return
     rows = []
-    for label, m in (("sum of parts", report.raw), ("corrected (leave-one-out)", report.corrected)):
+    scored = [("sum of parts", report.raw), ("corrected (leave-one-out)", report.corrected)]
+    if report.existing is not None:
+        scored.append(("correction the table had", report.existing))
+    scored.append(("vs plain medians (drift kept)", report.absolute))
+    for label, m in scored:
         rows.append({
             "predictor": label, "within 5%": f"{m['within_5']:.0%}",
             "within 10%": f"{m['within_10']:.0%}", "MAPE %": m["mape_pct"],

@@ -168,9 +168,12 @@ def test_ratio_to_reference() -> None:
         [_busy("slow", 0.002), _busy("fast", 0.0005)], config, reference=_busy("ref", 0.001)
     )
     assert slow.reference == "ref"
-    assert slow.ratio_to_reference == pytest.approx(2.0, rel=0.3)
-    assert fast.ratio_to_reference == pytest.approx(0.5, rel=0.3)
-    assert slow.median_us == pytest.approx(2000, rel=0.5)
+    # Wide bounds: a busy-wait on a time-sliced, shared CPU can be stretched.
+    assert slow.ratio_to_reference is not None and fast.ratio_to_reference is not None
+    assert 1.3 < slow.ratio_to_reference < 4.0
+    assert 0.15 < fast.ratio_to_reference < 0.8
+    assert slow.median_us >= 2000 and slow.reference_median_us is not None
+    assert slow.reference_median_us >= 1000
 
 
 def test_measure_many_refuses_bad_input() -> None:

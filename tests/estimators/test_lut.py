@@ -91,10 +91,15 @@ def test_build_covers_the_space_and_predict_sums_the_parts(table_file: Path) -> 
     table = load_table(table_file)
     assert table.complete and len(table.entries) == table.expected
     assert table.config == FAST and table.num_classes == 10 and table.space_name == "tiny"
+    # One reference timing per batch of 8 parts; ratios are relative to it.
+    assert len(table.reference_batches_us) == -(-table.expected // 8)
+    assert table.reference_us == pytest.approx(np.median(table.reference_batches_us))
+    assert all(e.ratio > 0 and e.median_us > 0 for e in table.entries.values())
     space = table_space(table)
     for seed in range(5):
         spec = space.random_spec(seed, 10)
-        expected = sum(table.entries[part_key(p, 10)].median_us for p in spec.parts())
+        ratios = sum(table.entries[part_key(p, 10)].ratio for p in spec.parts())
+        expected = ratios * table.reference_us
         assert predict(spec, table) == pytest.approx(expected)
     table.correction = Correction(slope=2.0, intercept_us=10.0, n=5)
     assert predict(spec, table) == pytest.approx(2 * expected + 10)
@@ -193,7 +198,7 @@ def test_validate_reports_and_fits(table_file: Path) -> None:
     table = load_table(table_file)
     report = validate_table(table, n=4, seed=0)
     assert report.n == 4 and len(report.rows) == 4
-    for block in (report.raw, report.corrected):
+    for block in (report.raw, report.corrected, report.absolute):
         assert set(block) == {
             "within_5",
             "within_10",
