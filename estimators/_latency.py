@@ -283,7 +283,15 @@ def _ort_runner(target: Target, x: torch.Tensor, threads: int) -> Callable[[], o
     buf = io.BytesIO()
     model = copy.deepcopy(target.module).eval()
     with warnings_off():
-        torch.onnx.export(model, (x,), buf, dynamo=False, opset_version=17, input_names=["x"])
+        # A BytesIO target is supported, though the stubs name paths only.
+        torch.onnx.export(
+            model,
+            (x,),
+            buf,  # type: ignore[arg-type]
+            dynamo=False,
+            opset_version=17,
+            input_names=["x"],
+        )
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads
     opts.inter_op_num_threads = 1

@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 from scipy import stats
 
 from estimators._counting import count
@@ -451,7 +452,7 @@ class ValidationReport:
         return out
 
 
-def accuracy(predicted: Sequence[float], measured: Sequence[float]) -> dict[str, float]:
+def accuracy(predicted: ArrayLike, measured: ArrayLike) -> dict[str, float]:
     """Share within +-5% / +-10%, MAPE (%), mean signed error (%), Spearman, Kendall."""
     p, m = np.asarray(predicted, float), np.asarray(measured, float)
     rel = p / m - 1.0

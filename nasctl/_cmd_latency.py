@@ -11,6 +11,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from estimators import (
+    Backend,
     LatencyConfig,
     build_table,
     load_table,
@@ -87,7 +88,11 @@ def latency(
     """Measure batch-1 inference latency (median of interleaved rounds, one at a time per
     machine). Times in milliseconds in the table, microseconds in JSON."""
     config = LatencyConfig(
-        backend=backend.value, device=device, threads=threads, rounds=rounds, repeats=repeats
+        backend=Backend(backend.value),
+        device=device,
+        threads=threads,
+        rounds=rounds,
+        repeats=repeats,
     )
     specs = [resolve_arch(a, width, resolution, num_classes) for a in archs]
     ref = resolve_arch(reference, width, resolution, num_classes) if reference else None
@@ -143,7 +148,11 @@ def lut_build(
     """Time every distinct stem, block and head of a space; an interrupted build resumes
     from the file it was writing."""
     config = LatencyConfig(
-        backend=backend.value, device=device, threads=threads, rounds=rounds, repeats=repeats
+        backend=Backend(backend.value),
+        device=device,
+        threads=threads,
+        rounds=rounds,
+        repeats=repeats,
     )
     with _progress() as bar:
         task = bar.add_task("measuring parts", total=None)
