@@ -162,12 +162,17 @@ class LatencyTable:
     correction: Correction | None = None
     reference_batches_us: list[float] = field(default_factory=list)
 
+    _reference_cache: tuple[int, float] = field(default=(0, 0.0), repr=False, compare=False)
+
     @property
     def reference_us(self) -> float:
         """The reference block's typical latency: median over the build's batches."""
-        if not self.reference_batches_us:
+        n = len(self.reference_batches_us)
+        if not n:
             raise LutError("the table has no reference timing (it holds no entries yet)")
-        return float(np.median(self.reference_batches_us))
+        if self._reference_cache[0] != n:  # cached: predict() reads it on every call
+            self._reference_cache = (n, float(np.median(self.reference_batches_us)))
+        return self._reference_cache[1]
 
     @property
     def complete(self) -> bool:
