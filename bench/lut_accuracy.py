@@ -119,7 +119,8 @@ def _plot(result: dict) -> None:
     cal = np.array([r["calibrated_us"] for r in rows]) / 1000
     m = result["held_out"]["calibrated_table"]
     fig, ax = plt.subplots(figsize=(6, 6))
-    lo, hi = 0.9 * min(meas.min(), raw.min()), 1.1 * max(meas.max(), cal.max())
+    every = np.concatenate([meas, raw, cal])
+    lo, hi = 0.9 * every.min(), 1.1 * every.max()
     line = np.linspace(lo, hi, 50)
     ax.fill_between(line, 0.9 * line, 1.1 * line, color="tab:green", alpha=0.15, label="+-10%")
     ax.plot(line, line, color="tab:green", lw=1)
