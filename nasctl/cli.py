@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from nasctl import _cmd_arch, _cmd_latency, _cmd_table, _cmd_train  # noqa: F401  (registration)
+from nasctl import _cmd_arch, _cmd_export, _cmd_latency, _cmd_table, _cmd_train  # noqa: F401  (registration)
 from nasctl._app import app
 
 __all__ = ["app", "main"]

@@ -1,0 +1,122 @@
+"""`nasctl export`: write an architecture and its weights in a form to ship."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from nasctl._app import app, console, err_console, guarded, resolve_arch
+from results import ExportFormat, export_model, read_checkpoint
+from search_space import ArchSpec, SpecError, format_arch
+
+
+class FormatChoice(StrEnum):
+    json = "json"
+    arch = "arch"
+    py = "py"
+    torchscript = "torchscript"
+    onnx = "onnx"
+    pt = "pt"
+
+
+def _choose(
+    arch: str | None,
+    checkpoint: Path | None,
+    width: float,
+    resolution: int | None,
+    num_classes: int | None,
+) -> tuple[ArchSpec, dict[str, Any] | None]:
+    """The spec and weights to export. A study (``--study`` with ``--trial`` or
+    ``--best-under``) will be one more source of both here."""
+    spec = resolve_arch(arch, width, resolution, num_classes) if arch is not None else None
+    if checkpoint is None:
+        if spec is None:
+            raise SpecError("ARCH is required unless --checkpoint records its architecture")
+        return spec, None
+    state, recorded = read_checkpoint(checkpoint, spec)
+    if spec is None:
+        if recorded is None:
+            raise SpecError(
+                f"checkpoint {str(checkpoint)!r} holds weights only; pass ARCH to say which "
+                "architecture they belong to"
+            )
+        spec = recorded
+    return spec, state
+
+
+@app.command("export")
+@guarded
+def export(
+    fmt: Annotated[
+        FormatChoice,
+        typer.Option(
+            "--format",
+            "-f",
+            help="json (spec), arch (one line), py (torch-only source + .pt weights), "
+            "torchscript, onnx or pt (state_dict + spec).",
+        ),
+    ],
+    out: Annotated[
+        Path,
+        typer.Option(
+            "--out",
+            "-o",
+            help="Output file, or a directory (existing or no suffix) for model.<ext>.",
+        ),
+    ],
+    arch: Annotated[
+        str | None,
+        typer.Argument(
+            help="Baseline name, arch string or spec .json file (optional when the "
+            "checkpoint records its spec)."
+        ),
+    ] = None,
+    checkpoint: Annotated[
+        Path | None,
+        typer.Option(
+            help="Weights: a .pt file holding a state_dict, or a dict with a 'state_dict' "
+            "key (a pt export) or a 'model' key (a nasctl training checkpoint)."
+        ),
+    ] = None,
+    width: Annotated[
+        float, typer.Option("--width", "-w", help="Width multiplier (baseline names only).")
+    ] = 1.0,
+    resolution: Annotated[
+        int | None, typer.Option("--resolution", "-r", help="Input resolution override.")
+    ] = None,
+    num_classes: Annotated[int | None, typer.Option(help="Number of classes override.")] = None,
+    seed: Annotated[
+        int, typer.Option(help="Seed of the random init (no checkpoint) and the check input.")
+    ] = 0,
+    opset: Annotated[int, typer.Option(help="ONNX opset (17 or later).")] = 17,
+) -> None:
+    """Export an architecture with its weights, then verify the written file.
+
+    Model files are run back on a random batch; logits must match PyTorch within 1e-4.
+    """
+    spec, state = _choose(arch, checkpoint, width, resolution, num_classes)
+    if state is None and fmt not in (FormatChoice.json, FormatChoice.arch):
+        err_console.print(
+            f"[yellow]note:[/yellow] no --checkpoint: the weights are a random "
+            f"initialisation (seed {seed}), not trained",
+            highlight=False,
+        )
+    result = export_model(spec, out, ExportFormat(fmt.value), state, seed=seed, opset=opset)
+    console.print(
+        f"wrote {', '.join(str(f) for f in result.files)} ({result.format.value})",
+        highlight=False,
+        soft_wrap=True,
+    )
+    console.print(f"arch: {format_arch(spec)}", highlight=False, soft_wrap=True)
+    if result.max_abs_diff is None:
+        console.print(f"checked: parses back to the same spec ({result.checked_with})")
+    else:
+        console.print(
+            f"checked with {result.checked_with} on {tuple(result.input_shape)}: "
+            f"max abs diff {result.max_abs_diff:.2g} vs PyTorch "
+            f"(logits up to {result.max_abs_output:.3g}; tolerance {result.tolerance:.0e})",
+            highlight=False,
+        )

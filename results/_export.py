@@ -1,0 +1,448 @@
+"""Write one architecture (and its weights) in a form to ship, then prove the file works.
+
+Formats: ``json`` (the spec), ``arch`` (the one-line string), ``py`` (standalone torch
+source + a state_dict ``.pt`` next to it), ``torchscript`` (traced, frozen by default),
+``onnx`` (opset >= 17) and ``pt`` (state_dict + spec). Every format is read back after
+writing: the text forms must parse to the same spec, the model forms must give the same
+logits as nasctl's PyTorch model on one seeded random batch, within ``tolerance`` (max
+absolute difference, 1e-4 by default). A mismatch is an ``ExportError``, not a warning.
+
+ONNX uses the TorchScript-based exporter (``dynamo=False``): the torch.export-based one
+needs ``onnxscript``, and the latency protocol (``estimators._latency``) exports the same
+way, so what is measured is what is shipped.
+
+Latency hook: ``load_exported`` returns the callable that verification runs on the
+exported file; the latency protocol can time that callable (``ExportResult.latency_backend``
+names the matching ``estimators.Backend``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import runpy
+import warnings
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from results._codegen import standalone_source
+from search_space import (
+    ArchSpec,
+    MobileNet,
+    NasctlError,
+    SpecError,
+    build_model,
+    format_arch,
+    parse_arch,
+)
+
+__all__ = [
+    "EXPORT_FORMAT",
+    "MIN_OPSET",
+    "ExportError",
+    "ExportFormat",
+    "ExportResult",
+    "export_model",
+    "load_exported",
+    "load_pt",
+    "read_checkpoint",
+]
+
+#: Tag of the ``pt`` format's payload.
+EXPORT_FORMAT = "nasctl-export/1"
+#: Lowest ONNX opset accepted (issue 6 asks for 17 or later).
+MIN_OPSET = 17
+
+
+class ExportError(NasctlError):
+    """An export that cannot be written or whose file does not reproduce the model."""
+
+
+class ExportFormat(StrEnum):
+    JSON = "json"
+    ARCH = "arch"
+    PY = "py"
+    TORCHSCRIPT = "torchscript"
+    ONNX = "onnx"
+    PT = "pt"
+
+    @property
+    def default_name(self) -> str:
+        """File name used when ``out`` is a directory."""
+        return {
+            ExportFormat.JSON: "model.json",
+            ExportFormat.ARCH: "model.arch",
+            ExportFormat.PY: "model.py",
+            ExportFormat.TORCHSCRIPT: "model.torchscript.pt",
+            ExportFormat.ONNX: "model.onnx",
+            ExportFormat.PT: "model.pt",
+        }[self]
+
+
+#: Which ``estimators.Backend`` times each model format (None: not a runnable model).
+_LATENCY_BACKEND: dict[ExportFormat, str | None] = {
+    ExportFormat.JSON: None,
+    ExportFormat.ARCH: None,
+    ExportFormat.PY: "torch",
+    ExportFormat.TORCHSCRIPT: "torchscript",
+    ExportFormat.ONNX: "onnxruntime",
+    ExportFormat.PT: "torch",
+}
+
+#: What reads each format back during verification.
+_CHECKED_WITH: dict[ExportFormat, str] = {
+    ExportFormat.JSON: "ArchSpec.from_json",
+    ExportFormat.ARCH: "parse_arch",
+    ExportFormat.PY: "the standalone source (torch only)",
+    ExportFormat.TORCHSCRIPT: "torch.jit.load",
+    ExportFormat.ONNX: "onnxruntime (CPU)",
+    ExportFormat.PT: "torch.load + build_model",
+}
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    """What was written and how well the file reproduces the model.
+
+    ``max_abs_diff`` compares the exported file's logits with nasctl's PyTorch model on
+    the same seeded batch (None for json/arch, which are checked by parsing back);
+    ``max_abs_output`` is the largest reference logit, the scale to read the difference
+    against (randomly initialised networks give tiny logits).
+    """
+
+    format: ExportFormat
+    path: Path
+    files: tuple[Path, ...]
+    spec: ArchSpec
+    input_shape: tuple[int, int, int, int]
+    checked_with: str
+    max_abs_diff: float | None
+    max_abs_output: float | None
+    tolerance: float
+
+    @property
+    def latency_backend(self) -> str | None:
+        """The ``estimators.Backend`` value that times this format (None: json/arch)."""
+        return _LATENCY_BACKEND[self.format]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format": self.format.value,
+            "path": str(self.path),
+            "files": [str(f) for f in self.files],
+            "arch": format_arch(self.spec),
+            "input_shape": list(self.input_shape),
+            "checked_with": self.checked_with,
+            "max_abs_diff": self.max_abs_diff,
+            "max_abs_output": self.max_abs_output,
+            "tolerance": self.tolerance,
+        }
+
+
+# --- reading weights ------------------------------------------------------------------
+
+
+def _torch_load(path: Path, what: str) -> Any:
+    if not path.is_file():
+        raise ExportError(f"{what} {str(path)!r} does not exist")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # pickles of whole modules, truncated files, not torch at all
+        raise ExportError(
+            f"{what} {str(path)!r} cannot be read as tensors (weights_only): "
+            f"{str(exc).splitlines()[0]}"
+        ) from None
+
+
+def _is_state_dict(obj: object) -> bool:
+    return (
+        isinstance(obj, Mapping)
+        and bool(obj)
+        and all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items())
+    )
+
+
+def read_checkpoint(
+    path: str | Path, spec: ArchSpec | None = None
+) -> tuple[dict[str, torch.Tensor], ArchSpec | None]:
+    """The state_dict in a ``.pt`` file, and the spec when the file records one.
+
+    Accepted: a bare state_dict (``torch.save(model.state_dict(), f)``); a dict with a
+    ``"state_dict"`` key (this module's ``pt`` export) or a ``"model"`` key (nasctl's
+    training checkpoints), optionally with a ``"spec"``. Read with ``weights_only=True``:
+    pickled modules are refused. With ``spec`` given, a recorded spec must equal it.
+    """
+    path = Path(path)
+    payload = _torch_load(path, "checkpoint")
+    recorded: ArchSpec | None = None
+    if _is_state_dict(payload):
+        state = dict(payload)
+    elif isinstance(payload, Mapping) and (
+        _is_state_dict(payload.get("state_dict")) or _is_state_dict(payload.get("model"))
+    ):
+        key = "state_dict" if _is_state_dict(payload.get("state_dict")) else "model"
+        state = dict(payload[key])
+        raw = payload.get("spec")
+        if raw is not None:
+            try:
+                recorded = (
+                    ArchSpec.from_json(raw) if isinstance(raw, str) else ArchSpec.from_dict(raw)
+                )
+            except SpecError as exc:
+                raise ExportError(
+                    f"checkpoint {str(path)!r} records an invalid spec: {exc}"
+                ) from None
+    else:
+        raise ExportError(
+            f"checkpoint {str(path)!r} must hold a state_dict (str -> tensor), or a dict with "
+            "a 'state_dict' or 'model' key holding one"
+        )
+    if spec is not None and recorded is not None and recorded != spec:
+        raise ExportError(
+            f"checkpoint {str(path)!r} was saved for a different architecture: "
+            f"{format_arch(recorded)} (requested {format_arch(spec)})"
+        )
+    return state, recorded
+
+
+def _model(spec: ArchSpec, state_dict: Mapping[str, torch.Tensor] | None, seed: int) -> MobileNet:
+    model = build_model(spec, seed)
+    if state_dict is not None:
+        try:
+            model.load_state_dict(state_dict, strict=True)
+        except RuntimeError as exc:
+            missing = sorted(set(model.state_dict()) - set(state_dict))
+            unexpected = sorted(set(state_dict) - set(model.state_dict()))
+            detail = (
+                f"missing {missing[:3]}, unexpected {unexpected[:3]}"
+                if missing or unexpected
+                else str(exc).splitlines()[-1].strip()
+            )
+            raise ExportError(f"state_dict does not fit the architecture: {detail}") from None
+    return model.eval()
+
+
+def load_pt(path: str | Path) -> tuple[ArchSpec, MobileNet]:
+    """Read a ``pt`` export back: the spec and the model with its weights (eval mode)."""
+    path = Path(path)
+    payload = _torch_load(path, "export")
+    if not isinstance(payload, Mapping) or payload.get("format") != EXPORT_FORMAT:
+        raise ExportError(f"{str(path)!r} is not a nasctl pt export ({EXPORT_FORMAT})")
+    spec = ArchSpec.from_dict(payload["spec"])
+    return spec, _model(spec, payload["state_dict"], seed=0)
+
+
+# --- running an exported file -------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """torch.jit and the TorchScript-based ONNX exporter warn that they are deprecated;
+    they are still what torch 2.x ships for these formats."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        yield
+
+
+def load_exported(
+    path: str | Path, fmt: ExportFormat | str, optimized: bool = True
+) -> Callable[[torch.Tensor], Any]:
+    """A callable running the exported file on a batch (logits as a tensor or array).
+
+    The verification runs exactly this, with ``optimized=False``: TorchScript's profiling
+    executor re-optimises a graph over its first calls (seconds on a small CPU), which a
+    single call does not need. The latency protocol should time it with the default.
+    """
+    fmt = ExportFormat(fmt)
+    path = Path(path)
+    if fmt is ExportFormat.ONNX:
+        import onnxruntime as ort
+
+        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        name = session.get_inputs()[0].name
+        return lambda x: session.run(None, {name: x.numpy()})[0]
+    if fmt is ExportFormat.TORCHSCRIPT:
+        with _quiet():
+            module = torch.jit.load(str(path), map_location="cpu")
+        return _no_grad(module, optimized)
+    if fmt is ExportFormat.PY:
+        namespace = runpy.run_path(str(path))
+        return _no_grad(namespace["load_model"](), optimized)
+    if fmt is ExportFormat.PT:
+        return _no_grad(load_pt(path)[1], optimized)
+    raise ExportError(
+        f"format {fmt.value!r} is not a runnable model (use py, torchscript, onnx or pt)"
+    )
+
+
+def _no_grad(
+    module: Callable[[torch.Tensor], Any], optimized: bool
+) -> Callable[[torch.Tensor], Any]:
+    def run(x: torch.Tensor) -> Any:
+        with torch.inference_mode(), torch.jit.optimized_execution(optimized):
+            return module(x)
+
+    return run
+
+
+# --- export ---------------------------------------------------------------------------------
+
+
+def _out_path(out: str | Path, fmt: ExportFormat) -> Path:
+    path = Path(out)
+    if path.is_dir() or not path.suffix:
+        path = path / fmt.default_name
+    if fmt is ExportFormat.PY and path.suffix != ".py":
+        raise ExportError(
+            f"out must end with .py for format py (the weights go to <name>.pt), got {str(path)!r}"
+        )
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ExportError(f"cannot create directory {str(path.parent)!r}: {exc.strerror}") from None
+    return path
+
+
+def _check_options(opset: int, tolerance: float, batch: int) -> None:
+    if not isinstance(opset, int) or isinstance(opset, bool) or opset < MIN_OPSET:
+        raise ExportError(f"opset must be an integer >= {MIN_OPSET}, got {opset!r}")
+    if not isinstance(tolerance, int | float) or not 0 < tolerance < 1:
+        raise ExportError(f"tolerance must be a number in (0, 1), got {tolerance!r}")
+    if not isinstance(batch, int) or isinstance(batch, bool) or batch < 1:
+        raise ExportError(f"batch must be a positive integer, got {batch!r}")
+
+
+def export_model(
+    spec: ArchSpec,
+    out: str | Path,
+    fmt: ExportFormat | str,
+    state_dict: Mapping[str, torch.Tensor] | None = None,
+    *,
+    seed: int = 0,
+    opset: int = MIN_OPSET,
+    freeze: bool = True,
+    tolerance: float = 1e-4,
+    batch: int = 2,
+) -> ExportResult:
+    """Write ``spec`` (with ``state_dict``, else a random init from ``seed``) as ``fmt``
+    to ``out``, then verify it. ``out`` is a directory (created when missing) to hold
+    ``fmt.default_name`` when it is one already or has no suffix; otherwise the file.
+
+    The verification batch (``batch`` images, ``seed``) is larger than 1 so that the ONNX
+    model's dynamic batch axis is exercised too.
+    """
+    try:
+        fmt = ExportFormat(fmt)
+    except ValueError:
+        allowed = ", ".join(f.value for f in ExportFormat)
+        raise ExportError(f"format must be one of {allowed}, got {fmt!r}") from None
+    _check_options(opset, tolerance, batch)
+    path = _out_path(out, fmt)
+    shape = (batch, 3, spec.resolution, spec.resolution)
+    files: tuple[Path, ...] = (path,)
+
+    def result(diff: float | None = None, scale: float | None = None) -> ExportResult:
+        return ExportResult(
+            fmt, path, files, spec, shape, _CHECKED_WITH[fmt], diff, scale, tolerance
+        )
+
+    try:
+        if fmt is ExportFormat.JSON:
+            path.write_text(spec.to_json() + "\n", encoding="utf-8")
+            if ArchSpec.from_json(path.read_text(encoding="utf-8")) != spec:
+                raise ExportError(f"{str(path)!r} does not parse back to the same spec")
+            return result()
+        if fmt is ExportFormat.ARCH:
+            path.write_text(format_arch(spec) + "\n", encoding="utf-8")
+            if parse_arch(path.read_text(encoding="utf-8").strip()) != spec:
+                raise ExportError(f"{str(path)!r} does not parse back to the same spec")
+            return result()
+
+        model = _model(spec, state_dict, seed)
+        x = torch.randn(*shape, generator=torch.Generator().manual_seed(seed))
+        with torch.inference_mode():
+            expected = model(x)
+        if fmt is ExportFormat.PT:
+            torch.save(
+                {
+                    "format": EXPORT_FORMAT,
+                    "spec": spec.to_dict(),
+                    "arch": format_arch(spec),
+                    "state_dict": model.state_dict(),
+                },
+                path,
+            )
+        elif fmt is ExportFormat.PY:
+            weights = path.with_suffix(".pt")
+            path.write_text(standalone_source(spec), encoding="utf-8")
+            torch.save(model.state_dict(), weights)
+            files = (path, weights)
+        elif fmt is ExportFormat.TORCHSCRIPT:
+            _write_torchscript(model, x, path, freeze)
+        else:
+            _write_onnx(model, x, path, opset)
+    except OSError as exc:
+        raise ExportError(f"cannot write {str(path)!r}: {exc.strerror}") from None
+
+    try:
+        got = load_exported(path, fmt, optimized=False)(x)
+    except ExportError:
+        raise
+    except Exception as exc:  # the file was written but does not run: say so in one line
+        raise ExportError(
+            f"{str(path)!r} ({fmt.value}) was written but fails to run: "
+            f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+        ) from None
+    got_t = torch.as_tensor(np.asarray(got)) if not isinstance(got, torch.Tensor) else got
+    if got_t.shape != expected.shape:
+        raise ExportError(
+            f"{str(path)!r} ({fmt.value}) returns shape {tuple(got_t.shape)}, "
+            f"expected {tuple(expected.shape)}"
+        )
+    diff = float((got_t.float() - expected).abs().max())
+    scale = float(expected.abs().max())
+    if not diff <= tolerance:  # also catches NaN
+        raise ExportError(
+            f"{str(path)!r} ({fmt.value}) differs from the PyTorch model by {diff:.3g} "
+            f"(max abs, tolerance {tolerance:g})"
+        )
+    return result(diff, scale)
+
+
+def _write_torchscript(model: nn.Module, x: torch.Tensor, path: Path, freeze: bool) -> None:
+    """Trace (the network has no data-dependent control flow; the residual choice is a
+    Python bool fixed at build time), optionally freeze (inlines weights, folds BN)."""
+    try:
+        with _quiet(), torch.no_grad():
+            traced = torch.jit.trace(model, (x,), check_trace=False)
+            if freeze:
+                traced = torch.jit.freeze(traced.eval())
+            traced.save(str(path))
+    except RuntimeError as exc:
+        raise ExportError(f"cannot trace the model to TorchScript: {exc}") from None
+
+
+def _write_onnx(model: nn.Module, x: torch.Tensor, path: Path, opset: int) -> None:
+    import onnx
+
+    try:
+        with _quiet(), torch.no_grad():
+            torch.onnx.export(
+                model,
+                (x,),
+                str(path),
+                dynamo=False,
+                opset_version=opset,
+                input_names=["input"],
+                output_names=["logits"],
+                dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}},
+            )
+        onnx.checker.check_model(str(path))
+    except (RuntimeError, ValueError, onnx.checker.ValidationError) as exc:
+        raise ExportError(f"cannot export to ONNX opset {opset}: {exc}") from None
