@@ -1,0 +1,118 @@
+"""Training throughput of our loop (``estimators.fit``: batch gather, tensor augmentation,
+normalisation, schedule, NaN check, bookkeeping) against a bare PyTorch loop (one
+pre-made float batch; forward, loss, backward, SGD step) on the same model and batch,
+for the four baselines at width 1.0 and 32x32. Writes bench/results/train_throughput.json.
+
+    flock /tmp/nasctl-heavy.lock python bench/train_throughput.py
+
+Rounds alternate bare / ours on fresh models from the same seed; the first ``--warmup``
+steps of each are not timed (oneDNN picks kernels on the first calls), so both sides pay
+the same. The ratio of each round cancels machine drift; the median round is reported.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from estimators import ImageData, Recipe, fit, new_state
+from estimators._training import _make_optimizer
+from search_space import baseline_names, build_model, get_baseline
+
+OUT = Path(__file__).parent / "results" / "train_throughput.json"
+
+
+def synthetic(n: int, resolution: int, classes: int = 10) -> ImageData:
+    """Random uint8 images: pixel values do not change the cost of a step."""
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randint(0, 256, (n, 3, resolution, resolution), generator=gen, dtype=torch.uint8)
+    y = torch.arange(n) % classes
+    return ImageData(
+        "synthetic", tuple(str(i) for i in range(classes)), resolution, x, y, x[:64], y[:64]
+    )
+
+
+def bare_loop(spec, recipe: Recipe, steps: int, warmup: int) -> float:
+    model = build_model(spec, seed=recipe.seed)
+    opt = _make_optimizer(model, recipe)
+    model.train()
+    x = torch.randn(recipe.batch_size, 3, spec.resolution, spec.resolution)
+    y = torch.arange(recipe.batch_size) % spec.num_classes
+    for step in range(steps):
+        if step == warmup:
+            start = time.perf_counter()
+        loss = F.cross_entropy(model(x), y, label_smoothing=recipe.label_smoothing)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    return (steps - warmup) * recipe.batch_size / (time.perf_counter() - start)
+
+
+def our_loop(spec, data: ImageData, recipe: Recipe, warmup: int) -> float:
+    stamps: list[float] = []
+
+    def tick(p) -> None:
+        if p.val_top1 is None:
+            stamps.append(time.perf_counter())
+
+    fit(new_state(spec, data, recipe), data, on_progress=tick)
+    measured = len(stamps) - warmup  # steps between stamps[warmup - 1] and stamps[-1]
+    return measured * recipe.batch_size / (stamps[-1] - stamps[warmup - 1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--resolution", type=int, default=32)
+    parser.add_argument("--steps", type=int, default=14)
+    parser.add_argument("--warmup", type=int, default=4)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--out", type=Path, default=OUT)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    recipe = Recipe(epochs=1, batch_size=args.batch_size, bn_images=0)
+    data = synthetic(args.steps * args.batch_size, args.resolution)
+    rows = []
+    for name in baseline_names():
+        spec = get_baseline(name, 1.0, args.resolution, 10)
+        bare, ours, ratios = [], [], []
+        for _ in range(args.rounds):
+            bare.append(bare_loop(spec, recipe, args.steps, args.warmup))
+            ours.append(our_loop(spec, data, recipe, args.warmup))
+            ratios.append(ours[-1] / bare[-1])
+        row = {
+            "baseline": name,
+            "bare_images_per_second": round(statistics.median(bare), 1),
+            "ours_images_per_second": round(statistics.median(ours), 1),
+            "ratio": round(statistics.median(ratios), 3),
+            "ratios": [round(r, 3) for r in ratios],
+        }
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+    report = {
+        "bench": "train_throughput",
+        "resolution": args.resolution,
+        "batch_size": args.batch_size,
+        "threads": args.threads,
+        "steps": args.steps,
+        "warmup": args.warmup,
+        "rounds": args.rounds,
+        "torch": torch.__version__,
+        "machine": platform.machine(),
+        "results": rows,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
