@@ -16,6 +16,7 @@ import pickle
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -153,7 +154,9 @@ def _cifar_batches(path: Path, resolution: int, name: str) -> ImageData:
     classes = tuple(f"class_{i}" for i in range(10))
     meta = path / "batches.meta"
     if meta.is_file():
-        classes = tuple(str(c) for c in _unpickle(meta).get("label_names", classes))
+        names = _unpickle(meta).get("label_names")
+        if isinstance(names, list) and len(names) == 10:
+            classes = tuple(str(c) for c in names)
     train_x, train_y = zip(*(_cifar_batch(f) for f in train_files), strict=True)
     val_x, val_y = _cifar_batch(path / "test_batch")
     return _finish(
@@ -424,9 +427,9 @@ def _disk_cached(key: tuple[object, ...], loader: Callable[[], ImageData]) -> Im
     path = cache_dir() / "tensors" / f"{key[0]}-r{key[2]}-{digest}.pt"
     if path.is_file():
         try:
-            fields = torch.load(path, weights_only=True)
+            saved: dict[str, Any] = torch.load(path, weights_only=True)
             return ImageData(
-                **{k: tuple(v) if isinstance(v, list) else v for k, v in fields.items()}
+                **{k: tuple(v) if isinstance(v, list) else v for k, v in saved.items()}
             )
         except Exception:  # a stale or torn cache file is rebuilt, not fatal
             path.unlink(missing_ok=True)
