@@ -428,9 +428,10 @@ def _disk_cached(key: tuple[object, ...], loader: Callable[[], ImageData]) -> Im
     if path.is_file():
         try:
             saved: dict[str, Any] = torch.load(path, weights_only=True)
-            return ImageData(
-                **{k: tuple(v) if isinstance(v, list) else v for k, v in saved.items()}
-            )
+            fixed: dict[str, Any] = {
+                k: tuple(v) if isinstance(v, list) else v for k, v in saved.items()
+            }
+            return ImageData(**fixed)
         except Exception:  # a stale or torn cache file is rebuilt, not fatal
             path.unlink(missing_ok=True)
     result = loader()
