@@ -62,6 +62,8 @@ def main() -> None:
         t0 = time.perf_counter()
 
         def progress(p, name=name):
+            if p.val_top1 is None and p.batch % 100 == 0:
+                print(f"{name} epoch {p.epoch + 1} batch {p.batch}/{p.batches}", flush=True)
             if p.val_top1 is not None:
                 print(
                     f"{name} epoch {p.epoch + 1}/{p.epochs}: loss {p.loss:.3f} train "

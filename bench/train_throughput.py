@@ -3,7 +3,7 @@ normalisation, schedule, NaN check, bookkeeping) against a bare PyTorch loop (on
 pre-made float batch; forward, loss, backward, SGD step) on the same model and batch,
 for the four baselines at width 1.0 and 32x32. Writes bench/results/train_throughput.json.
 
-    flock /tmp/nasctl-heavy.lock python bench/train_throughput.py
+    flock /tmp/nasctl-heavy.lock python bench/train_throughput.py --decode /tmp/cifar10
 
 Rounds alternate bare / ours on fresh models from the same seed; the first ``--warmup``
 steps of each are not timed (oneDNN picks kernels on the first calls), so both sides pay
@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from estimators import ImageData, Recipe, fit, new_state
+from estimators import ImageData, Recipe, _data, fit, load_data, new_state
 from estimators._training import _make_optimizer
 from search_space import baseline_names, build_model, get_baseline
 
@@ -67,6 +67,27 @@ def our_loop(spec, data: ImageData, recipe: Recipe, warmup: int) -> float:
     return measured * recipe.batch_size / (stamps[-1] - stamps[warmup - 1])
 
 
+def time_decode(path: str, resolution: int) -> dict[str, object]:
+    """Cold: every file decoded (no disk cache). Cached: a fresh process's view, memory
+    cache cleared, tensors read from the disk cache (written by the first warm call)."""
+    start = time.perf_counter()
+    data = load_data(path, resolution, disk_cache=False)
+    cold = time.perf_counter() - start
+    _data._MEMORY.clear()
+    load_data(path, resolution)  # writes the disk cache if absent
+    _data._MEMORY.clear()
+    start = time.perf_counter()
+    load_data(path, resolution)
+    cached = time.perf_counter() - start
+    _data._MEMORY.clear()
+    return {
+        "data": data.name,
+        "files": len(data.train_y) + len(data.val_y) + len(data.skipped),
+        "cold_seconds": round(cold, 2),
+        "cached_seconds": round(cached, 2),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch-size", type=int, default=128)
@@ -75,9 +96,14 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=4)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--decode", help="also time decoding this image tree, cold and cached")
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    decode = None
+    if args.decode:
+        decode = time_decode(args.decode, args.resolution)
+        print(json.dumps(decode), flush=True)
     recipe = Recipe(epochs=1, batch_size=args.batch_size, bn_images=0)
     data = synthetic(args.steps * args.batch_size, args.resolution)
     rows = []
@@ -107,6 +133,7 @@ def main() -> None:
         "rounds": args.rounds,
         "torch": torch.__version__,
         "machine": platform.machine(),
+        "decode": decode,
         "results": rows,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
