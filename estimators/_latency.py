@@ -7,9 +7,10 @@ are the figures to trust on a shared machine (REFERENCE.md "Latency on a shared 
 
 Protocol (``LatencyConfig``): explicit thread count; warm-up in chunks until two
 consecutive chunk medians agree within ``steady_tolerance`` (the first calls are 1.3-2x
-slower); then ``rounds`` rounds of ``repeats`` timed calls, interleaved across every model
-being compared (the order rotates each round), optionally with a fixed reference model
-timed in every round so that a ratio to it cancels machine drift. Only one measurement
+slower); then ``rounds`` rounds, each giving every model being compared the time of
+``repeats`` calls of the slowest one, interleaved (the order rotates each round),
+optionally with a fixed reference model timed in every round so that a ratio to it
+cancels machine drift. Only one measurement
 runs at a time per machine: ``latency_lock`` is an ``fcntl`` file lock in the temp dir
 that every nasctl process takes before timing anything.
 """
@@ -78,7 +79,9 @@ class Backend(StrEnum):
 @dataclass(frozen=True)
 class LatencyConfig:
     """How to time. Defaults: 1 thread (the most repeatable figure on a shared machine,
-    and a phone's single big core is the usual target), 5 rounds x 20 calls."""
+    and a phone's single big core is the usual target), 5 rounds x 20 calls of the slowest
+    model; with ``equal_windows`` faster models (and the reference) get more calls so that
+    each spends the same time per round."""
 
     backend: Backend = Backend.TORCH
     device: str = "cpu"
@@ -88,6 +91,7 @@ class LatencyConfig:
     min_warmup: int = 10
     max_warmup: int = 200
     steady_tolerance: float = 0.05
+    equal_windows: bool = True
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -361,8 +365,9 @@ def _time_calls(run: Callable[[], object], n: int) -> list[float]:
     return out
 
 
-def _warm_up(run: Callable[[], object], config: LatencyConfig) -> int:
-    """Run chunks until two consecutive chunk medians agree; return the calls spent."""
+def _warm_up(run: Callable[[], object], config: LatencyConfig) -> tuple[int, float]:
+    """Run chunks until two consecutive chunk medians agree; return the calls spent and
+    the last chunk's median (us)."""
     chunk = max(3, config.min_warmup // 2)
     done, previous = 0, None
     while done < config.max_warmup:
@@ -375,7 +380,22 @@ def _warm_up(run: Callable[[], object], config: LatencyConfig) -> int:
         ):
             break
         previous = current
-    return done
+    return done, current
+
+
+def _calls_per_round(estimate_us: list[float], config: LatencyConfig) -> list[int]:
+    """``repeats`` calls each, or, with ``equal_windows``, as many as give every model the
+    same time per round as the slowest one's ``repeats`` calls (capped): a model and the
+    reference then see the same stretch of the machine's drift."""
+    if not config.equal_windows:
+        return [config.repeats] * len(estimate_us)
+    window = config.repeats * max(estimate_us)
+    cap = config.repeats * MAX_WINDOW_FACTOR
+    return [min(cap, max(config.repeats, round(window / max(e, 1e-3)))) for e in estimate_us]
+
+
+#: equal_windows gives a fast model at most this many times ``repeats`` calls per round.
+MAX_WINDOW_FACTOR = 100
 
 
 @contextlib.contextmanager
@@ -423,11 +443,12 @@ def measure_many(
         samples: list[list[float]] = [[] for _ in every]
         round_medians: list[list[float]] = [[] for _ in every]
         with torch.inference_mode():
-            warm = [_warm_up(r, config) for r in runners]
+            warm, estimate = zip(*(_warm_up(r, config) for r in runners), strict=True)
+            calls = _calls_per_round(list(estimate), config)
             for rnd in range(config.rounds):
                 shift = rnd % len(every)
                 for i in [*range(shift, len(every)), *range(shift)]:
-                    times = _time_calls(runners[i], config.repeats)
+                    times = _time_calls(runners[i], calls[i])
                     samples[i] += times
                     round_medians[i].append(float(np.median(times)))
 

@@ -135,11 +135,16 @@ class TableEntry:
 
 @dataclass(frozen=True)
 class Correction:
-    """measured_us = slope * sum_of_parts_us + intercept_us, fitted on ``n`` archs."""
+    """measured_us = slope * sum_of_parts_us + intercept_us, fitted on ``n`` archs.
+
+    ``method`` "scale": slope = median of measured / sum, no intercept (robust to a few
+    noisy points); "line": least squares. Validation keeps the one with the lower
+    leave-one-out MAPE."""
 
     slope: float
     intercept_us: float
     n: int
+    method: str = "line"
 
     def apply(self, raw_us: float) -> float:
         return self.slope * raw_us + self.intercept_us
@@ -480,11 +485,21 @@ def _fit(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     return slope, float(y.mean() - slope * x.mean())
 
 
-def _leave_one_out(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+def _fit_scale(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """y = slope * x with slope the median ratio (robust to outliers)."""
+    return float(np.median(y / x)), 0.0
+
+
+_FITS = {"scale": _fit_scale, "line": _fit}
+
+
+def _leave_one_out(
+    x: np.ndarray, y: np.ndarray, fit: Callable[[np.ndarray, np.ndarray], tuple[float, float]]
+) -> np.ndarray:
     out = np.empty_like(y)
     for i in range(len(x)):
         keep = np.arange(len(x)) != i
-        slope, intercept = _fit(x[keep], y[keep])
+        slope, intercept = fit(x[keep], y[keep])
         out[i] = slope * x[i] + intercept
     return out
 
@@ -536,14 +551,16 @@ def validate_table(
     measure_s = (time.perf_counter() - t0) / n
 
     y = np.asarray(measured)
-    loo = _leave_one_out(raw, y)
-    slope, intercept = _fit(raw, y)
+    loos = {name: _leave_one_out(raw, y, fit) for name, fit in _FITS.items()}
+    method = min(loos, key=lambda name: accuracy(loos[name], y)["mape_pct"])
+    loo = loos[method]
+    slope, intercept = _FITS[method](raw, y)
     before, after = accuracy(raw, y), accuracy(loo, y)
     # Ranks are those of the one stored line (a positive slope keeps the raw order);
     # leave-one-out lines differ by point and would only add noise to a rank figure.
     full = accuracy(slope * raw + intercept, y)
     after["spearman"], after["kendall"] = full["spearman"], full["kendall"]
-    correction = Correction(slope, intercept, n)
+    correction = Correction(slope, intercept, n, method)
     stored = after["mape_pct"] < before["mape_pct"] and slope > 0
     if stored:
         table.correction = correction

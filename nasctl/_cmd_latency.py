@@ -217,7 +217,8 @@ def lut_validate(
     c = report.correction
     what = "stored in the table" if (store and report.stored) else "not stored"
     console.print(
-        f"correction: measured = {c.slope:.4f} x sum + {c.intercept_us:.1f} us ({what}); "
+        f"correction ({c.method}): measured = {c.slope:.4f} x sum + {c.intercept_us:.1f} us "
+        f"({what}); "
         f"prediction {report.predict_s_per_arch * 1e6:.1f} us/arch vs measurement "
         f"{report.measure_s_per_arch:.3f} s/arch ({report.speedup:,.0f}x)"
     )

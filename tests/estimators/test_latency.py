@@ -156,10 +156,20 @@ def test_rounds_interleave_and_rotate() -> None:
     CALLS.clear()
     config = LatencyConfig(rounds=3, repeats=2, min_warmup=3, max_warmup=3)
     measure_many([_busy("a", 0), _busy("b", 0)], config, reference=_busy("r", 0))
-    timed = CALLS[-3 * 3 * 2 :]
-    blocks = [timed[i] for i in range(0, len(timed), 2)]
+    warmup = 3 * 3  # three models, one chunk of three calls each
+    timed = CALLS[warmup:]
+    blocks = [label for i, label in enumerate(timed) if i == 0 or timed[i - 1] != label]
     assert blocks == ["a", "b", "r", "b", "r", "a", "r", "a", "b"]
-    assert all(timed[i] == timed[i + 1] for i in range(0, len(timed), 2))
+
+
+def test_equal_windows_give_fast_models_more_calls() -> None:
+    config = LatencyConfig(rounds=2, repeats=4, min_warmup=3, max_warmup=3)
+    slow, fast = measure_many([_busy("slow", 0.002), _busy("fast", 0.0002)], config)
+    assert slow.count == 2 * 4
+    assert 2 * 4 * 3 <= fast.count <= 2 * 4 * 10  # about ten times as many, stretched by noise
+    fixed = LatencyConfig(rounds=2, repeats=4, min_warmup=3, max_warmup=3, equal_windows=False)
+    _, fast = measure_many([_busy("slow", 0.002), _busy("fast", 0.0002)], fixed)
+    assert fast.count == 2 * 4
 
 
 def test_ratio_to_reference() -> None:

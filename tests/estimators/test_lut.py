@@ -20,7 +20,7 @@ from estimators import (
     save_table,
     validate_table,
 )
-from estimators._lut import _fit, accuracy, table_space
+from estimators._lut import _fit, _fit_scale, accuracy, table_space
 from search_space import load_space
 
 TINY_SPACE = """
@@ -209,6 +209,7 @@ def test_validate_reports_and_fits(table_file: Path) -> None:
         }
     assert report.speedup > 1 and report.predict_s_per_arch > 0
     assert (table.correction is not None) == report.stored
+    assert report.correction.method in ("scale", "line")
     assert json.loads(json.dumps(report.to_dict()))["n"] == 4
     with pytest.raises(LutError, match="n must be an integer >= 3"):
         validate_table(table, n=2)
@@ -224,3 +225,7 @@ def test_accuracy_and_fit_closed_forms() -> None:
     assert a["mape_pct"] == pytest.approx((4 + 8 + 20 + 0) / 4)
     assert _fit(m, 2 * m + 3) == pytest.approx((2.0, 3.0))
     assert _fit(np.full(3, 5.0), np.array([6.0, 7.0, 8.0])) == pytest.approx((1.0, 2.0))
+    assert _fit_scale(m, 1.2 * m) == pytest.approx((1.2, 0.0))
+    noisy = 1.2 * m
+    noisy[0] *= 3  # one outlier moves least squares, not the median ratio
+    assert _fit_scale(m, noisy) == pytest.approx((1.2, 0.0))
