@@ -47,6 +47,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode="markdown",
 )
 # Tables are wide: when output is piped, do not wrap them at 80 columns.
 console = Console(width=None if sys.stdout.isatty() else 160)

@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from nasctl import _cmd_arch, _cmd_export, _cmd_latency, _cmd_table, _cmd_train  # noqa: F401  (registration)
+from nasctl import (  # noqa: F401  (registration)
+    _cmd_arch,
+    _cmd_export,
+    _cmd_latency,
+    _cmd_results,
+    _cmd_search,
+    _cmd_table,
+    _cmd_train,
+)
 from nasctl._app import app
 
 __all__ = ["app", "main"]

@@ -22,6 +22,16 @@ from results._pareto import (
     non_dominated_ranks,
     pareto_front,
 )
+from results._report import front_frame, plot_front
+from results._search import (
+    SearchConfig,
+    SearchError,
+    SearchTarget,
+    baselines_of,
+    open_existing,
+    run_search,
+)
+from results._study import StudyError, StudyMeta, open_storage, trials_frame
 
 __all__ = [
     "EXPORT_FORMAT",
@@ -31,15 +41,27 @@ __all__ = [
     "ExportFormat",
     "ExportResult",
     "ParetoError",
+    "SearchConfig",
+    "SearchError",
+    "SearchTarget",
+    "StudyError",
+    "StudyMeta",
+    "baselines_of",
     "dominates",
     "export_model",
     "finite_mask",
+    "front_frame",
     "hypervolume",
     "load_exported",
     "load_pt",
     "non_dominated_mask",
     "non_dominated_ranks",
+    "open_existing",
+    "open_storage",
     "pareto_front",
+    "plot_front",
     "read_checkpoint",
+    "run_search",
     "standalone_source",
+    "trials_frame",
 ]

@@ -1,0 +1,162 @@
+"""`nasctl results show|pareto|plot`: read any finished or running study."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import optuna
+import pandas as pd
+import typer
+
+from nasctl._app import OutputFormat, app, console, emit, guarded
+from results import baselines_of, front_frame, open_existing, plot_front, trials_frame
+from results._report import TARGET_COLUMNS
+
+results_app = typer.Typer(help="Read a study: trials, Pareto front, plot.", no_args_is_help=True)
+app.add_typer(results_app, name="results")
+
+StudyOpt = Annotated[str, typer.Option(help="Study name.")]
+StorageOpt = Annotated[
+    str | None,
+    typer.Option(help="Optuna storage URL or .journal file (default OUT/STUDY.journal)."),
+]
+OutOpt = Annotated[Path, typer.Option(help="The search's output directory.")]
+FormatOpt = Annotated[OutputFormat, typer.Option("--format", "-f", help="Output format.")]
+
+
+def _unit(study: optuna.Study) -> str:
+    target = study.user_attrs.get("nasctl", {}).get("target", "latency")
+    return {"latency": "latency_ms", "flops": "mmacs", "params": "mparams"}[target]
+
+
+_SHOW = [
+    "number",
+    "state",
+    "feasible",
+    "accuracy",
+    "latency_ms",
+    "macs",
+    "params",
+    "train_seconds",
+    "reused_from",
+    "arch",
+]
+
+
+def _rows(frame: pd.DataFrame, columns: list[str]) -> list[dict[str, Any]]:
+    cols = [c for c in columns if c in frame.columns]
+    out = frame[cols].astype(object).where(frame[cols].notna(), None)
+    return out.to_dict("records")
+
+
+def _fmt_arch(arch: object) -> str:
+    text = str(arch or "")
+    return text if len(text) <= 70 else text[:67] + "..."
+
+
+_FORMATS = {
+    "accuracy": lambda v: "-" if v is None else f"{v:.4f}",
+    "latency_ms": lambda v: "-" if v is None else f"{v:.3f}",
+    "train_seconds": lambda v: "-" if v is None else f"{v:.1f}",
+    "macs": lambda v: "-" if v is None else f"{v / 1e6:.2f}M",
+    "params": lambda v: "-" if v is None else f"{v / 1e6:.3f}M",
+    "arch": _fmt_arch,
+}
+
+
+def write_outputs(study: optuna.Study, folder: Path, unit: str) -> None:
+    """The end of a search: front table printed; trials.csv, pareto.csv, pareto.png."""
+    folder.mkdir(parents=True, exist_ok=True)
+    frame = trials_frame(study)
+    frame.to_csv(folder / "trials.csv", index=False)
+    front = front_frame(frame, unit)
+    front.to_csv(folder / "pareto.csv", index=False)
+    baselines = baselines_of(study)
+    pd.DataFrame(baselines).to_csv(folder / "baselines.csv", index=False)
+    plot = plot_front(
+        frame,
+        baselines,
+        unit,
+        folder / "pareto.png",
+        f"study {study.study_name}: accuracy vs {TARGET_COLUMNS[unit][1]}",
+    )
+    _print_front(front, baselines, unit)
+    console.print(f"wrote {folder / 'trials.csv'}, {folder / 'pareto.csv'}, {plot}")
+
+
+def _print_front(front: pd.DataFrame, baselines: list[dict[str, Any]], unit: str) -> None:
+    rows = _rows(front, ["number", "accuracy", "latency_ms", "macs", "params", "arch"])
+    for b in baselines:
+        rows.append(
+            {
+                "number": b["name"],
+                "accuracy": b.get("accuracy"),
+                "latency_ms": b.get("latency_ms"),
+                "macs": b.get("macs"),
+                "params": b.get("params"),
+                "arch": "(baseline)",
+            }
+        )
+    if rows:
+        emit(
+            rows,
+            OutputFormat.table,
+            f"Pareto front (accuracy vs {TARGET_COLUMNS[unit][1]}) and baselines",
+            _FORMATS,
+        )
+    else:
+        console.print("no feasible trained trial yet")
+
+
+@results_app.command("show")
+@guarded
+def show(
+    study: StudyOpt = "search",
+    storage: StorageOpt = None,
+    out: OutOpt = Path("runs"),
+    fmt: FormatOpt = OutputFormat.table,
+) -> None:
+    """Every trial of a study with its costs, accuracy and arch string."""
+    s = open_existing(study, out, storage)
+    emit(_rows(trials_frame(s), _SHOW), fmt, f"study {study}", _FORMATS)
+
+
+@results_app.command("pareto")
+@guarded
+def pareto(
+    study: StudyOpt = "search",
+    storage: StorageOpt = None,
+    out: OutOpt = Path("runs"),
+    fmt: FormatOpt = OutputFormat.table,
+) -> None:
+    """The Pareto front (feasible trained trials) and the baselines."""
+    s = open_existing(study, out, storage)
+    unit = _unit(s)
+    front = front_frame(trials_frame(s), unit)
+    if fmt is OutputFormat.table:
+        _print_front(front, baselines_of(s), unit)
+        return
+    emit(_rows(front, _SHOW), fmt)
+
+
+@results_app.command("plot")
+@guarded
+def plot(
+    study: StudyOpt = "search",
+    storage: StorageOpt = None,
+    out: OutOpt = Path("runs"),
+    path: Annotated[Path | None, typer.Option("--path", help="PNG file to write.")] = None,
+) -> None:
+    """Accuracy vs the target as a PNG: front highlighted, baselines marked."""
+    s = open_existing(study, out, storage)
+    unit = _unit(s)
+    target = path or out / study / "pareto.png"
+    plot_front(
+        trials_frame(s),
+        baselines_of(s),
+        unit,
+        target,
+        f"study {study}: accuracy vs {TARGET_COLUMNS[unit][1]}",
+    )
+    console.print(f"wrote {target}")

@@ -1,0 +1,219 @@
+"""`nasctl search`: the multi-objective architecture search, with a live view."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated
+
+import optuna
+import typer
+from optuna.trial import FrozenTrial, TrialState
+from rich.live import Live
+from rich.table import Table
+
+from estimators import LatencyConfig, get_recipe
+from nasctl._app import app, console, err_console, guarded
+from nasctl._cmd_results import write_outputs
+from results import SearchConfig, SearchTarget
+from results._search import SEARCH_LATENCY, TARGET_LABELS, TARGET_UNITS, Event, Sampler, run_search
+
+
+class _LiveView:
+    """Trials done / feasible / infeasible, elapsed time, what runs now and the front."""
+
+    def __init__(self, target: SearchTarget, trials: int) -> None:
+        self.target, self.trials = target, trials
+        self.started = time.monotonic()
+        self.status = "starting"
+        self.front: list[FrozenTrial] = []
+        self.counts = {"done": 0, "feasible": 0, "infeasible": 0, "failed": 0, "reused": 0}
+        self.live = Live(self.render(), console=console, refresh_per_second=2, transient=False)
+
+    def on_event(self, event: Event) -> None:
+        if event.kind == "training" and event.progress is not None:
+            p = event.progress
+            self.status = (
+                f"training {event.message}: epoch {p.epoch + 1}/{p.epochs} batch "
+                f"{p.batch}/{p.batches} loss {p.loss:.3f} {p.images_per_second:,.0f} img/s"
+            )
+        elif event.kind == "note":
+            self.live.console.print(f"[yellow]note:[/yellow] {event.message}")
+        else:
+            self.status = event.message
+        self.live.update(self.render())
+
+    def on_trial(self, study: optuna.Study, _: FrozenTrial) -> None:
+        trials = study.get_trials(deepcopy=False)
+        complete = [t for t in trials if t.state is TrialState.COMPLETE]
+        self.counts = {
+            "done": len(complete),
+            "feasible": sum(bool(t.user_attrs.get("feasible")) for t in complete),
+            "infeasible": sum(not t.user_attrs.get("feasible", True) for t in complete),
+            "failed": sum(t.state is TrialState.FAIL for t in trials),
+            "reused": sum(t.user_attrs.get("reused_from") is not None for t in complete),
+        }
+        self.front = sorted(
+            (t for t in study.best_trials if t.user_attrs.get("feasible")),
+            key=lambda t: t.values[1],
+        )
+        self.live.update(self.render())
+
+    def render(self) -> Table:
+        grid = Table.grid(padding=(0, 2))
+        elapsed = time.monotonic() - self.started
+        c = self.counts
+        grid.add_row(
+            f"[bold]trials[/bold] {c['done']}/{self.trials} done, {c['feasible']} feasible, "
+            f"{c['infeasible']} infeasible, {c['failed']} failed, {c['reused']} reused  "
+            f"[bold]elapsed[/bold] {elapsed / 60:.1f} min"
+        )
+        grid.add_row(f"[dim]{self.status[:150]}[/dim]")
+        if self.front:
+            front = Table(title="current front", title_justify="left")
+            for col in ("trial", "accuracy", TARGET_LABELS[self.target], "arch"):
+                front.add_column(col)
+            for t in self.front[:8]:
+                front.add_row(
+                    str(t.number),
+                    f"{t.values[0]:.4f}",
+                    f"{t.values[1]:.4g}",
+                    str(t.user_attrs.get("arch", ""))[:60] + "...",
+                )
+            grid.add_row(front)
+        return grid
+
+
+@app.command()
+@guarded
+def search(
+    target: Annotated[
+        SearchTarget, typer.Option(help="The cost to minimise beside maximising accuracy.")
+    ] = SearchTarget.latency,
+    data: Annotated[
+        str,
+        typer.Option(
+            help="digits (embedded), cifar10 (download), a CIFAR-10 batches dir "
+            "or an ImageFolder dir."
+        ),
+    ] = "digits",
+    space: Annotated[
+        Path | None, typer.Option(help="Search space file (TOML); default: built-in.")
+    ] = None,
+    trials: Annotated[int, typer.Option(help="Finished trials the study should reach.")] = 12,
+    timeout: Annotated[
+        float | None, typer.Option(help="Stop starting new trials after this many seconds.")
+    ] = None,
+    sampler: Annotated[Sampler, typer.Option(help="Optuna sampler.")] = Sampler.nsga2,
+    population: Annotated[int, typer.Option(help="NSGA-II population size.")] = 8,
+    seed: Annotated[int, typer.Option(help="Seed of the sampler, data split and training.")] = 0,
+    fidelity: Annotated[
+        str, typer.Option(help="Training preset for candidates: search (low) or full.")
+    ] = "search",
+    epochs: Annotated[
+        int | None,
+        typer.Option(help="Train each candidate for exactly E epochs (instead of --images)."),
+    ] = None,
+    images: Annotated[
+        int,
+        typer.Option(
+            help="Fidelity: training images each candidate sees (whole epochs of a "
+            "small training split, or a seeded subset of a large one)."
+        ),
+    ] = 6000,
+    batch_size: Annotated[int, typer.Option(help="Training batch size.")] = 64,
+    baseline_resolution: Annotated[
+        int | None,
+        typer.Option(help="Input resolution of the baselines (default: the space's largest)."),
+    ] = None,
+    latency: Annotated[
+        str, typer.Option(help="measured (time each candidate here) or lut (--lut table).")
+    ] = "measured",
+    lut: Annotated[
+        Path | None, typer.Option(help="Latency lookup table (from `nasctl lut build`).")
+    ] = None,
+    device: Annotated[str, typer.Option(help="Latency device: cpu or cuda[:N].")] = "cpu",
+    threads: Annotated[
+        int | None,
+        typer.Option(help="Training threads (default: torch's); latency uses --latency-threads."),
+    ] = None,
+    latency_threads: Annotated[int, typer.Option(help="Threads for latency measurement.")] = 1,
+    max_latency: Annotated[float | None, typer.Option(help="Hard budget: latency in ms.")] = None,
+    max_flops: Annotated[float | None, typer.Option(help="Hard budget: MACs, in millions.")] = None,
+    max_params: Annotated[
+        float | None, typer.Option(help="Hard budget: parameters, in millions.")
+    ] = None,
+    study: Annotated[str, typer.Option(help="Study name (re-run to resume it).")] = "search",
+    storage: Annotated[
+        str | None,
+        typer.Option(
+            help="Optuna storage URL (postgresql://..., sqlite:///f.db) or .journal "
+            "file; default OUT/STUDY.journal."
+        ),
+    ] = None,
+    out: Annotated[Path, typer.Option(help="Output directory.")] = Path("runs"),
+    baselines: Annotated[
+        bool, typer.Option(help="Train the four MobileNet baselines once per study.")
+    ] = True,
+) -> None:
+    """Search architectures: maximise accuracy on --data, minimise --target.
+
+    Each candidate is priced first (MACs and params analytically, latency from --lut or
+    one measurement); a candidate over a --max-* budget is recorded but never trained.
+    The four baselines are trained once per study with the same recipe. Re-running the
+    same command resumes the study; Ctrl-C stops after recording what is done. Writes
+    OUT/STUDY/trials.csv, the Pareto front and OUT/STUDY/pareto.png.
+    """
+    if latency not in ("measured", "lut"):
+        raise typer.BadParameter("must be 'measured' or 'lut'", param_hint="--latency")
+    if latency == "lut" and lut is None:
+        raise typer.BadParameter("--latency lut needs --lut FILE", param_hint="--lut")
+    recipe = get_recipe(fidelity, epochs=epochs, batch_size=batch_size)
+    config = SearchConfig(
+        study=study,
+        target=target,
+        space_path=space,
+        data=data,
+        trials=trials,
+        timeout=timeout,
+        sampler=sampler,
+        population=population,
+        seed=seed,
+        recipe=recipe,
+        fidelity=fidelity,
+        images_per_candidate=None if epochs is not None else images,
+        baseline_resolution=baseline_resolution,
+        lut_path=lut if latency == "lut" else None,
+        latency=LatencyConfig(
+            rounds=SEARCH_LATENCY.rounds,
+            repeats=SEARCH_LATENCY.repeats,
+            min_warmup=SEARCH_LATENCY.min_warmup,
+            max_warmup=SEARCH_LATENCY.max_warmup,
+            device=device,
+            threads=latency_threads,
+        ),
+        threads=threads,
+        max_latency_ms=max_latency,
+        max_mmacs=max_flops,
+        max_mparams=max_params,
+        baselines=baselines,
+    )
+    view = _LiveView(target, trials)
+    interrupted = False
+    with view.live:
+        try:
+            result = run_search(config, out, storage, view.on_event, [view.on_trial])
+        except KeyboardInterrupt:
+            interrupted = True
+    console.print()
+    if interrupted:
+        err_console.print(
+            "[yellow]interrupted:[/yellow] finished trials are saved; "
+            "re-run the same command to resume"
+        )
+        from results._search import open_existing
+
+        result = open_existing(study, out, storage)
+    write_outputs(result, out / study, TARGET_UNITS[target])
+    if interrupted:
+        raise typer.Exit(130)

@@ -1,0 +1,127 @@
+"""The front of a search as a table and a picture, drawn against the baselines."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from results._pareto import non_dominated_mask
+
+__all__ = ["TARGET_COLUMNS", "front_frame", "plot_front", "target_column"]
+
+#: Target unit name (as stored by the search) -> (trials-table column, axis label).
+TARGET_COLUMNS = {
+    "latency_ms": ("latency_ms", "latency (ms)"),
+    "mmacs": ("mmacs", "MACs (M)"),
+    "mparams": ("mparams", "params (M)"),
+}
+
+
+def target_column(frame: pd.DataFrame, unit: str) -> pd.Series:
+    if unit == "mmacs":
+        return frame["macs"].astype(float) / 1e6
+    if unit == "mparams":
+        return frame["params"].astype(float) / 1e6
+    return frame["latency_ms"].astype(float)
+
+
+def front_frame(frame: pd.DataFrame, unit: str) -> pd.DataFrame:
+    """The feasible, finished, trained trials that no other such trial dominates
+    (higher accuracy at lower or equal cost), cheapest first; reused duplicates dropped."""
+    ok = frame[
+        (frame["state"] == "COMPLETE")
+        & frame["feasible"].fillna(False).astype(bool)
+        & frame["accuracy"].notna()
+    ].copy()
+    if ok.empty:
+        return ok
+    ok["cost"] = target_column(ok, unit)
+    ok = ok.drop_duplicates(subset=["arch"])
+    points = np.column_stack([ok["accuracy"].to_numpy(float), ok["cost"].to_numpy(float)])
+    mask = non_dominated_mask(points, ["maximize", "minimize"])
+    return ok[mask].sort_values("cost")
+
+
+def plot_front(
+    frame: pd.DataFrame,
+    baselines: list[dict[str, Any]],
+    unit: str,
+    path: Path,
+    title: str,
+) -> Path:
+    """Accuracy vs the target: every trained trial, the front highlighted, baselines
+    marked. Infeasible candidates are drawn at their cost on the x axis only (no
+    accuracy: never trained)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    label = TARGET_COLUMNS[unit][1]
+    fig, ax = plt.subplots(figsize=(7.5, 5), dpi=120)
+    trained = frame[(frame["state"] == "COMPLETE") & frame["feasible"].fillna(False).astype(bool)]
+    if not trained.empty:
+        ax.scatter(
+            target_column(trained, unit),
+            trained["accuracy"],
+            s=18,
+            c="0.65",
+            label="candidates",
+            zorder=2,
+        )
+    infeasible = frame[
+        (frame["state"] == "COMPLETE") & ~frame["feasible"].fillna(True).astype(bool)
+    ]
+    costs = target_column(infeasible, unit).replace([np.inf], np.nan).dropna()
+    if not costs.empty:
+        ax.plot(
+            costs,
+            np.zeros(len(costs)),
+            "x",
+            c="tab:red",
+            ms=5,
+            alpha=0.6,
+            label="over budget (not trained)",
+            zorder=2,
+        )
+    front = front_frame(frame, unit)
+    if not front.empty:
+        ax.step(front["cost"], front["accuracy"], where="post", c="tab:blue", lw=1.5, zorder=3)
+        ax.scatter(
+            front["cost"], front["accuracy"], s=40, c="tab:blue", label="Pareto front", zorder=4
+        )
+    markers = ["s", "D", "^", "v", "P", "*"]
+    for i, b in enumerate(baselines):
+        cost = b.get(unit)
+        if cost is None or b.get("accuracy") is None:
+            continue
+        ax.scatter(
+            [cost],
+            [b["accuracy"]],
+            marker=markers[i % len(markers)],
+            s=70,
+            c="tab:orange",
+            edgecolors="k",
+            zorder=5,
+            label=b["name"],
+        )
+        ax.annotate(
+            b["name"].replace("mobilenet_", ""),
+            (cost, b["accuracy"]),
+            textcoords="offset points",
+            xytext=(5, 4),
+            fontsize=8,
+        )
+    ax.set_xlabel(label)
+    ax.set_ylabel("validation top-1 accuracy")
+    ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path

@@ -1,0 +1,486 @@
+"""The multi-objective search: maximise accuracy, minimise latency, MACs or params.
+
+One Optuna study; each trial samples an architecture from the space, prices it
+analytically (MACs, params) and in time (a lookup table, or one measurement on this
+device), refuses it before training when it breaks a hard budget (reported to the
+sampler through Optuna's constraints), reuses the accuracy of an architecture already
+trained at the same fidelity, and otherwise trains it with the study's recipe. The four
+baselines are trained once per study with the same data, recipe and latency protocol.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.study import MaxTrialsCallback
+from optuna.trial import FrozenTrial, Trial, TrialState
+
+from estimators import (
+    ImageData,
+    LatencyConfig,
+    LatencyTable,
+    Recipe,
+    TrainingDiverged,
+    count,
+    load_data,
+    load_table,
+    measure,
+    predict,
+    train_and_evaluate,
+)
+from results._study import (
+    StudyError,
+    StudyMeta,
+    check_meta,
+    fail_dead_local_trials,
+    load_study,
+    open_storage,
+    worker_id,
+)
+from search_space import (
+    ArchSpec,
+    NasctlError,
+    SearchSpace,
+    baseline_names,
+    default_space_text,
+    format_arch,
+    get_baseline,
+    load_space,
+)
+
+__all__ = ["Sampler", "SearchConfig", "SearchError", "SearchTarget", "run_search"]
+
+
+class SearchError(NasctlError):
+    """A search request that cannot be run."""
+
+
+class SearchTarget(StrEnum):
+    latency = "latency"
+    flops = "flops"
+    params = "params"
+
+
+class Sampler(StrEnum):
+    nsga2 = "nsga2"
+    tpe = "tpe"
+    random = "random"
+
+
+#: Unit of each target as stored and plotted.
+TARGET_UNITS = {
+    SearchTarget.latency: "latency_ms",
+    SearchTarget.flops: "mmacs",
+    SearchTarget.params: "mparams",
+}
+TARGET_LABELS = {
+    SearchTarget.latency: "latency (ms)",
+    SearchTarget.flops: "MACs (M)",
+    SearchTarget.params: "params (M)",
+}
+
+#: A quick protocol for one candidate inside a search: 3 rounds x 10 calls after warm-up.
+SEARCH_LATENCY = LatencyConfig(rounds=3, repeats=10, min_warmup=5, max_warmup=50)
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    study: str
+    target: SearchTarget = SearchTarget.latency
+    space_path: Path | None = None
+    data: str = "digits"
+    trials: int = 12
+    timeout: float | None = None
+    sampler: Sampler = Sampler.nsga2
+    population: int = 8
+    seed: int = 0
+    recipe: Recipe = field(default_factory=Recipe)
+    fidelity: str = "search"
+    #: Training images each candidate sees (the fidelity): epochs follow from the size of
+    #: the training split, or a subset is used when the split is larger.
+    images_per_candidate: int | None = 6000
+    baseline_resolution: int | None = None
+    lut_path: Path | None = None
+    latency: LatencyConfig = SEARCH_LATENCY
+    threads: int | None = None
+    max_latency_ms: float | None = None
+    max_mmacs: float | None = None
+    max_mparams: float | None = None
+    baselines: bool = True
+
+    def __post_init__(self) -> None:
+        if self.trials < 1:
+            raise SearchError(f"trials must be at least 1, got {self.trials}")
+        if self.timeout is not None and self.timeout <= 0:
+            raise SearchError(f"timeout must be positive seconds, got {self.timeout}")
+        if self.images_per_candidate is not None and self.images_per_candidate < 1:
+            raise SearchError(
+                f"images per candidate must be positive, got {self.images_per_candidate}"
+            )
+        if self.population < 2:
+            raise SearchError(f"population must be at least 2, got {self.population}")
+        for name in ("max_latency_ms", "max_mmacs", "max_mparams"):
+            value = getattr(self, name)
+            if value is not None and not (value > 0 and math.isfinite(value)):
+                raise SearchError(f"{name} must be a positive number, got {value}")
+        if not self.study or any(c in self.study for c in "/\\ ") or self.study.startswith("."):
+            raise SearchError(f"study must be a name without spaces or slashes, got {self.study!r}")
+
+    @property
+    def budgets(self) -> dict[str, float | None]:
+        return {
+            "latency_ms": self.max_latency_ms,
+            "mmacs": self.max_mmacs,
+            "mparams": self.max_mparams,
+        }
+
+
+@dataclass(frozen=True)
+class Event:
+    """What the search tells whoever shows progress."""
+
+    kind: str  # baseline | trial-start | training | trial-done | note
+    message: str = ""
+    trial: FrozenTrial | None = None
+    progress: Any = None
+
+
+EventFn = Callable[[Event], None]
+
+
+class _Runner:
+    def __init__(self, config: SearchConfig, out: Path, storage: str | None, on_event: EventFn):
+        self.config = config
+        self.on_event = on_event
+        self.out = out
+        self.space: SearchSpace = load_space(config.space_path)
+        self.space_text = (
+            config.space_path.read_text("utf-8") if config.space_path else default_space_text()
+        )
+        self.table: LatencyTable | None = load_table(config.lut_path) if config.lut_path else None
+        self.storage = open_storage(storage, out, config.study)
+        self._data: dict[int, ImageData] = {}
+        self.num_classes = self.data_at(max(self.space.resolutions)).num_classes
+        if self.table is not None and self.table.num_classes != self.num_classes:
+            raise SearchError(
+                f"the latency table was built for {self.table.num_classes} classes, the data "
+                f"has {self.num_classes}; build one with --num-classes {self.num_classes}"
+            )
+        self.check_budgets_are_reachable()
+        self.recipe = fidelity_recipe(
+            config.recipe,
+            config.images_per_candidate,
+            len(self.data_at(max(self.space.resolutions)).train_y),
+        )
+
+    # --- data ----------------------------------------------------------------------
+
+    def data_at(self, resolution: int) -> ImageData:
+        if resolution not in self._data:
+            self._data[resolution] = load_data(self.config.data, resolution, seed=self.config.seed)
+        return self._data[resolution]
+
+    # --- costs ---------------------------------------------------------------------
+
+    def latency(self, spec: ArchSpec) -> dict[str, float]:
+        if self.table is not None:
+            ms = predict(spec, self.table) / 1000
+            return {"latency_ms": ms, "latency_p10_ms": ms, "latency_p90_ms": ms}
+        result = measure(spec, self.config.latency)
+        return {
+            "latency_ms": result.median_us / 1000,
+            "latency_p10_ms": result.p10_us / 1000,
+            "latency_p90_ms": result.p90_us / 1000,
+            "latency_iqr_ratio": result.iqr_ratio,
+        }
+
+    def costs(self, spec: ArchSpec) -> dict[str, float]:
+        report = count(spec)
+        values: dict[str, float] = {"macs": report.macs, "params": report.params}
+        values["mmacs"] = report.macs / 1e6
+        values["mparams"] = report.params / 1e6
+        needs_latency = (
+            self.config.target is SearchTarget.latency
+            or self.config.max_latency_ms is not None
+            or self.table is not None
+        )
+        # Check the cheap budgets first: an infeasible candidate is never timed either.
+        if needs_latency and not self.violations(values, latency=False):
+            values.update(self.latency(spec))
+        return values
+
+    def violations(self, values: dict[str, float], latency: bool = True) -> dict[str, float]:
+        """Budget -> how far over it (> 0) the candidate is."""
+        over = {}
+        for key, limit in self.config.budgets.items():
+            if limit is None or (key == "latency_ms" and not latency) or key not in values:
+                continue
+            if values[key] > limit:
+                over[key] = values[key] - limit
+        return over
+
+    def check_budgets_are_reachable(self) -> None:
+        """Budgets no architecture of the space can meet are refused up front."""
+        smallest = self.space.make_spec(
+            min(self.space.widths),
+            min(self.space.resolutions),
+            [
+                [min(s.block_choices, key=lambda c: (c.expansion, c.kernel, c.se))] * min(s.depth)
+                for s in self.space.stages
+            ],
+            self.num_classes,
+        )
+        report = count(smallest)
+        for key, value, unit in (
+            ("max_mmacs", report.macs / 1e6, "M MACs"),
+            ("max_mparams", report.params / 1e6, "M params"),
+        ):
+            limit = getattr(self.config, key)
+            if limit is not None and value > limit:
+                flag = key.replace("max_m", "--max-").replace("macs", "flops")
+                raise SearchError(
+                    f"{flag} {limit:g} cannot be met: the smallest architecture of the space "
+                    f"has {value:.3f}{unit}"
+                )
+
+    # --- the study -----------------------------------------------------------------
+
+    def meta(self) -> StudyMeta:
+        c = self.config
+        return StudyMeta(
+            target=c.target.value,
+            space_sha=StudyMeta.space_digest(self.space_text),
+            space_text=self.space_text,
+            data=c.data,
+            num_classes=self.num_classes,
+            fidelity=self.fidelity,
+            recipe=self.recipe.to_dict(),
+            latency={"mode": "lut" if self.table else "measured", **c.latency.to_dict()},
+            budgets=c.budgets,
+            seed=c.seed,
+        )
+
+    @property
+    def fidelity(self) -> str:
+        """Trials trained with the same recipe share this label (and their accuracies)."""
+        r = self.recipe
+        subset = f"x{r.train_images}" if r.train_images else ""
+        return f"{self.config.fidelity}:e{r.epochs}{subset}:b{r.batch_size}"
+
+    def sampler(self) -> optuna.samplers.BaseSampler:
+        # Budgets reach NSGA-II and TPE through Trial.set_constraint (Optuna 5).
+        c = self.config
+        if c.sampler is Sampler.nsga2:
+            return optuna.samplers.NSGAIISampler(population_size=c.population, seed=c.seed)
+        if c.sampler is Sampler.tpe:
+            return optuna.samplers.TPESampler(seed=c.seed, multivariate=True)
+        return optuna.samplers.RandomSampler(seed=c.seed)
+
+    def open(self) -> optuna.Study:
+        study = optuna.create_study(
+            study_name=self.config.study,
+            storage=self.storage,
+            directions=["maximize", "minimize"],
+            sampler=self.sampler(),
+            load_if_exists=True,
+        )
+        if study.directions != [
+            optuna.study.StudyDirection.MAXIMIZE,
+            optuna.study.StudyDirection.MINIMIZE,
+        ]:
+            raise StudyError(f"study {study.study_name!r} was not created by nasctl search")
+        check_meta(study, self.meta())
+        for dead in fail_dead_local_trials(study, self.storage):
+            self.on_event(
+                Event(
+                    "note",
+                    f"trial {dead.number} was left running by a dead "
+                    "worker: marked failed, its candidate is retried",
+                )
+            )
+        self.retry_interrupted(study)
+        return study
+
+    def retry_interrupted(self, study: optuna.Study) -> None:
+        """Queue again the candidates of trials that a crash or Ctrl-C cut short."""
+        trials = study.get_trials(deepcopy=False)
+        retried = {t.user_attrs.get("retry_of") for t in trials}
+        for t in trials:
+            if (
+                t.state is TrialState.FAIL
+                and t.user_attrs.get("fail_reason") in ("worker died", "interrupted")
+                and t.number not in retried
+                and t.params
+            ):
+                study.enqueue_trial(t.params, user_attrs={"retry_of": t.number})
+
+    # --- baselines -----------------------------------------------------------------
+
+    def evaluate_baselines(self, study: optuna.Study) -> None:
+        resolution = self.config.baseline_resolution or max(self.space.resolutions)
+        for name in baseline_names():
+            key = f"baseline:{name}"
+            if key in study.user_attrs:
+                continue
+            spec = get_baseline(name, 1.0, resolution, self.num_classes)
+            self.on_event(
+                Event("baseline", f"training baseline {name} at {resolution}x{resolution}")
+            )
+            record = self.evaluate(spec, progress_label=name)
+            record.update(name=name, width=1.0, resolution=resolution)
+            study.set_user_attr(key, record)
+
+    def evaluate(self, spec: ArchSpec, progress_label: str) -> dict[str, Any]:
+        record: dict[str, Any] = {"arch": format_arch(spec), **self.costs(spec)}
+        result = train_and_evaluate(
+            spec,
+            self.data_at(spec.resolution),
+            self.recipe,
+            seed=self.config.seed,
+            threads=self.config.threads,
+            on_progress=lambda p: self.on_event(Event("training", progress_label, progress=p)),
+        )
+        record.update(
+            accuracy=result.top1,
+            top5=result.top5,
+            train_seconds=result.train_seconds,
+            images_per_second=result.images_per_second,
+            fidelity=self.fidelity,
+        )
+        return record
+
+    # --- one trial -----------------------------------------------------------------
+
+    def objective(self, trial: Trial) -> tuple[float, float]:
+        started = time.perf_counter()
+        trial.set_user_attr("worker", worker_id())
+        spec = self.space.sample(trial, self.num_classes)
+        arch = format_arch(spec)
+        self.on_event(Event("trial-start", f"trial {trial.number}: {arch}"))
+        values = self.costs(spec)
+        over = self.violations(values)
+        unit = TARGET_UNITS[self.config.target]
+        attrs: dict[str, Any] = {
+            "arch": arch,
+            "spec": spec.to_json(indent=None),
+            "fidelity": self.fidelity,
+            "feasible": not over,
+            **values,
+        }
+        if over:
+            attrs["violations"] = over
+        for key, value in attrs.items():
+            trial.set_user_attr(key, value)
+        for key, limit in self.config.budgets.items():
+            if limit is not None:
+                # Optuna's convention: <= 0 is satisfied. A latency never measured
+                # (the candidate already broke a cheaper budget) counts as neutral.
+                trial.set_constraint(key, values[key] - limit if key in values else 0.0)
+        trial.set_user_attr("overhead_s", time.perf_counter() - started)
+        if over:
+            # Never trained: accuracy 0 and the constraints mark it infeasible.
+            return 0.0, float(values.get(unit, math.inf))
+        previous = self.already_trained(trial.study, arch)
+        if previous is not None:
+            trial.set_user_attr("accuracy", previous.user_attrs["accuracy"])
+            trial.set_user_attr("reused_from", previous.number)
+            return previous.user_attrs["accuracy"], float(values[unit])
+        try:
+            result = train_and_evaluate(
+                spec,
+                self.data_at(spec.resolution),
+                self.recipe,
+                seed=self.config.seed,
+                threads=self.config.threads,
+                on_progress=lambda p: self.on_event(
+                    Event("training", f"trial {trial.number}", progress=p)
+                ),
+            )
+        except TrainingDiverged as exc:
+            trial.set_user_attr("fail_reason", str(exc))
+            raise
+        except KeyboardInterrupt:
+            trial.set_user_attr("fail_reason", "interrupted")
+            raise
+        trial.set_user_attr("accuracy", result.top1)
+        trial.set_user_attr("top5", result.top5)
+        trial.set_user_attr("train_seconds", result.train_seconds)
+        trial.set_user_attr("images_per_second", result.images_per_second)
+        return result.top1, float(values[unit])
+
+    def already_trained(self, study: optuna.Study, arch: str) -> FrozenTrial | None:
+        for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+            attrs = t.user_attrs
+            if (
+                attrs.get("arch") == arch
+                and attrs.get("fidelity") == self.fidelity
+                and attrs.get("accuracy") is not None
+                and attrs.get("reused_from") is None
+                and attrs.get("feasible")
+            ):
+                return t
+        return None
+
+
+def fidelity_recipe(recipe: Recipe, images: int | None, train_size: int) -> Recipe:
+    """``recipe`` trained on about ``images`` images: whole epochs of the training split
+    when it is smaller, else one epoch of a seeded subset of that size."""
+    if images is None:
+        return recipe
+    if images >= train_size:
+        epochs = max(1, round(images / train_size))
+        return recipe.replace(
+            epochs=epochs, train_images=None, warmup_epochs=min(recipe.warmup_epochs, epochs)
+        )
+    return recipe.replace(
+        epochs=1, train_images=images, warmup_epochs=min(recipe.warmup_epochs, 1.0)
+    )
+
+
+def run_search(
+    config: SearchConfig,
+    out: Path,
+    storage: str | None = None,
+    on_event: EventFn | None = None,
+    callbacks: list[Callable[[optuna.Study, FrozenTrial], None]] | None = None,
+) -> optuna.Study:
+    """Run (or resume) the study until it has ``config.trials`` finished trials or the
+    timeout passes; KeyboardInterrupt propagates after the current trial is recorded."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    runner = _Runner(config, out, storage, on_event or (lambda e: None))
+    study = runner.open()
+    if config.baselines:
+        runner.evaluate_baselines(study)
+    done = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
+    if done < config.trials:
+        study.optimize(
+            runner.objective,
+            timeout=config.timeout,
+            catch=(TrainingDiverged,),
+            callbacks=[
+                MaxTrialsCallback(config.trials, states=(TrialState.COMPLETE,)),
+                *(callbacks or []),
+            ],
+        )
+    return study
+
+
+def open_existing(name: str, out: Path, storage: str | None) -> optuna.Study:
+    """A study for `nasctl results` (finished or running)."""
+    if storage is None and not (out / f"{name}.journal").exists():
+        raise StudyError(
+            f"no study {name!r} under {str(out)!r} (looked for {name}.journal); pass --out "
+            "or --storage"
+        )
+    return load_study(name, open_storage(storage, out, name))
+
+
+def baselines_of(study: optuna.Study) -> list[dict[str, Any]]:
+    return [v for k, v in sorted(study.user_attrs.items()) if k.startswith("baseline:")]

@@ -1,0 +1,237 @@
+"""Where a search keeps what it found: an Optuna study in a storage, and its trials as a
+table.
+
+The default storage is Optuna's journal file ``OUT/STUDY.journal`` (several processes on
+one machine may share it; its file lock keeps it consistent); ``--storage`` takes any
+Optuna storage URL (PostgreSQL for workers on many machines). A study records how it was
+made (target, space, data, recipe) so that a re-run resumes it and a mismatched re-run
+is refused, and every trial records enough (arch string, spec JSON, costs, latency,
+accuracy, fidelity) to reproduce and export it from the storage alone.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import socket
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import optuna
+import pandas as pd
+from optuna.storages import BaseStorage, JournalStorage, RDBStorage
+from optuna.storages.journal import JournalFileBackend
+from optuna.trial import FrozenTrial, TrialState
+
+from search_space import NasctlError
+
+__all__ = [
+    "StudyError",
+    "StudyMeta",
+    "check_meta",
+    "fail_dead_local_trials",
+    "list_studies",
+    "load_study",
+    "open_storage",
+    "trials_frame",
+    "worker_id",
+]
+
+
+class StudyError(NasctlError):
+    """A study or storage cannot be opened or does not match the request."""
+
+
+#: Study attributes that must match when a study is resumed.
+_IDENTITY = ("target", "space_sha", "data", "num_classes", "fidelity")
+
+
+@dataclass(frozen=True)
+class StudyMeta:
+    """How a study was made; stored in the study's user attributes under ``nasctl``."""
+
+    target: str
+    space_sha: str
+    space_text: str
+    data: str
+    num_classes: int
+    fidelity: str
+    recipe: dict[str, Any]
+    latency: dict[str, Any]
+    budgets: dict[str, float | None]
+    seed: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+    @staticmethod
+    def space_digest(text: str) -> str:
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+def worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def open_storage(storage: str | None, out: Path, study: str) -> BaseStorage:
+    """The storage a study lives in: ``storage`` (an Optuna URL or a .journal path) or,
+    by default, ``out/<study>.journal``."""
+    if storage is None:
+        out.mkdir(parents=True, exist_ok=True)
+        return _journal(out / f"{study}.journal")
+    if storage.endswith(".journal") and "://" not in storage:
+        return _journal(Path(storage))
+    if "://" not in storage:
+        raise StudyError(
+            f"storage must be an Optuna storage URL (sqlite:///file.db, "
+            f"postgresql://user@host/db) or a .journal file, got {storage!r}"
+        )
+    try:
+        return RDBStorage(
+            storage, heartbeat_interval=10, grace_period=30, failed_trial_callback=None
+        )
+    except Exception as exc:  # sqlalchemy raises many types: one line for the user
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise StudyError(f"cannot open storage {_redact(storage)!r}: {reason}") from None
+
+
+def _journal(path: Path) -> BaseStorage:
+    if path.exists() and path.stat().st_size:
+        with path.open("rb") as fh:
+            head = fh.read(64).lstrip()
+        if not head.startswith(b"{"):
+            raise StudyError(f"storage file {str(path)!r} is not an Optuna journal file")
+    try:
+        return JournalStorage(JournalFileBackend(str(path)))
+    except Exception as exc:
+        raise StudyError(f"cannot open journal file {str(path)!r}: {exc}") from None
+
+
+def _redact(url: str) -> str:
+    """Hide a password in a storage URL before printing it."""
+    if "@" in url and "://" in url:
+        scheme, rest = url.split("://", 1)
+        creds, host = rest.rsplit("@", 1)
+        user = creds.split(":", 1)[0]
+        return f"{scheme}://{user}:***@{host}" if ":" in creds else url
+    return url
+
+
+def load_study(name: str, storage: BaseStorage) -> optuna.Study:
+    try:
+        return optuna.load_study(study_name=name, storage=storage)
+    except KeyError:
+        names = list_studies(storage)
+        known = f" (studies here: {', '.join(names)})" if names else " (the storage is empty)"
+        raise StudyError(f"no study named {name!r} in the storage{known}") from None
+    except Exception as exc:
+        raise StudyError(f"cannot read study {name!r}: {exc}") from None
+
+
+def list_studies(storage: BaseStorage) -> list[str]:
+    return [s.study_name for s in optuna.get_all_study_summaries(storage, include_best_trial=False)]
+
+
+def check_meta(study: optuna.Study, meta: StudyMeta) -> None:
+    """Refuse to resume a study made for another target, space, data or fidelity."""
+    stored = study.user_attrs.get("nasctl")
+    if stored is None:
+        if study.trials:
+            raise StudyError(
+                f"study {study.study_name!r} was not created by nasctl search; use a new --study"
+            )
+        study.set_user_attr("nasctl", meta.to_dict())
+        return
+    for key in _IDENTITY:
+        if stored.get(key) != getattr(meta, key):
+            what = "space file" if key == "space_sha" else key
+            raise StudyError(
+                f"study {study.study_name!r} was created with another {what} "
+                f"({stored.get(key)!r}, now {getattr(meta, key)!r}); use a new --study or "
+                "the original options"
+            )
+
+
+def fail_dead_local_trials(study: optuna.Study, storage: BaseStorage) -> list[FrozenTrial]:
+    """Mark FAIL the RUNNING trials whose worker process on this host is gone (killed or
+    crashed), and return them so their candidates can be retried. (RDB storages also
+    fail trials whose heartbeat stopped, for workers on other machines.)"""
+    host = socket.gethostname()
+    study_id = storage.get_study_id_from_name(study.study_name)
+    dead = []
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        worker = trial.user_attrs.get("worker", "")
+        w_host, _, pid = worker.rpartition(":")
+        if w_host != host or not pid.isdigit() or _alive(int(pid)):
+            continue
+        trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, trial.number)
+        try:
+            storage.set_trial_user_attr(trial_id, "fail_reason", "worker died")
+            storage.set_trial_state_values(trial_id, TrialState.FAIL)
+        except RuntimeError:  # another worker finished or failed it first
+            continue
+        dead.append(trial)
+    return dead
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+# --- the trials as a table ------------------------------------------------------------
+
+_COLUMNS = [
+    "number",
+    "state",
+    "feasible",
+    "accuracy",
+    "latency_ms",
+    "macs",
+    "params",
+    "train_seconds",
+    "fidelity",
+    "reused_from",
+    "arch",
+]
+
+
+def trials_frame(study: optuna.Study, states: Sequence[TrialState] | None = None) -> pd.DataFrame:
+    """One row per trial with what nasctl recorded (JSON-able values only)."""
+    rows = []
+    for t in study.get_trials(deepcopy=False, states=states):
+        attrs = t.user_attrs
+        row = {
+            "number": t.number,
+            "state": t.state.name,
+            "feasible": attrs.get("feasible"),
+            "accuracy": attrs.get("accuracy"),
+            "latency_ms": attrs.get("latency_ms"),
+            "macs": attrs.get("macs"),
+            "params": attrs.get("params"),
+            "train_seconds": attrs.get("train_seconds"),
+            "fidelity": attrs.get("fidelity"),
+            "reused_from": attrs.get("reused_from"),
+            "arch": attrs.get("arch"),
+            "latency_p10_ms": attrs.get("latency_p10_ms"),
+            "latency_p90_ms": attrs.get("latency_p90_ms"),
+            "violations": json.dumps(attrs.get("violations")) if attrs.get("violations") else None,
+            "fail_reason": attrs.get("fail_reason"),
+            "worker": attrs.get("worker"),
+            "duration_s": t.duration.total_seconds() if t.duration else None,
+        }
+        rows.append(row)
+    frame = pd.DataFrame(rows)
+    if frame.empty:
+        frame = pd.DataFrame(columns=_COLUMNS)
+    return frame
