@@ -15,7 +15,7 @@ from rich.table import Table
 from estimators import LatencyConfig, get_recipe
 from nasctl._app import app, console, err_console, guarded
 from nasctl._cmd_results import write_outputs
-from results import SearchConfig, SearchTarget
+from results import SearchConfig, SearchError, SearchTarget
 from results._search import SEARCH_LATENCY, TARGET_LABELS, TARGET_UNITS, Event, Sampler, run_search
 
 
@@ -165,9 +165,9 @@ def search(
     OUT/STUDY/trials.csv, the Pareto front and OUT/STUDY/pareto.png.
     """
     if latency not in ("measured", "lut"):
-        raise typer.BadParameter("must be 'measured' or 'lut'", param_hint="--latency")
+        raise SearchError(f"--latency must be 'measured' or 'lut', got {latency!r}")
     if latency == "lut" and lut is None:
-        raise typer.BadParameter("--latency lut needs --lut FILE", param_hint="--lut")
+        raise SearchError("--latency lut needs a table: --lut FILE (from `nasctl lut build`)")
     recipe = get_recipe(fidelity, epochs=epochs, batch_size=batch_size)
     config = SearchConfig(
         study=study,

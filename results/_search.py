@@ -116,6 +116,14 @@ class SearchConfig:
     baselines: bool = True
 
     def __post_init__(self) -> None:
+        for name, kind in (("target", SearchTarget), ("sampler", Sampler)):
+            try:
+                object.__setattr__(self, name, kind(getattr(self, name)))
+            except ValueError:
+                allowed = ", ".join(k.value for k in kind)
+                raise SearchError(
+                    f"{name} must be one of {allowed}, got {getattr(self, name)!r}"
+                ) from None
         if self.trials < 1:
             raise SearchError(f"trials must be at least 1, got {self.trials}")
         if self.timeout is not None and self.timeout <= 0:

@@ -1,0 +1,78 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from nasctl.cli import app
+from tests.results.conftest import TINY_SPACE
+
+runner = CliRunner()
+
+FAST = ["--images", "64", "--batch-size", "32", "--threads", "1", "--population", "2"]
+
+
+@pytest.fixture
+def space(tmp_path: Path) -> str:
+    path = tmp_path / "tiny.toml"
+    path.write_text(TINY_SPACE)
+    return str(path)
+
+
+def test_search_then_results(space: str, tmp_path: Path) -> None:
+    out = str(tmp_path / "runs")
+    result = runner.invoke(app, ["search", "--target", "latency", "--space", space, "--trials",
+                                 "2", "--out", out, "--study", "s1", *FAST])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "Pareto front" in result.output and "mobilenet_v3_small" in result.output
+    folder = tmp_path / "runs" / "s1"
+    assert (folder / "pareto.png").stat().st_size > 10_000
+    assert len((folder / "trials.csv").read_text().strip().splitlines()) == 3
+
+    shown = runner.invoke(app, ["results", "show", "--study", "s1", "--out", out, "-f", "json"])
+    rows = json.loads(shown.stdout)
+    assert len(rows) == 2 and all(r["latency_ms"] > 0 for r in rows)
+    front = runner.invoke(app, ["results", "pareto", "--study", "s1", "--out", out])
+    assert front.exit_code == 0 and "baseline" in front.stdout
+    png = tmp_path / "p.png"
+    plotted = runner.invoke(app, ["results", "plot", "--study", "s1", "--out", out,
+                                  "--path", str(png)])  # fmt: skip
+    assert plotted.exit_code == 0 and png.stat().st_size > 10_000
+
+
+BAD = [
+    (["search", "--trials", "-1"], "trials must be at least 1"),
+    (["search", "--max-flops", "0.0001"], "cannot be met"),
+    (["search", "--max-latency", "-3"], "max_latency_ms must be a positive"),
+    (["search", "--latency", "lut"], "--latency lut needs a table"),
+    (["search", "--latency", "guess"], "--latency must be"),
+    (["search", "--storage", "nope"], "storage must be an Optuna storage URL"),
+    (["search", "--storage", "postgresql://u@127.0.0.1:1/x"], "cannot open storage"),
+    (["search", "--space", "missing.toml"], "cannot read space file"),
+    (["search", "--data", "no/such/dir"], ""),
+    (["search", "--fidelity", "medium"], ""),
+    (["results", "show", "--study", "nothing"], "no study 'nothing'"),
+]
+
+
+@pytest.mark.parametrize(("args", "message"), BAD)
+def test_bad_input_exits_2_with_one_line(args: list[str], message: str, tmp_path: Path) -> None:
+    result = runner.invoke(app, [*args, "--out", str(tmp_path)])
+    assert result.exit_code == 2, result.output
+    assert message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert "Traceback" not in result.output
+
+
+def test_unknown_target_is_a_usage_error() -> None:
+    result = runner.invoke(app, ["search", "--target", "energy"])
+    assert result.exit_code == 2 and "energy" in result.output
+
+
+def test_corrupt_storage_file_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "search.journal").write_bytes(b"\x00\x01 not a journal")
+    result = runner.invoke(app, ["results", "show", "--out", str(tmp_path)])
+    assert result.exit_code == 2 and "not an Optuna journal file" in result.stderr
+    assert (tmp_path / "search.journal").read_bytes() == b"\x00\x01 not a journal"
