@@ -4,10 +4,13 @@ A space is a TOML file (``spaces/default.toml`` is the built-in one, written to 
 and edited): a stem, stages with per-stage depth choices and per-block choices (kernel,
 expansion, SE on/off, activation), a head, and sets of widths and resolutions.
 
-Sampling is define-by-run on an Optuna trial. Every block parameter up to a stage's
-largest depth is suggested, used or not, so the parameter set is the same for every trial
-(NSGA-II's crossover works on a fixed set); ``spec_from_params`` is the one function that
-turns parameters into a spec, so the same parameters always give the same spec.
+Sampling is define-by-run on an Optuna trial: ``width``, ``resolution``, a depth per stage
+(``s<i>.depth``) and one categorical per block (``s<i>.b<j>``, a label such as
+'k5_e6_se_hswish' naming kernel, expansion, SE and activation). Every block up to a
+stage's largest depth is suggested, used or not, so the parameter set is the same for
+every trial (NSGA-II's crossover works on a fixed set), and one parameter per block keeps
+a trial's storage writes few. ``spec_from_params`` is the one function that turns
+parameters into a spec, so the same parameters always give the same spec.
 """
 
 from __future__ import annotations
@@ -47,6 +50,11 @@ class BlockChoice:
     se: bool
     act: Activation
 
+    @property
+    def label(self) -> str:
+        """The value of a block's parameter in a trial, e.g. 'k5_e6_se_hswish'."""
+        return f"k{self.kernel}_e{self.expansion:g}{'_se' if self.se else ''}_{self.act.value}"
+
 
 @dataclass(frozen=True)
 class StageSpace:
@@ -64,6 +72,10 @@ class StageSpace:
             BlockChoice(k, e, s, a)
             for k, e, s, a in itertools.product(self.kernel, self.expansion, self.se, self.act)
         ]
+
+    @property
+    def labels(self) -> dict[str, BlockChoice]:
+        return {c.label: c for c in self.block_choices}
 
 
 @dataclass(frozen=True)
@@ -101,10 +113,9 @@ class SearchSpace:
         }
         for i, stage in enumerate(self.stages):
             params[f"s{i}.depth"] = trial.suggest_categorical(f"s{i}.depth", list(stage.depth))
+            labels = list(stage.labels)
             for j in range(max(stage.depth)):
-                for key, choices in _block_fields(stage):
-                    name = f"s{i}.b{j}.{key}"
-                    params[name] = trial.suggest_categorical(name, choices)
+                params[f"s{i}.b{j}"] = trial.suggest_categorical(f"s{i}.b{j}", labels)
         return self.spec_from_params(params, num_classes)
 
     def random_params(self, rng: np.random.Generator) -> dict[str, Any]:
@@ -119,9 +130,9 @@ class SearchSpace:
         }
         for i, stage in enumerate(self.stages):
             params[f"s{i}.depth"] = pick(list(stage.depth))
+            labels = list(stage.labels)
             for j in range(max(stage.depth)):
-                for key, choices in _block_fields(stage):
-                    params[f"s{i}.b{j}.{key}"] = pick(choices)
+                params[f"s{i}.b{j}"] = pick(labels)
         return params
 
     def random_spec(self, seed: int, num_classes: int) -> ArchSpec:
@@ -136,17 +147,17 @@ class SearchSpace:
                 depth = int(params[f"s{i}.depth"])
                 if depth not in stage.depth:
                     raise SpaceError(f"s{i}.depth must be one of {list(stage.depth)}, got {depth}")
-                stages.append(
-                    [
-                        BlockChoice(
-                            int(params[f"s{i}.b{j}.kernel"]),
-                            float(params[f"s{i}.b{j}.expansion"]),
-                            bool(params[f"s{i}.b{j}.se"]),
-                            Activation(params[f"s{i}.b{j}.act"]),
+                labels = stage.labels
+                choices = []
+                for j in range(depth):
+                    label = params[f"s{i}.b{j}"]
+                    if label not in labels:
+                        raise SpaceError(
+                            f"s{i}.b{j} must be one of the stage's block choices "
+                            f"({', '.join(labels)}), got {label!r}"
                         )
-                        for j in range(depth)
-                    ]
-                )
+                    choices.append(labels[label])
+                stages.append(choices)
             resolution = int(params["resolution"])
         except KeyError as exc:
             raise SpaceError(f"parameter {exc.args[0]!r} is missing") from None
@@ -238,15 +249,6 @@ class SearchSpace:
             }
             for i, s in enumerate(self.stages)
         ]
-
-
-def _block_fields(stage: StageSpace) -> list[tuple[str, list[Any]]]:
-    return [
-        ("kernel", list(stage.kernel)),
-        ("expansion", list(stage.expansion)),
-        ("se", list(stage.se)),
-        ("act", [a.value for a in stage.act]),
-    ]
 
 
 # --- loading ------------------------------------------------------------------------------

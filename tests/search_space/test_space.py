@@ -120,8 +120,7 @@ def _v3_large_params() -> dict[str, object]:
     for i, blocks in enumerate(stages):
         params[f"s{i}.depth"] = len(blocks)
         for j, (k, e, se, act) in enumerate(blocks):
-            params |= {f"s{i}.b{j}.kernel": k, f"s{i}.b{j}.expansion": e,
-                       f"s{i}.b{j}.se": se, f"s{i}.b{j}.act": act}  # fmt: skip
+            params[f"s{i}.b{j}"] = f"k{k}_e{e:g}{'_se' if se else ''}_{act}"
     return params
 
 
@@ -187,3 +186,12 @@ def test_missing_space_file(tmp_path: Path) -> None:
 
 def test_default_text_is_the_default(tmp_path: Path) -> None:
     assert load_space(_write(tmp_path, default_space_text())) == load_space()
+
+
+def test_bad_parameters_are_named() -> None:
+    space = load_space()
+    params = space.random_params(np.random.default_rng(0))
+    with pytest.raises(SpaceError, match=r"s1.b0 must be one of"):
+        space.spec_from_params({**params, "s1.b0": "k7_e9_relu"}, 10)
+    with pytest.raises(SpaceError, match="parameter 'width' is missing"):
+        space.spec_from_params({k: v for k, v in params.items() if k != "width"}, 10)
