@@ -181,12 +181,16 @@ class SearchSpace:
             for j, choice in enumerate(choices):
                 blocks.append(self._block(stage, choice, c_in, ch(stage.channels), j == 0))
                 c_in = ch(stage.channels)
+        # Settings of an absent conv or hidden layer take HeadSpec's defaults, so that
+        # a spec equals its own arch string (which cannot carry them).
+        default = HeadSpec()
+        conv, hidden = self.head.conv_channels, self.head.hidden_features
         head = HeadSpec(
-            conv_channels=ch(self.head.conv_channels) if self.head.conv_channels else 0,
-            conv_bn=self.head.conv_bn,
-            conv_act=self.head.conv_act,
-            hidden_features=ch(self.head.hidden_features) if self.head.hidden_features else 0,
-            hidden_act=self.head.hidden_act,
+            conv_channels=ch(conv) if conv else 0,
+            conv_bn=self.head.conv_bn if conv else default.conv_bn,
+            conv_act=self.head.conv_act if conv else default.conv_act,
+            hidden_features=ch(hidden) if hidden else 0,
+            hidden_act=self.head.hidden_act if hidden else default.hidden_act,
             dropout=self.head.dropout,
         )
         return ArchSpec(stem, tuple(blocks), head, resolution, num_classes)
