@@ -92,10 +92,16 @@ def export(
         int, typer.Option(help="Seed of the random init (no checkpoint) and the check input.")
     ] = 0,
     opset: Annotated[int, typer.Option(help="ONNX opset (17 or later).")] = 17,
+    freeze: Annotated[
+        bool, typer.Option(help="TorchScript: freeze (inline weights, fold BatchNorm).")
+    ] = False,
+    tolerance: Annotated[
+        float, typer.Option(help="Largest max-abs logit difference accepted.")
+    ] = 1e-4,
 ) -> None:
     """Export an architecture with its weights, then verify the written file.
 
-    Model files are run back on a random batch; logits must match PyTorch within 1e-4.
+    Model files are run back on a random batch; logits must match PyTorch (max abs diff).
     """
     spec, state = _choose(arch, checkpoint, width, resolution, num_classes)
     if state is None and fmt not in (FormatChoice.json, FormatChoice.arch):
@@ -104,7 +110,16 @@ def export(
             f"initialisation (seed {seed}), not trained",
             highlight=False,
         )
-    result = export_model(spec, out, ExportFormat(fmt.value), state, seed=seed, opset=opset)
+    result = export_model(
+        spec,
+        out,
+        ExportFormat(fmt.value),
+        state,
+        seed=seed,
+        opset=opset,
+        freeze=freeze,
+        tolerance=tolerance,
+    )
     console.print(
         f"wrote {', '.join(str(f) for f in result.files)} ({result.format.value})",
         highlight=False,

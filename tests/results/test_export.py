@@ -1,0 +1,293 @@
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+import torch
+
+import results._export as export_mod
+from results import (
+    EXPORT_FORMAT,
+    ExportError,
+    ExportFormat,
+    export_model,
+    load_exported,
+    load_pt,
+    read_checkpoint,
+    standalone_source,
+)
+from search_space import (
+    ArchSpec,
+    baseline_names,
+    build_model,
+    get_baseline,
+    load_space,
+    parse_arch,
+)
+
+# Small inputs keep every export under a second or two on 2 cores.
+SPECS: dict[str, ArchSpec] = {
+    **{name: get_baseline(name, 1.0, 32, 10) for name in baseline_names()},
+    **{f"random{seed}": load_space().random_spec(seed, 10) for seed in (1, 2)},
+}
+MODEL_FORMATS = [ExportFormat.PY, ExportFormat.TORCHSCRIPT, ExportFormat.ONNX, ExportFormat.PT]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread() -> Iterator[None]:
+    """One intra-op thread: on a shared 2-core machine more threads only contend."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def trained_like(spec: ArchSpec, seed: int = 0) -> dict[str, torch.Tensor]:
+    """Weights that exercise the check: a fresh init's activations vanish (logits ~1e-10,
+    against which a 1e-4 tolerance proves nothing). Variance-preserving convs, BatchNorm
+    statistics from one batch (variances floored: a channel dead on the whole batch would
+    amplify rounding 300x), and a classifier scaled to logits of about 1."""
+    model = build_model(spec, seed)
+    gen = torch.Generator().manual_seed(seed)
+    for m in model.modules():
+        if isinstance(m, torch.nn.Conv2d | torch.nn.Linear):
+            torch.nn.init.kaiming_normal_(m.weight, mode="fan_in", generator=gen)
+        elif isinstance(m, torch.nn.BatchNorm2d):
+            m.momentum = None  # cumulative average: one batch sets the statistics
+    x = torch.randn(16, 3, spec.resolution, spec.resolution, generator=gen)
+    with torch.no_grad():
+        model.train()(x)
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_var.clamp_(min=0.1)
+        scale = 1.0 / float(model.eval()(x).abs().max())
+        model.head.classifier.weight.mul_(scale)
+        model.head.classifier.bias.mul_(scale)
+    return model.state_dict()
+
+
+WEIGHTS = {name: trained_like(spec) for name, spec in SPECS.items()}
+
+
+@pytest.mark.parametrize("name", SPECS)
+def test_json_and_arch_parse_back_equal(name: str, tmp_path: Path) -> None:
+    spec = SPECS[name]
+    res = export_model(spec, tmp_path / "a.json", "json")
+    assert res.max_abs_diff is None and res.latency_backend is None
+    assert ArchSpec.from_json(res.path.read_text()) == spec
+    res = export_model(spec, tmp_path / "a.arch", ExportFormat.ARCH)
+    assert parse_arch(res.path.read_text().strip()) == spec
+    assert len(res.path.read_text().splitlines()) == 1
+
+
+@pytest.mark.parametrize("fmt", MODEL_FORMATS, ids=str)
+@pytest.mark.parametrize("name", SPECS)
+def test_model_formats_reproduce_the_model(name: str, fmt: ExportFormat, tmp_path: Path) -> None:
+    spec = SPECS[name]
+    res = export_model(spec, tmp_path, fmt, WEIGHTS[name], seed=3, freeze=name == "random1")
+    assert res.path.parent == tmp_path and res.path.name == fmt.default_name
+    assert all(f.is_file() for f in res.files)
+    assert res.max_abs_diff is not None and res.max_abs_diff <= 1e-4
+    assert res.max_abs_output is not None and res.max_abs_output > 0.1  # a real check
+    assert res.input_shape == (2, 3, spec.resolution, spec.resolution)
+    print(f"{name} {fmt.value}: max abs diff {res.max_abs_diff:.2e}")
+
+    # Read back independently of the verification path, at batch 1.
+    model = build_model(spec, seed=99)
+    model.load_state_dict(WEIGHTS[name])
+    x = torch.randn(1, 3, spec.resolution, spec.resolution)
+    with torch.inference_mode():
+        expected = model.eval()(x).numpy()
+    if fmt is ExportFormat.ONNX:
+        session = ort.InferenceSession(str(res.path), providers=["CPUExecutionProvider"])
+        got = session.run(None, {"input": x.numpy()})[0]  # dynamic batch axis
+        assert res.latency_backend == "onnxruntime"
+    elif fmt is ExportFormat.TORCHSCRIPT:
+        with torch.inference_mode():
+            got = torch.jit.load(str(res.path))(x).numpy()
+    elif fmt is ExportFormat.PT:
+        got_spec, got_model = load_pt(res.path)
+        assert got_spec == spec
+        with torch.inference_mode():
+            got = got_model(x).numpy()
+    else:
+        assert res.files == (res.path, res.path.with_suffix(".pt"))
+        got = load_exported(res.path, fmt)(x).numpy()
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-4)
+
+
+_TORCH_ONLY = r"""
+import runpy, sys, torch
+torch.set_num_threads(1)
+paths = sys.argv[1:]
+outs = {}
+for p in paths:
+    model = runpy.run_path(p)["load_model"]()
+    with torch.inference_mode():
+        outs[p] = model(torch.load(p[:-3] + ".input.pt"))
+ours = sorted(m for m in sys.modules if m.split(".")[0] in
+              {"nasctl", "search_space", "estimators", "results"})
+torch.save({"outs": outs, "ours": ours}, paths[0][:-3] + ".outputs.pt")
+"""
+
+
+def test_py_runs_with_torch_alone(tmp_path: Path) -> None:
+    """Every generated file, run in an isolated interpreter (``-I``: no cwd, no
+    PYTHONPATH), gives nasctl's logits and never imports a nasctl package."""
+    paths, expected = [], {}
+    for name, spec in SPECS.items():
+        res = export_model(spec, tmp_path / f"{name}.py", "py", WEIGHTS[name])
+        x = torch.randn(3, 3, spec.resolution, spec.resolution)
+        torch.save(x, tmp_path / f"{name}.input.pt")
+        model = build_model(spec)
+        model.load_state_dict(WEIGHTS[name])
+        with torch.inference_mode():
+            expected[str(res.path)] = model.eval()(x)
+        paths.append(str(res.path))
+    cmd = [sys.executable, "-I", "-c", _TORCH_ONLY, *paths]
+    subprocess.run(cmd, check=True, cwd=tmp_path, timeout=120)
+    report = torch.load(paths[0][:-3] + ".outputs.pt")
+    assert report["ours"] == []
+    for p, want in expected.items():
+        torch.testing.assert_close(report["outs"][p], want, rtol=0, atol=1e-4)
+
+    # And as a script, with its weights found next to it.
+    run = subprocess.run(
+        [sys.executable, "-I", paths[0]], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert "logits (1, 10)" in run.stdout
+
+
+def test_generated_source_names_match_nasctl_state_dict() -> None:
+    spec = SPECS["mobilenet_v3_large"]
+    namespace: dict[str, object] = {"__name__": "generated"}
+    exec(compile(standalone_source(spec), "generated.py", "exec"), namespace)
+    net = namespace["Net"]()  # type: ignore[operator]
+    ours = build_model(spec).state_dict()
+    theirs = net.state_dict()
+    assert list(theirs) == list(ours)
+    assert all(theirs[k].shape == ours[k].shape for k in ours)
+
+
+# --- checkpoints ------------------------------------------------------------------------
+
+SMALL = SPECS["mobilenet_v3_small"]
+
+
+@pytest.mark.parametrize(
+    "wrap",
+    [
+        lambda sd: sd,
+        lambda sd: {"state_dict": sd},
+        lambda sd: {"model": sd, "spec": SMALL.to_dict(), "epoch": 3},  # training checkpoint
+        lambda sd: {"format": EXPORT_FORMAT, "state_dict": sd, "spec": SMALL.to_dict()},
+        lambda sd: {"state_dict": sd, "spec": SMALL.to_json()},
+    ],
+    ids=["bare", "state_dict key", "model key + spec", "pt export", "spec as json"],
+)
+def test_read_checkpoint_layouts(wrap, tmp_path: Path) -> None:
+    sd = WEIGHTS["mobilenet_v3_small"]
+    torch.save(wrap(sd), tmp_path / "c.pt")
+    state, recorded = read_checkpoint(tmp_path / "c.pt", SMALL)
+    assert list(state) == list(sd)
+    assert recorded in (None, SMALL)
+
+
+def test_pt_export_reads_back_as_checkpoint(tmp_path: Path) -> None:
+    res = export_model(SMALL, tmp_path / "m.pt", "pt", WEIGHTS["mobilenet_v3_small"])
+    state, recorded = read_checkpoint(res.path)
+    assert recorded == SMALL
+    assert all(torch.equal(state[k], v) for k, v in WEIGHTS["mobilenet_v3_small"].items())
+
+
+BAD_CHECKPOINTS = [
+    ("list", [1, 2, 3], "must hold a state_dict"),
+    ("no weights", {"epoch": 1}, "must hold a state_dict"),
+    ("other arch", {"model": "SD", "spec": SPECS["mobilenet_v2"].to_dict()}, "different arch"),
+    ("bad spec", {"model": "SD", "spec": {"stem": {}}}, "invalid spec"),
+]
+
+
+@pytest.mark.parametrize(
+    ("payload", "message"), [c[1:] for c in BAD_CHECKPOINTS], ids=[c[0] for c in BAD_CHECKPOINTS]
+)
+def test_read_checkpoint_refuses(payload, message: str, tmp_path: Path) -> None:
+    if isinstance(payload, dict) and payload.get("model") == "SD":
+        payload = {**payload, "model": WEIGHTS["mobilenet_v3_small"]}
+    torch.save(payload, tmp_path / "c.pt")
+    with pytest.raises(ExportError, match=message):
+        read_checkpoint(tmp_path / "c.pt", SMALL)
+
+
+def test_read_checkpoint_refuses_missing_and_pickled_modules(tmp_path: Path) -> None:
+    with pytest.raises(ExportError, match="does not exist"):
+        read_checkpoint(tmp_path / "nope.pt")
+    torch.save(torch.nn.Linear(2, 2), tmp_path / "module.pt")
+    with pytest.raises(ExportError, match="weights_only"):
+        read_checkpoint(tmp_path / "module.pt")
+    (tmp_path / "junk.pt").write_text("not a checkpoint")
+    with pytest.raises(ExportError, match="cannot be read"):
+        read_checkpoint(tmp_path / "junk.pt")
+
+
+def test_state_dict_of_another_arch_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ExportError, match="does not fit the architecture: missing"):
+        export_model(SMALL, tmp_path, "onnx", WEIGHTS["mobilenet_v1"])
+    other = SMALL.replace(num_classes=7)
+    with pytest.raises(ExportError, match="does not fit the architecture"):
+        export_model(other, tmp_path, "pt", WEIGHTS["mobilenet_v3_small"])
+
+
+# --- options and failures ------------------------------------------------------------------
+
+
+BAD_OPTIONS = [
+    ("format", {"fmt": "tflite"}, "format must be one of json, arch, py"),
+    ("opset", {"fmt": "onnx", "opset": 16}, "opset must be an integer >= 17"),
+    ("tolerance", {"fmt": "onnx", "tolerance": 0}, "tolerance must be a number in"),
+    ("batch", {"fmt": "onnx", "batch": 0}, "batch must be a positive integer"),
+    ("py suffix", {"fmt": "py", "out": "model.txt"}, "out must end with .py"),
+]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"), [c[1:] for c in BAD_OPTIONS], ids=[c[0] for c in BAD_OPTIONS]
+)
+def test_bad_options_are_refused(kwargs: dict, message: str, tmp_path: Path) -> None:
+    kwargs = dict(kwargs)
+    out = tmp_path / kwargs.pop("out", "x")
+    with pytest.raises(ExportError, match=message):
+        export_model(SMALL, out, **kwargs)
+
+
+def test_out_without_suffix_is_a_directory(tmp_path: Path) -> None:
+    res = export_model(SMALL, tmp_path / "new" / "dir", "json")
+    assert res.path == tmp_path / "new" / "dir" / "model.json"
+
+
+def test_mismatch_over_tolerance_raises(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    real = export_mod.load_exported
+
+    def off_by_a_bit(path, fmt, optimized=True):
+        run = real(path, fmt, optimized)
+        return lambda x: torch.as_tensor(run(x)) + 1e-3
+
+    monkeypatch.setattr(export_mod, "load_exported", off_by_a_bit)
+    with pytest.raises(ExportError, match=r"differs from the PyTorch model by 0\.001"):
+        export_model(SMALL, tmp_path, "pt", WEIGHTS["mobilenet_v3_small"])
+
+
+def test_result_to_dict_is_json(tmp_path: Path) -> None:
+    res = export_model(SMALL, tmp_path, "pt", WEIGHTS["mobilenet_v3_small"])
+    data = json.loads(json.dumps(res.to_dict()))
+    assert data["format"] == "pt" and data["max_abs_diff"] == 0.0
+    assert data["arch"].startswith("r32_n10,")
+    assert res.latency_backend == "torch"
+    with pytest.raises(ExportError, match="not a runnable model"):
+        load_exported(tmp_path / "x.json", "json")
