@@ -10,7 +10,10 @@ baselines are trained once per study with the same data, recipe and latency prot
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import math
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -39,9 +42,13 @@ from results._study import (
     StudyError,
     StudyMeta,
     check_meta,
+    end_worker,
     fail_dead_local_trials,
+    live_workers,
     load_study,
     open_storage,
+    register_worker,
+    worker_alive,
     worker_id,
 )
 from search_space import (
@@ -163,9 +170,26 @@ class Event:
 EventFn = Callable[[Event], None]
 
 
+def worker_seed(seed: int, worker: str) -> int:
+    """The sampler seed of a worker that joins a study other workers are already on:
+    derived from --seed and its worker id (host:pid), so no two sample alike."""
+    digest = hashlib.sha256(f"{seed}:{worker}".encode()).digest()
+    return int.from_bytes(digest[:4], "big")
+
+
+def _cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 class _Runner:
+    #: Seconds between looks at the storage while waiting for another worker.
+    poll_s = 1.0
+    #: Seconds a worker lets other workers' baseline claims land before reading them.
+    settle_s = 1.0
+
     def __init__(self, config: SearchConfig, out: Path, storage: str | None, on_event: EventFn):
         self.config = config
+        self.seed = config.seed
         self.on_event = on_event
         self.out = out
         self.space: SearchSpace = load_space(config.space_path)
@@ -282,21 +306,28 @@ class _Runner:
         subset = f"x{r.train_images}" if r.train_images else ""
         return f"{self.config.fidelity}:e{r.epochs}{subset}:b{r.batch_size}"
 
-    def sampler(self) -> optuna.samplers.BaseSampler:
+    def sampler(self, seed: int) -> optuna.samplers.BaseSampler:
         # Budgets reach NSGA-II and TPE through Trial.set_constraint (Optuna 5).
         c = self.config
         if c.sampler is Sampler.nsga2:
-            return optuna.samplers.NSGAIISampler(population_size=c.population, seed=c.seed)
+            return optuna.samplers.NSGAIISampler(population_size=c.population, seed=seed)
         if c.sampler is Sampler.tpe:
-            return optuna.samplers.TPESampler(seed=c.seed, multivariate=True)
-        return optuna.samplers.RandomSampler(seed=c.seed)
+            return optuna.samplers.TPESampler(seed=seed, multivariate=True)
+        return optuna.samplers.RandomSampler(seed=seed)
+
+    def threads(self, study: optuna.Study) -> int:
+        """--threads, else this machine's cores split evenly between its live workers
+        (asked again at every trial, as workers come and go)."""
+        if self.config.threads is not None:
+            return self.config.threads
+        return max(1, _cores() // max(1, len(live_workers(study, local_only=True))))
 
     def open(self) -> optuna.Study:
         study = optuna.create_study(
             study_name=self.config.study,
             storage=self.storage,
             directions=["maximize", "minimize"],
-            sampler=self.sampler(),
+            sampler=self.sampler(self.config.seed),
             load_if_exists=True,
         )
         if study.directions != [
@@ -305,6 +336,21 @@ class _Runner:
         ]:
             raise StudyError(f"study {study.study_name!r} was not created by nasctl search")
         check_meta(study, self.meta())
+        # Register first, then look: of two workers starting together, the later one
+        # always sees the earlier, so at most one of them keeps --seed.
+        register_worker(study, {"seed": self.config.seed})
+        others = [w for w in live_workers(study) if w != worker_id()]
+        if others:
+            self.seed = worker_seed(self.config.seed, worker_id())
+            register_worker(study, {"seed": self.seed})
+            study.sampler = self.sampler(self.seed)
+            self.on_event(
+                Event(
+                    "note",
+                    f"{len(others)} other worker(s) on this study: sampler seed {self.seed} "
+                    f"(derived from --seed {self.config.seed} and worker {worker_id()})",
+                )
+            )
         for dead in fail_dead_local_trials(study, self.storage):
             self.on_event(
                 Event(
@@ -332,27 +378,46 @@ class _Runner:
     # --- baselines -----------------------------------------------------------------
 
     def evaluate_baselines(self, study: optuna.Study) -> None:
+        """Train the baselines the study lacks. Each is claimed first (study attribute
+        ``baseline-claim:<name>`` = worker id) so that of several workers one trains it;
+        a claim by a live worker is left to it."""
         resolution = self.config.baseline_resolution or max(self.space.resolutions)
+        me = worker_id()
+        attrs = study.user_attrs
+        live = set(live_workers(study))
+        mine = []
         for name in baseline_names():
+            claim = attrs.get(f"baseline-claim:{name}")
+            if f"baseline:{name}" in attrs or (claim not in (None, me) and claim in live):
+                continue
+            study.set_user_attr(f"baseline-claim:{name}", me)
+            mine.append(name)
+        if mine and len(live_workers(study)) > 1:
+            time.sleep(self.settle_s)  # a claim written at the same moment wins or loses now
+        attrs = study.user_attrs
+        for name in mine:
             key = f"baseline:{name}"
-            if key in study.user_attrs:
+            if key in attrs:
+                continue
+            if attrs.get(f"baseline-claim:{name}") != me:
+                self.on_event(Event("note", f"baseline {name} is trained by another worker"))
                 continue
             spec = get_baseline(name, 1.0, resolution, self.num_classes)
             self.on_event(
                 Event("baseline", f"training baseline {name} at {resolution}x{resolution}")
             )
-            record = self.evaluate(spec, progress_label=name)
+            record = self.evaluate(study, spec, progress_label=name)
             record.update(name=name, width=1.0, resolution=resolution)
             study.set_user_attr(key, record)
 
-    def evaluate(self, spec: ArchSpec, progress_label: str) -> dict[str, Any]:
+    def evaluate(self, study: optuna.Study, spec: ArchSpec, progress_label: str) -> dict[str, Any]:
         record: dict[str, Any] = {"arch": format_arch(spec), **self.costs(spec)}
         result = train_and_evaluate(
             spec,
             self.data_at(spec.resolution),
             self.recipe,
             seed=self.config.seed,
-            threads=self.config.threads,
+            threads=self.threads(study),
             on_progress=lambda p: self.on_event(Event("training", progress_label, progress=p)),
         )
         record.update(
@@ -367,18 +432,26 @@ class _Runner:
     # --- one trial -----------------------------------------------------------------
 
     def objective(self, trial: Trial) -> tuple[float, float]:
+        try:
+            return self._objective(trial)
+        except KeyboardInterrupt:
+            trial.set_user_attr("fail_reason", "interrupted")
+            raise
+
+    def _objective(self, trial: Trial) -> tuple[float, float]:
         started = time.perf_counter()
         trial.set_user_attr("worker", worker_id())
         spec = self.space.sample(trial, self.num_classes)
         arch = format_arch(spec)
+        # Early, so that another worker sampling the same architecture now waits for it.
+        trial.set_user_attr("arch", arch)
+        trial.set_user_attr("fidelity", self.fidelity)
         self.on_event(Event("trial-start", f"trial {trial.number}: {arch}"))
         values = self.costs(spec)
         over = self.violations(values)
         unit = TARGET_UNITS[self.config.target]
         attrs: dict[str, Any] = {
-            "arch": arch,
             "spec": spec.to_json(indent=None),
-            "fidelity": self.fidelity,
             "feasible": not over,
             **values,
         }
@@ -395,7 +468,7 @@ class _Runner:
         if over:
             # Never trained: accuracy 0 and the constraints mark it infeasible.
             return 0.0, float(values.get(unit, math.inf))
-        previous = self.already_trained(trial.study, arch)
+        previous = self.already_trained(trial.study, arch) or self.wait_for_twin(trial, arch)
         if previous is not None:
             trial.set_user_attr("accuracy", previous.user_attrs["accuracy"])
             trial.set_user_attr("reused_from", previous.number)
@@ -406,7 +479,7 @@ class _Runner:
                 self.data_at(spec.resolution),
                 self.recipe,
                 seed=self.config.seed,
-                threads=self.config.threads,
+                threads=self.threads(trial.study),
                 on_progress=lambda p: self.on_event(
                     Event("training", f"trial {trial.number}", progress=p)
                 ),
@@ -414,14 +487,38 @@ class _Runner:
         except TrainingDiverged as exc:
             trial.set_user_attr("fail_reason", str(exc))
             raise
-        except KeyboardInterrupt:
-            trial.set_user_attr("fail_reason", "interrupted")
-            raise
         trial.set_user_attr("accuracy", result.top1)
         trial.set_user_attr("top5", result.top5)
         trial.set_user_attr("train_seconds", result.train_seconds)
         trial.set_user_attr("images_per_second", result.images_per_second)
         return result.top1, float(values[unit])
+
+    def wait_for_twin(self, trial: Trial, arch: str) -> FrozenTrial | None:
+        """When a running trial with a smaller number (another worker's) has the same
+        architecture and fidelity, wait until it ends and return it if it completed; of
+        two workers that sampled alike at the same moment, the earlier trial trains."""
+        study = trial.study
+        while True:
+            twins = [
+                t
+                for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+                if t.number < trial.number
+                and t.user_attrs.get("arch") == arch
+                and t.user_attrs.get("fidelity") == self.fidelity
+                and worker_alive(str(t.user_attrs.get("worker", "")))
+            ]
+            if not twins:
+                return self.already_trained(study, arch)
+            self.on_event(
+                Event(
+                    "trial-start",
+                    f"trial {trial.number}: waiting for trial {twins[0].number} "
+                    "(same architecture, another worker)",
+                )
+            )
+            time.sleep(self.poll_s)
+            if isinstance(study._storage, optuna.storages.RDBStorage):
+                optuna.storages.fail_stale_trials(study)  # a twin whose worker stopped
 
     def already_trained(self, study: optuna.Study, arch: str) -> FrozenTrial | None:
         for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
@@ -463,20 +560,30 @@ def run_search(
     timeout passes; KeyboardInterrupt propagates after the current trial is recorded."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     runner = _Runner(config, out, storage, on_event or (lambda e: None))
-    study = runner.open()
-    if config.baselines:
-        runner.evaluate_baselines(study)
-    done = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
-    if done < config.trials:
-        study.optimize(
-            runner.objective,
-            timeout=config.timeout,
-            catch=(TrainingDiverged,),
-            callbacks=[
-                MaxTrialsCallback(config.trials, states=(TrialState.COMPLETE,)),
-                *(callbacks or []),
-            ],
-        )
+    where = storage or str(out / f"{config.study}.journal")
+    try:
+        study = runner.open()
+        try:
+            if config.baselines:
+                runner.evaluate_baselines(study)
+            done = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
+            if done < config.trials:
+                study.optimize(
+                    runner.objective,
+                    timeout=config.timeout,
+                    catch=(TrainingDiverged,),
+                    callbacks=[
+                        MaxTrialsCallback(config.trials, states=(TrialState.COMPLETE,)),
+                        *(callbacks or []),
+                    ],
+                )
+        finally:
+            with contextlib.suppress(OSError):  # a storage that cannot be written: see below
+                end_worker(study)
+    except OSError as exc:
+        # A full disk or a storage that turned read-only: what is stored stays as it was.
+        reason = exc.strerror or str(exc) or type(exc).__name__
+        raise StudyError(f"cannot write the study to {where!r}: {reason}") from None
     return study
 
 

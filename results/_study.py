@@ -15,6 +15,7 @@ import hashlib
 import json
 import os
 import socket
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,11 +33,15 @@ __all__ = [
     "StudyError",
     "StudyMeta",
     "check_meta",
+    "end_worker",
     "fail_dead_local_trials",
     "list_studies",
+    "live_workers",
     "load_study",
     "open_storage",
+    "register_worker",
     "trials_frame",
+    "worker_alive",
     "worker_id",
 ]
 
@@ -153,6 +158,46 @@ def check_meta(study: optuna.Study, meta: StudyMeta) -> None:
                 f"({stored.get(key)!r}, now {getattr(meta, key)!r}); use a new --study or "
                 "the original options"
             )
+
+
+# --- workers ------------------------------------------------------------------------
+#
+# Every `nasctl search` process registers itself in the study's user attributes as
+# ``worker:<host>:<pid>`` = {"started": unix time, "seed": its sampler seed}, and adds
+# "ended" when it returns. A worker is live while it has no "ended" and, on this host,
+# its process exists (a killed worker never writes "ended").
+
+
+def register_worker(study: optuna.Study, info: dict[str, Any]) -> None:
+    study.set_user_attr(f"worker:{worker_id()}", {"started": time.time(), **info})
+
+
+def end_worker(study: optuna.Study) -> None:
+    key = f"worker:{worker_id()}"
+    study.set_user_attr(key, {**study.user_attrs.get(key, {}), "ended": time.time()})
+
+
+def worker_alive(worker: str) -> bool:
+    """False only for a worker of this host whose process is gone."""
+    host, _, pid = worker.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return True
+    return _alive(int(pid))
+
+
+def live_workers(study: optuna.Study, local_only: bool = False) -> list[str]:
+    """The registered workers that have not ended and are not known to be dead."""
+    host = socket.gethostname()
+    found = []
+    for key, value in study.user_attrs.items():
+        if not key.startswith("worker:") or not isinstance(value, dict) or "ended" in value:
+            continue
+        worker = key.removeprefix("worker:")
+        if local_only and worker.rpartition(":")[0] != host:
+            continue
+        if worker_alive(worker):
+            found.append(worker)
+    return sorted(found)
 
 
 def fail_dead_local_trials(study: optuna.Study, storage: BaseStorage) -> list[FrozenTrial]:
