@@ -104,12 +104,6 @@ def export(
     Model files are run back on a random batch; logits must match PyTorch (max abs diff).
     """
     spec, state = _choose(arch, checkpoint, width, resolution, num_classes)
-    if state is None and fmt not in (FormatChoice.json, FormatChoice.arch):
-        err_console.print(
-            f"[yellow]note:[/yellow] no --checkpoint: the weights are a random "
-            f"initialisation (seed {seed}), not trained",
-            highlight=False,
-        )
     result = export_model(
         spec,
         out,
@@ -133,5 +127,11 @@ def export(
             f"checked with {result.checked_with} on {tuple(result.input_shape)}: "
             f"max abs diff {result.max_abs_diff:.2g} vs PyTorch "
             f"(logits up to {result.max_abs_output:.3g}; tolerance {result.tolerance:.0e})",
+            highlight=False,
+        )
+    if state is None and fmt not in (FormatChoice.json, FormatChoice.arch):
+        err_console.print(
+            f"[yellow]note:[/yellow] no --checkpoint: the weights are a random "
+            f"initialisation (seed {seed}), not trained",
             highlight=False,
         )

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import functools
 import json
 import subprocess
 import sys
@@ -72,7 +73,9 @@ def trained_like(spec: ArchSpec, seed: int = 0) -> dict[str, torch.Tensor]:
     return model.state_dict()
 
 
-WEIGHTS = {name: trained_like(spec) for name, spec in SPECS.items()}
+@functools.cache
+def weights(name: str) -> dict[str, torch.Tensor]:
+    return trained_like(SPECS[name])
 
 
 @pytest.mark.parametrize("name", SPECS)
@@ -90,7 +93,7 @@ def test_json_and_arch_parse_back_equal(name: str, tmp_path: Path) -> None:
 @pytest.mark.parametrize("name", SPECS)
 def test_model_formats_reproduce_the_model(name: str, fmt: ExportFormat, tmp_path: Path) -> None:
     spec = SPECS[name]
-    res = export_model(spec, tmp_path, fmt, WEIGHTS[name], seed=3, freeze=name == "random1")
+    res = export_model(spec, tmp_path, fmt, weights(name), seed=3, freeze=name == "random1")
     assert res.path.parent == tmp_path and res.path.name == fmt.default_name
     assert all(f.is_file() for f in res.files)
     assert res.max_abs_diff is not None and res.max_abs_diff <= 1e-4
@@ -100,7 +103,7 @@ def test_model_formats_reproduce_the_model(name: str, fmt: ExportFormat, tmp_pat
 
     # Read back independently of the verification path, at batch 1.
     model = build_model(spec, seed=99)
-    model.load_state_dict(WEIGHTS[name])
+    model.load_state_dict(weights(name))
     x = torch.randn(1, 3, spec.resolution, spec.resolution)
     with torch.inference_mode():
         expected = model.eval()(x).numpy()
@@ -134,6 +137,8 @@ for p in paths:
 ours = sorted(m for m in sys.modules if m.split(".")[0] in
               {"nasctl", "search_space", "estimators", "results"})
 torch.save({"outs": outs, "ours": ours}, paths[0][:-3] + ".outputs.pt")
+sys.argv = [paths[0]]
+runpy.run_path(paths[0], run_name="__main__")  # as a script: weights found next to it
 """
 
 
@@ -142,26 +147,21 @@ def test_py_runs_with_torch_alone(tmp_path: Path) -> None:
     PYTHONPATH), gives nasctl's logits and never imports a nasctl package."""
     paths, expected = [], {}
     for name, spec in SPECS.items():
-        res = export_model(spec, tmp_path / f"{name}.py", "py", WEIGHTS[name])
+        res = export_model(spec, tmp_path / f"{name}.py", "py", weights(name))
         x = torch.randn(3, 3, spec.resolution, spec.resolution)
         torch.save(x, tmp_path / f"{name}.input.pt")
         model = build_model(spec)
-        model.load_state_dict(WEIGHTS[name])
+        model.load_state_dict(weights(name))
         with torch.inference_mode():
             expected[str(res.path)] = model.eval()(x)
         paths.append(str(res.path))
     cmd = [sys.executable, "-I", "-c", _TORCH_ONLY, *paths]
-    subprocess.run(cmd, check=True, cwd=tmp_path, timeout=120)
+    run = subprocess.run(cmd, check=True, cwd=tmp_path, timeout=120, capture_output=True, text=True)
+    assert "logits (1, 10)" in run.stdout
     report = torch.load(paths[0][:-3] + ".outputs.pt")
     assert report["ours"] == []
     for p, want in expected.items():
         torch.testing.assert_close(report["outs"][p], want, rtol=0, atol=1e-4)
-
-    # And as a script, with its weights found next to it.
-    run = subprocess.run(
-        [sys.executable, "-I", paths[0]], capture_output=True, text=True, check=True, timeout=60
-    )
-    assert "logits (1, 10)" in run.stdout
 
 
 def test_generated_source_names_match_nasctl_state_dict() -> None:
@@ -192,7 +192,7 @@ SMALL = SPECS["mobilenet_v3_small"]
     ids=["bare", "state_dict key", "model key + spec", "pt export", "spec as json"],
 )
 def test_read_checkpoint_layouts(wrap, tmp_path: Path) -> None:
-    sd = WEIGHTS["mobilenet_v3_small"]
+    sd = weights("mobilenet_v3_small")
     torch.save(wrap(sd), tmp_path / "c.pt")
     state, recorded = read_checkpoint(tmp_path / "c.pt", SMALL)
     assert list(state) == list(sd)
@@ -200,10 +200,10 @@ def test_read_checkpoint_layouts(wrap, tmp_path: Path) -> None:
 
 
 def test_pt_export_reads_back_as_checkpoint(tmp_path: Path) -> None:
-    res = export_model(SMALL, tmp_path / "m.pt", "pt", WEIGHTS["mobilenet_v3_small"])
+    res = export_model(SMALL, tmp_path / "m.pt", "pt", weights("mobilenet_v3_small"))
     state, recorded = read_checkpoint(res.path)
     assert recorded == SMALL
-    assert all(torch.equal(state[k], v) for k, v in WEIGHTS["mobilenet_v3_small"].items())
+    assert all(torch.equal(state[k], v) for k, v in weights("mobilenet_v3_small").items())
 
 
 BAD_CHECKPOINTS = [
@@ -219,7 +219,7 @@ BAD_CHECKPOINTS = [
 )
 def test_read_checkpoint_refuses(payload, message: str, tmp_path: Path) -> None:
     if isinstance(payload, dict) and payload.get("model") == "SD":
-        payload = {**payload, "model": WEIGHTS["mobilenet_v3_small"]}
+        payload = {**payload, "model": weights("mobilenet_v3_small")}
     torch.save(payload, tmp_path / "c.pt")
     with pytest.raises(ExportError, match=message):
         read_checkpoint(tmp_path / "c.pt", SMALL)
@@ -238,10 +238,10 @@ def test_read_checkpoint_refuses_missing_and_pickled_modules(tmp_path: Path) -> 
 
 def test_state_dict_of_another_arch_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ExportError, match="does not fit the architecture: missing"):
-        export_model(SMALL, tmp_path, "onnx", WEIGHTS["mobilenet_v1"])
+        export_model(SMALL, tmp_path, "onnx", weights("mobilenet_v1"))
     other = SMALL.replace(num_classes=7)
     with pytest.raises(ExportError, match="does not fit the architecture"):
-        export_model(other, tmp_path, "pt", WEIGHTS["mobilenet_v3_small"])
+        export_model(other, tmp_path, "pt", weights("mobilenet_v3_small"))
 
 
 # --- options and failures ------------------------------------------------------------------
@@ -280,11 +280,11 @@ def test_mismatch_over_tolerance_raises(tmp_path: Path, monkeypatch: pytest.Monk
 
     monkeypatch.setattr(export_mod, "load_exported", off_by_a_bit)
     with pytest.raises(ExportError, match=r"differs from the PyTorch model by 0\.001"):
-        export_model(SMALL, tmp_path, "pt", WEIGHTS["mobilenet_v3_small"])
+        export_model(SMALL, tmp_path, "pt", weights("mobilenet_v3_small"))
 
 
 def test_result_to_dict_is_json(tmp_path: Path) -> None:
-    res = export_model(SMALL, tmp_path, "pt", WEIGHTS["mobilenet_v3_small"])
+    res = export_model(SMALL, tmp_path, "pt", weights("mobilenet_v3_small"))
     data = json.loads(json.dumps(res.to_dict()))
     assert data["format"] == "pt" and data["max_abs_diff"] == 0.0
     assert data["arch"].startswith("r32_n10,")
