@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import signal
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from types import FrameType
 from typing import Annotated
 
 import optuna
@@ -19,6 +24,35 @@ from results import SearchConfig, SearchError, SearchTarget
 from results._search import SEARCH_LATENCY, TARGET_LABELS, TARGET_UNITS, Event, Sampler, run_search
 
 
+class _CtrlC:
+    """Ctrl-C takes effect at the next safe point (a training batch, a trial start, the
+    end of a trial), never in the middle of a storage write, which would leave the
+    journal's lock behind. A second Ctrl-C stops at once."""
+
+    def __init__(self) -> None:
+        self.requested = False
+
+    def handler(self, signum: int, frame: FrameType | None) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def check(self) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+
+    @contextmanager
+    def installed(self) -> Iterator[None]:
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        previous = signal.signal(signal.SIGINT, self.handler)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGINT, previous)
+
+
 class _LiveView:
     """Trials done / feasible / infeasible, elapsed time, what runs now and the front."""
 
@@ -29,8 +63,11 @@ class _LiveView:
         self.front: list[FrozenTrial] = []
         self.counts = {"done": 0, "feasible": 0, "infeasible": 0, "failed": 0, "reused": 0}
         self.live = Live(self.render(), console=console, refresh_per_second=2, transient=False)
+        self.ctrl_c = _CtrlC()
 
     def on_event(self, event: Event) -> None:
+        if event.kind != "note":
+            self.ctrl_c.check()
         if event.kind == "training" and event.progress is not None:
             p = event.progress
             self.status = (
@@ -58,6 +95,7 @@ class _LiveView:
             key=lambda t: t.values[1],
         )
         self.live.update(self.render())
+        self.ctrl_c.check()
 
     def render(self) -> Table:
         grid = Table.grid(padding=(0, 2))
@@ -200,7 +238,7 @@ def search(
     )
     view = _LiveView(target, trials)
     interrupted = False
-    with view.live:
+    with view.live, view.ctrl_c.installed():
         try:
             result = run_search(config, out, storage, view.on_event, [view.on_trial])
         except KeyboardInterrupt:
@@ -214,6 +252,13 @@ def search(
         from results._search import open_existing
 
         result = open_existing(study, out, storage)
-    write_outputs(result, out / study, TARGET_UNITS[target])
+    try:
+        write_outputs(result, out / study, TARGET_UNITS[target])
+    except OSError as exc:  # a full disk, a read-only folder: the study itself is saved
+        reason = exc.strerror or str(exc)
+        raise SearchError(
+            f"cannot write the outputs to {str(out / study)!r}: {reason}; the study is saved, "
+            "`nasctl results show` reads it"
+        ) from None
     if interrupted:
         raise typer.Exit(130)

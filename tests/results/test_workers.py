@@ -1,0 +1,247 @@
+"""Several workers, killed workers, Ctrl-C, diverging training and broken storage.
+
+The worker tests run real `nasctl search` processes on the tiny space. The PostgreSQL
+test needs a server: `.ci/run` starts one and exports NASCTL_TEST_POSTGRES (a URL).
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.storages import JournalStorage
+from optuna.storages.journal import JournalFileBackend
+from optuna.trial import FrozenTrial, TrialState
+from typer.testing import CliRunner
+
+import results._search as search_module
+from estimators import TrainingDiverged, get_recipe
+from nasctl.cli import app
+from results import SearchConfig, StudyError, run_search
+from results._search import worker_seed
+
+ROOT = Path(__file__).resolve().parents[2]
+FAST = ["--images", "64", "--batch-size", "32", "--threads", "1", "--population", "2"]
+
+
+def _command(space: Path, out: Path, trials: int, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "nasctl", "search", "--target", "flops", "--space",
+            str(space), "--out", str(out), "--study", "w", "--trials", str(trials),
+            "--no-baselines", *FAST, *extra]  # fmt: skip
+
+
+def _start(cmd: list[str]) -> subprocess.Popen[str]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    return subprocess.Popen(cmd, cwd=ROOT, env=env, text=True, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)  # fmt: skip
+
+
+def _trials(journal: Path) -> list[FrozenTrial]:
+    if not journal.exists():
+        return []
+    storage = JournalStorage(JournalFileBackend(str(journal)))
+    try:
+        return optuna.load_study(study_name="w", storage=storage).get_trials()
+    except KeyError:
+        return []
+
+
+def _wait_until_training(proc: subprocess.Popen[str], journal: Path, done: int) -> FrozenTrial:
+    """The RUNNING trial that has been priced (so is training), once `done` trials finished."""
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, proc.communicate()
+        trials = _trials(journal)
+        complete = [t for t in trials if t.state is TrialState.COMPLETE]
+        # overhead_s is the last write before training: killing a worker in the middle
+        # of a journal write would leave its lock for Optuna's 30 s grace period.
+        running = [
+            t for t in trials if t.state is TrialState.RUNNING and "overhead_s" in t.user_attrs
+        ]
+        if len(complete) >= done and running:
+            time.sleep(0.1)
+            return running[0]
+        time.sleep(0.05)
+    raise AssertionError("no trial started training within 120 s")
+
+
+def _check_accounted(trials: list[FrozenTrial], wanted: int) -> None:
+    """Every trial finished (none left running), none trained twice."""
+    assert all(t.state in (TrialState.COMPLETE, TrialState.FAIL) for t in trials), [
+        (t.number, t.state) for t in trials
+    ]
+    complete = [t for t in trials if t.state is TrialState.COMPLETE]
+    assert len(complete) >= wanted
+    trained = [t.user_attrs["arch"] for t in complete if "reused_from" not in t.user_attrs]
+    assert len(trained) == len(set(trained)), "an architecture was trained twice"
+    for t in complete:
+        assert t.values[0] == t.user_attrs["accuracy"] and t.user_attrs["spec"]
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT])
+def test_killed_or_interrupted_worker_resumes(sig: int, tiny_space: Path, tmp_path: Path) -> None:
+    # 256 images per candidate: long enough to be caught training.
+    cmd = _command(tiny_space, tmp_path, 3, "--images", "256")
+    journal = tmp_path / "w.journal"
+    proc = _start(cmd)
+    victim = _wait_until_training(proc, journal, done=1)
+    finished = {t.number: t.values for t in _trials(journal) if t.state is TrialState.COMPLETE}
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=120)
+    if sig == signal.SIGKILL:
+        assert proc.returncode == -signal.SIGKILL
+    else:  # Ctrl-C: exit 130 after writing the outputs of what is finished
+        assert proc.returncode == 130, err
+        assert "re-run the same command to resume" in err
+        assert (tmp_path / "w" / "trials.csv").exists()
+
+    again = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300,
+                           env={**os.environ, "PYTHONPATH": str(ROOT)})  # fmt: skip
+    assert again.returncode == 0, again.stderr
+    trials = _trials(journal)
+    killed = trials[victim.number]
+    reason = "worker died" if sig == signal.SIGKILL else "interrupted"
+    assert killed.state is TrialState.FAIL and killed.user_attrs["fail_reason"] == reason
+    retried = [t for t in trials if t.user_attrs.get("retry_of") == victim.number]
+    assert len(retried) == 1 and retried[0].state is TrialState.COMPLETE
+    assert retried[0].params == killed.params
+    assert {n: trials[n].values for n in finished} == finished
+    _check_accounted(trials, 3)
+
+
+def _two_workers(space: Path, out: Path, storage: list[str]) -> list[FrozenTrial]:
+    cmd = _command(space, out, 4, "--sampler", "random", *storage)
+    procs = [_start(cmd) for _ in range(2)]
+    for proc in procs:
+        _, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err
+    url = storage[1] if storage else None
+    from results._study import open_storage
+
+    study = optuna.load_study(study_name="w", storage=open_storage(url, out, "w"))
+    workers = {k: v for k, v in study.user_attrs.items() if k.startswith("worker:")}
+    assert len(workers) == 2 and all("ended" in v for v in workers.values())
+    assert len({v["seed"] for v in workers.values()}) == 2, "two workers shared a seed"
+    assert {t.user_attrs["worker"] for t in study.trials} <= {k[7:] for k in workers}
+    return study.get_trials()
+
+
+def test_two_workers_share_a_journal(tiny_space: Path, tmp_path: Path) -> None:
+    _check_accounted(_two_workers(tiny_space, tmp_path, []), 4)
+
+
+@pytest.mark.skipif(
+    not os.environ.get("NASCTL_TEST_POSTGRES"),
+    reason="needs a PostgreSQL server: set NASCTL_TEST_POSTGRES=postgresql://... (.ci/run does)",
+)
+def test_two_workers_share_postgresql(tiny_space: Path, tmp_path: Path) -> None:
+    url = os.environ["NASCTL_TEST_POSTGRES"]
+    # A fresh study name per run: the database outlives the test.
+    name = f"w{os.getpid()}{int(time.time() * 1000) % 10**8}"
+    cmd = _command(tiny_space, tmp_path, 4, "--sampler", "random", "--storage", url)
+    cmd[cmd.index("--study") + 1] = name
+    procs = [_start(cmd) for _ in range(2)]
+    for proc in procs:
+        _, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err
+    storage = optuna.storages.RDBStorage(url)
+    study = optuna.load_study(study_name=name, storage=storage)
+    workers = {k: v for k, v in study.user_attrs.items() if k.startswith("worker:")}
+    assert len(workers) == 2 and all("ended" in v for v in workers.values())
+    assert len({v["seed"] for v in workers.values()}) == 2
+    _check_accounted(study.get_trials(), 4)
+    assert (tmp_path / name / "trials.csv").exists()
+
+
+# --- in-process: divergence, broken storage ---------------------------------------------
+
+RECIPE = get_recipe("search", batch_size=32)
+
+
+def _config(space: Path, **kw: object) -> SearchConfig:
+    defaults: dict[str, object] = dict(study="t", target="flops", space_path=space, trials=2,
+                    population=2, recipe=RECIPE, images_per_candidate=64, baselines=False,
+                    threads=1, sampler="random")  # fmt: skip
+    defaults.update(kw)
+    return SearchConfig(**defaults)  # type: ignore[arg-type]
+
+
+def test_diverging_training_fails_the_trial_and_the_search_goes_on(
+    tiny_space: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = search_module.train_and_evaluate
+    calls = []
+
+    def first_diverges(*args, **kwargs):  # type: ignore[no-untyped-def]
+        calls.append(1)
+        if len(calls) == 1:
+            raise TrainingDiverged("loss is nan at epoch 1, batch 2")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(search_module, "train_and_evaluate", first_diverges)
+    study = run_search(_config(tiny_space), tmp_path)
+    failed = study.get_trials(states=(TrialState.FAIL,))
+    assert len(failed) == 1 and failed[0].user_attrs["fail_reason"].startswith("loss is nan")
+    assert len(study.get_trials(states=(TrialState.COMPLETE,))) == 2
+
+
+def test_full_disk_is_one_line_and_the_study_is_untouched(
+    tiny_space: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    args = ["search", "--target", "flops", "--space", str(tiny_space), "--out", str(tmp_path),
+            "--study", "w", "--trials", "1", "--no-baselines", *FAST]  # fmt: skip
+    runner = CliRunner()
+    assert runner.invoke(app, args).exit_code == 0
+    journal = tmp_path / "w.journal"
+    before = journal.read_bytes()
+    csv = (tmp_path / "w" / "trials.csv").read_bytes()
+
+    def full(*_args: object, **_kw: object) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(JournalFileBackend, "append_logs", full)
+    result = runner.invoke(app, [*args[:-len(FAST) - 3], "--trials", "2", "--no-baselines",
+                                 *FAST])  # fmt: skip
+    assert result.exit_code == 2, result.output
+    assert "No space left on device" in result.stderr and "w.journal" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert journal.read_bytes() == before
+    assert (tmp_path / "w" / "trials.csv").read_bytes() == csv
+    monkeypatch.undo()
+
+    # Outputs that cannot be written: one line, the study is saved.
+    monkeypatch.setattr("pandas.DataFrame.to_csv", full)
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2 and "cannot write the outputs" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+@pytest.mark.parametrize(
+    "garbage",
+    [b"\x00\x01 not a journal", b'{"hello": "world"}\n', b"SQLite format 3\x00", "corrupt tail"],
+)
+def test_corrupt_or_foreign_storage_is_refused_untouched(
+    garbage: bytes | str, tiny_space: Path, tmp_path: Path
+) -> None:
+    journal = tmp_path / "t.journal"
+    if garbage == "corrupt tail":  # a real journal with a broken line in the middle
+        run_search(_config(tiny_space, trials=1), tmp_path)
+        garbage = journal.read_bytes() + b"{broken\n" + b'{"op_code": 0}\n'
+    assert isinstance(garbage, bytes)
+    journal.write_bytes(garbage)
+    with pytest.raises(StudyError, match="journal file"):
+        run_search(_config(tiny_space), tmp_path)
+    assert journal.read_bytes() == garbage
+
+
+def test_worker_seeds_differ_and_are_stable() -> None:
+    seeds = {worker_seed(0, f"host:{pid}") for pid in range(1000)}
+    assert len(seeds) == 1000 and worker_seed(0, "h:1") == worker_seed(0, "h:1")
+    assert worker_seed(0, "h:1") != worker_seed(1, "h:1")
