@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from nasctl import (  # noqa: F401  (registration)
     _cmd_arch,
+    _cmd_compare,
     _cmd_export,
     _cmd_latency,
     _cmd_results,

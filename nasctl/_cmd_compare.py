@@ -1,0 +1,124 @@
+"""`nasctl compare`: the chosen front members against the four baselines, same recipe."""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from estimators import LatencyConfig, TrainProgress, get_recipe, load_data
+from nasctl._app import OutputFormat, app, console, emit, guarded
+from results import open_existing
+from results._compare import choose_contenders, markdown_report, plot_compare, run_compare
+from results._search import fidelity_recipe
+
+
+@app.command()
+@guarded
+def compare(
+    study: Annotated[str, typer.Option(help="Study name.")] = "search",
+    out: Annotated[Path, typer.Option(help="The search's output directory.")] = Path("runs"),
+    storage: Annotated[
+        str | None, typer.Option(help="Optuna storage URL (default OUT/STUDY.journal).")
+    ] = None,
+    top: Annotated[int, typer.Option(help="How many front members to retrain.")] = 3,
+    under_latency: Annotated[
+        float | None, typer.Option(help="Only front members under this latency (ms).")
+    ] = None,
+    data: Annotated[
+        str | None, typer.Option(help="Data to train on (default: the study's).")
+    ] = None,
+    preset: Annotated[str, typer.Option(help="Training recipe preset.")] = "full",
+    epochs: Annotated[int | None, typer.Option(help="Override the preset's epochs.")] = None,
+    images: Annotated[
+        int | None,
+        typer.Option(help="Train on about this many images instead (whole epochs or a subset)."),
+    ] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Override the batch size.")] = None,
+    baseline_width: Annotated[
+        list[float] | None,
+        typer.Option(help="Baseline width multipliers (repeat for variants; default 1.0)."),
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed of every training run.")] = 0,
+    threads: Annotated[int | None, typer.Option(help="Training threads.")] = None,
+    latency_threads: Annotated[int, typer.Option(help="Threads for latency.")] = 1,
+    fmt: Annotated[OutputFormat, typer.Option("--format", "-f", help="Output format.")] = (
+        OutputFormat.table
+    ),
+) -> None:
+    """Retrain the best front members and the baselines with one recipe and seed, time
+    them together in interleaved rounds, and mark each candidate that beats a baseline
+    in accuracy at lower latency. Writes OUT/STUDY/compare/{compare.csv, compare.png,
+    compare.md}; an interrupted run resumes without retraining finished models.
+    """
+    s = open_existing(study, out, storage)
+    meta = s.user_attrs.get("nasctl", {})
+    data = data or meta.get("data", "digits")
+    contenders = choose_contenders(s, top, under_latency, baseline_width or [1.0])
+    recipe = get_recipe(preset, epochs=epochs, batch_size=batch_size)
+    if images is not None:
+        size = len(load_data(data, contenders[0].spec.resolution, seed=seed).train_y)
+        recipe = fidelity_recipe(recipe, images, size)
+    folder = out / study / "compare"
+
+    def progress(name: str, p: TrainProgress | None) -> None:
+        if p is None:
+            what = "timing all models" if name == "latency" else "training"
+            console.print(f"[bold]{name}[/bold]: {what}")
+        elif p.batch == p.batches:
+            console.print(
+                f"  epoch {p.epoch + 1}/{p.epochs} loss {p.loss:.3f} "
+                f"{p.images_per_second:,.0f} img/s"
+            )
+
+    frame = run_compare(
+        contenders,
+        data,
+        recipe,
+        folder,
+        LatencyConfig(threads=latency_threads),
+        seed,
+        threads,
+        progress,
+    )
+    folder.mkdir(parents=True, exist_ok=True)
+    frame.to_csv(folder / "compare.csv", index=False)
+    plot_compare(frame, folder / "compare.png", f"study {study}: retrained with preset {preset}")
+    command = "nasctl " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    (folder / "compare.md").write_text(
+        markdown_report(frame, f"nasctl compare: study {study}", command), encoding="utf-8"
+    )
+    cols = [
+        "name",
+        "accuracy",
+        "latency_ms",
+        "latency_p10_ms",
+        "latency_p90_ms",
+        "macs",
+        "params",
+        "train_seconds",
+        "dominates",
+    ]
+    rows = frame.sort_values("latency_ms")[cols].to_dict("records")
+    emit(
+        rows,
+        fmt,
+        "Candidates vs baselines (same recipe, interleaved latency)",
+        {
+            "accuracy": lambda v: f"{v:.4f}",
+            "latency_ms": lambda v: f"{v:.2f}",
+            "latency_p10_ms": lambda v: f"{v:.2f}",
+            "latency_p90_ms": lambda v: f"{v:.2f}",
+            "macs": lambda v: f"{v / 1e6:.2f}M",
+            "params": lambda v: f"{v / 1e6:.3f}M",
+            "train_seconds": lambda v: f"{v:.0f}",
+            "dominates": lambda v: v or "-",
+        },
+    )
+    if fmt is OutputFormat.table:
+        console.print(
+            f"wrote {folder / 'compare.csv'}, {folder / 'compare.png'}, {folder / 'compare.md'}"
+        )

@@ -1,0 +1,286 @@
+"""Retrain chosen front members and the baselines with one recipe, time them together,
+and say which candidate beats which baseline.
+
+Each model's training result is written to ``<folder>/models/<name>.json`` as soon as it
+is known, keyed by its arch string and recipe, so an interrupted comparison resumes
+without retraining what finished. Latency is measured at the end for all models at once,
+in interleaved rounds with MobileNetV2 as the reference of every round.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import optuna
+import pandas as pd
+
+from estimators import (
+    LatencyConfig,
+    Recipe,
+    TrainProgress,
+    count,
+    load_data,
+    measure_many,
+    train_and_evaluate,
+)
+from results._report import front_frame
+from results._search import baselines_of
+from results._study import trials_frame
+from search_space import ArchSpec, NasctlError, baseline_names, format_arch, get_baseline
+
+__all__ = [
+    "CompareError",
+    "Contender",
+    "choose_contenders",
+    "markdown_report",
+    "plot_compare",
+    "run_compare",
+]
+
+
+class CompareError(NasctlError):
+    """A comparison that cannot be run as asked."""
+
+
+@dataclass(frozen=True)
+class Contender:
+    name: str
+    spec: ArchSpec
+    baseline: bool
+    trial: int | None = None
+
+
+def choose_contenders(
+    study: optuna.Study,
+    top: int,
+    under_latency_ms: float | None,
+    baseline_widths: list[float],
+) -> list[Contender]:
+    """The ``top`` most accurate front members (under the latency cap) and the baselines
+    at the study's baseline resolution, for each width."""
+    if top < 1:
+        raise CompareError(f"top must be at least 1, got {top}")
+    if under_latency_ms is not None and under_latency_ms <= 0:
+        raise CompareError(f"under-latency must be a positive number of ms, got {under_latency_ms}")
+    meta = study.user_attrs.get("nasctl")
+    if meta is None:
+        raise CompareError(f"study {study.study_name!r} was not made by nasctl search")
+    unit = {"latency": "latency_ms", "flops": "mmacs", "params": "mparams"}[meta["target"]]
+    front = front_frame(trials_frame(study), unit)
+    if under_latency_ms is not None:
+        front = front[front["latency_ms"].astype(float) <= under_latency_ms]
+    if front.empty:
+        cap = f" under {under_latency_ms:g} ms" if under_latency_ms is not None else ""
+        raise CompareError(f"study {study.study_name!r} has no feasible trained trial{cap}")
+    chosen = front.sort_values("accuracy", ascending=False).head(top)
+    contenders = [
+        Contender(
+            f"trial_{int(row.number)}",
+            ArchSpec.from_json(_spec_json(study, int(row.number))),
+            False,
+            int(row.number),
+        )
+        for row in chosen.itertuples()
+    ]
+    recorded = baselines_of(study)
+    resolution = recorded[0]["resolution"] if recorded else contenders[0].spec.resolution
+    classes = contenders[0].spec.num_classes
+    for width in baseline_widths:
+        if not 0 < width <= 4:
+            raise CompareError(f"baseline width must be in (0, 4], got {width}")
+        for name in baseline_names():
+            label = name if width == 1.0 else f"{name}_{width:g}"
+            contenders.append(
+                Contender(label, get_baseline(name, width, resolution, classes), True)
+            )
+    return contenders
+
+
+def _spec_json(study: optuna.Study, number: int) -> str:
+    return str(study.trials[number].user_attrs["spec"])
+
+
+def run_compare(
+    contenders: list[Contender],
+    data: str,
+    recipe: Recipe,
+    folder: Path,
+    latency: LatencyConfig,
+    seed: int = 0,
+    threads: int | None = None,
+    on_progress: Callable[[str, TrainProgress | None], None] | None = None,
+) -> pd.DataFrame:
+    """Train every contender (or reuse its saved result), time them all together, and
+    return one row per model, with the baselines each candidate dominates."""
+    models = folder / "models"
+    models.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for c in contenders:
+        path = models / f"{c.name}.json"
+        key = {"arch": format_arch(c.spec), "recipe": recipe.to_dict(), "data": data, "seed": seed}
+        record = _read(path)
+        if record is None or record.get("key") != key:
+            if on_progress:
+                on_progress(c.name, None)
+            result = train_and_evaluate(
+                c.spec,
+                load_data(data, c.spec.resolution, seed=seed),
+                recipe,
+                seed=seed,
+                threads=threads,
+                on_progress=(lambda p, n=c.name: on_progress(n, p)) if on_progress else None,
+            )
+            record = {
+                "key": key,
+                "accuracy": result.top1,
+                "top5": result.top5,
+                "train_seconds": result.train_seconds,
+            }
+            _write(path, record)
+        report = count(c.spec)
+        rows.append(
+            {
+                "name": c.name,
+                "baseline": c.baseline,
+                "trial": c.trial,
+                "accuracy": record["accuracy"],
+                "top5": record["top5"],
+                "macs": report.macs,
+                "params": report.params,
+                "train_seconds": record["train_seconds"],
+                "arch": key["arch"],
+            }
+        )
+    if on_progress:
+        on_progress("latency", None)
+    timed = measure_many(
+        [c.spec for c in contenders],
+        latency,
+        reference=get_baseline(
+            "mobilenet_v2", 1.0, contenders[0].spec.resolution, contenders[0].spec.num_classes
+        ),
+        names=[c.name for c in contenders],
+    )
+    for row, t in zip(rows, timed, strict=True):
+        row.update(
+            latency_ms=t.median_us / 1000,
+            latency_p10_ms=t.p10_us / 1000,
+            latency_p90_ms=t.p90_us / 1000,
+            iqr_ratio=t.iqr_ratio,
+            ratio_to_v2=t.ratio_to_reference,
+        )
+    frame = pd.DataFrame(rows)
+    frame["dominates"] = [_dominated(row, frame) for row in frame.itertuples()]
+    return frame
+
+
+def _dominated(row: Any, frame: pd.DataFrame) -> str:
+    """Baselines this candidate beats on both accuracy (higher) and latency (lower)."""
+    if row.baseline:
+        return ""
+    beaten = frame[
+        frame["baseline"]
+        & (frame["accuracy"] < row.accuracy)
+        & (frame["latency_ms"] > row.latency_ms)
+    ]
+    return ", ".join(beaten["name"])
+
+
+def _read(path: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads(path.read_text("utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _write(path: Path, record: dict[str, Any]) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def markdown_report(frame: pd.DataFrame, title: str, command: str) -> str:
+    lines = [
+        f"# {title}",
+        "",
+        f"Reproduce: `{command}`",
+        "",
+        "| model | top-1 | latency ms (p10-p90) | MACs (M) | params (M) | train s | beats |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for r in frame.sort_values("latency_ms").itertuples():
+        lines.append(
+            f"| {r.name} | {r.accuracy:.4f} | {r.latency_ms:.2f} ({r.latency_p10_ms:.2f}-"
+            f"{r.latency_p90_ms:.2f}) | {r.macs / 1e6:.2f} | {r.params / 1e6:.3f} | "
+            f"{r.train_seconds:.0f} | {r.dominates or '-'} |"
+        )
+    winners = frame[frame["dominates"].astype(bool)]
+    lines += [
+        "",
+        f"{len(winners)} candidate(s) beat at least one baseline in accuracy at "
+        "lower measured latency.",
+    ]
+    all_baselines = set(frame[frame["baseline"]]["name"])
+    total = [r.name for r in winners.itertuples() if set(r.dominates.split(", ")) == all_baselines]
+    lines.append(
+        f"Beating every baseline: {', '.join(total)}."
+        if total
+        else "No candidate beats every baseline on both accuracy and latency."
+    )
+    return "\n".join(lines) + "\n"
+
+
+def plot_compare(frame: pd.DataFrame, path: Path, title: str) -> Path:
+    """Accuracy vs measured latency (p10-p90 as error bars): candidates and baselines."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7.5, 5), dpi=120)
+    for is_base, colour, label in (
+        (False, "tab:blue", "candidates"),
+        (True, "tab:orange", "baselines"),
+    ):
+        part = frame[frame["baseline"] == is_base]
+        if part.empty:
+            continue
+        err = [
+            part["latency_ms"] - part["latency_p10_ms"],
+            part["latency_p90_ms"] - part["latency_ms"],
+        ]
+        ax.errorbar(
+            part["latency_ms"],
+            part["accuracy"],
+            xerr=err,
+            fmt="o" if not is_base else "s",
+            c=colour,
+            ms=7,
+            capsize=3,
+            label=label,
+            zorder=3,
+        )
+        for r in part.itertuples():
+            ax.annotate(
+                r.name.replace("mobilenet_", ""),
+                (r.latency_ms, r.accuracy),
+                textcoords="offset points",
+                xytext=(5, 5),
+                fontsize=8,
+            )
+    ax.set_xlabel("measured latency (ms, median; bars p10-p90)")
+    ax.set_ylabel("validation top-1 accuracy")
+    ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
