@@ -12,6 +12,7 @@ accuracy, fidelity) to reproduce and export it from the storage alone.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import os
 import socket
@@ -94,13 +95,31 @@ def open_storage(storage: str | None, out: Path, study: str) -> BaseStorage:
             f"storage must be an Optuna storage URL (sqlite:///file.db, "
             f"postgresql://user@host/db) or a .journal file, got {storage!r}"
         )
-    try:
-        return RDBStorage(
-            storage, heartbeat_interval=10, grace_period=30, failed_trial_callback=None
-        )
-    except Exception as exc:  # sqlalchemy raises many types: one line for the user
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise StudyError(f"cannot open storage {_redact(storage)!r}: {reason}") from None
+    # Workers that start together on an empty database race to create Optuna's tables;
+    # the loser's error is transient, so try again (the tables are there then).
+    for attempt in range(3):
+        try:
+            return RDBStorage(
+                _driver(storage), heartbeat_interval=10, grace_period=30, failed_trial_callback=None
+            )
+        except Exception as exc:  # sqlalchemy raises many types: one line for the user
+            if "IntegrityError" in type(exc).__name__ and attempt < 2:
+                time.sleep(1.0 + attempt)
+                continue
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise StudyError(f"cannot open storage {_redact(storage)!r}: {reason}") from None
+    raise AssertionError("unreachable")
+
+
+def _driver(url: str) -> str:
+    """``postgresql://`` with the driver that is installed: SQLAlchemy 2.1 picks psycopg
+    (3) for a bare scheme; nasctl's ``postgres`` extra installs psycopg2."""
+    scheme, rest = url.split("://", 1)
+    if scheme in ("postgresql", "postgres"):
+        if importlib.util.find_spec("psycopg") is None and importlib.util.find_spec("psycopg2"):
+            return f"postgresql+psycopg2://{rest}"
+        return f"postgresql://{rest}"
+    return url
 
 
 def _journal(path: Path) -> BaseStorage:

@@ -26,6 +26,7 @@ from estimators import TrainingDiverged, get_recipe
 from nasctl.cli import app
 from results import SearchConfig, StudyError, run_search
 from results._search import worker_seed
+from results._study import open_storage
 
 ROOT = Path(__file__).resolve().parents[2]
 FAST = ["--images", "64", "--batch-size", "32", "--threads", "1", "--population", "2"]
@@ -123,8 +124,6 @@ def _two_workers(space: Path, out: Path, storage: list[str]) -> list[FrozenTrial
         _, err = proc.communicate(timeout=300)
         assert proc.returncode == 0, err
     url = storage[1] if storage else None
-    from results._study import open_storage
-
     study = optuna.load_study(study_name="w", storage=open_storage(url, out, "w"))
     workers = {k: v for k, v in study.user_attrs.items() if k.startswith("worker:")}
     assert len(workers) == 2 and all("ended" in v for v in workers.values())
@@ -151,8 +150,7 @@ def test_two_workers_share_postgresql(tiny_space: Path, tmp_path: Path) -> None:
     for proc in procs:
         _, err = proc.communicate(timeout=300)
         assert proc.returncode == 0, err
-    storage = optuna.storages.RDBStorage(url)
-    study = optuna.load_study(study_name=name, storage=storage)
+    study = optuna.load_study(study_name=name, storage=open_storage(url, tmp_path, name))
     workers = {k: v for k, v in study.user_attrs.items() if k.startswith("worker:")}
     assert len(workers) == 2 and all("ended" in v for v in workers.values())
     assert len({v["seed"] for v in workers.values()}) == 2
