@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -9,8 +10,21 @@ from typing import Annotated, Any
 import typer
 
 from nasctl._app import app, console, err_console, guarded, resolve_arch
-from results import ExportFormat, export_model, read_checkpoint
+from results import ExportFormat, export_model, open_existing, read_checkpoint
+from results._report import pick_trial
 from search_space import ArchSpec, SpecError, format_arch
+
+
+@dataclass(frozen=True)
+class StudyChoice:
+    """Which trial of which study to export (``nasctl export --study``)."""
+
+    name: str
+    runs: Path
+    storage: str | None
+    trial: int | None
+    best: bool
+    best_under: float | None
 
 
 class FormatChoice(StrEnum):
@@ -28,9 +42,23 @@ def _choose(
     width: float,
     resolution: int | None,
     num_classes: int | None,
+    study: StudyChoice | None = None,
 ) -> tuple[ArchSpec, dict[str, Any] | None]:
-    """The spec and weights to export. A study (``--study`` with ``--trial`` or
-    ``--best-under``) will be one more source of both here."""
+    """The spec (ARCH, a study's trial, or the checkpoint's own) and its weights."""
+    if study is not None:
+        if arch is not None:
+            raise SpecError("give either ARCH or --study, not both")
+        number, spec_json = pick_trial(
+            open_existing(study.name, study.runs, study.storage),
+            study.trial,
+            study.best,
+            study.best_under,
+        )
+        chosen = ArchSpec.from_json(spec_json)
+        console.print(f"study {study.name!r}: trial {number}", highlight=False)
+        if checkpoint is None:
+            return chosen, None
+        return chosen, read_checkpoint(checkpoint, chosen)[0]
     spec = resolve_arch(arch, width, resolution, num_classes) if arch is not None else None
     if checkpoint is None:
         if spec is None:
@@ -98,12 +126,36 @@ def export(
     tolerance: Annotated[
         float, typer.Option(help="Largest max-abs logit difference accepted.")
     ] = 1e-4,
+    study: Annotated[
+        str | None, typer.Option(help="Export a trial of this search study instead of ARCH.")
+    ] = None,
+    trial: Annotated[int | None, typer.Option(help="With --study: this trial number.")] = None,
+    best: Annotated[
+        bool, typer.Option("--best", help="With --study: the most accurate feasible trial.")
+    ] = False,
+    best_under: Annotated[
+        float | None,
+        typer.Option(help="With --study: the most accurate feasible trial under MS latency."),
+    ] = None,
+    runs: Annotated[Path, typer.Option(help="With --study: the search's output directory.")] = Path(
+        "runs"
+    ),
+    storage: Annotated[
+        str | None, typer.Option(help="With --study: Optuna storage URL or .journal file.")
+    ] = None,
 ) -> None:
     """Export an architecture with its weights, then verify the written file.
 
-    Model files are run back on a random batch; logits must match PyTorch (max abs diff).
+    ARCH, or a trial of a search (`--study NAME` with `--trial N`, `--best` or
+    `--best-under MS`). Model files are run back on a random batch; logits must match
+    PyTorch (max abs diff).
     """
-    spec, state = _choose(arch, checkpoint, width, resolution, num_classes)
+    choice = (
+        StudyChoice(study, runs, storage, trial, best, best_under) if study is not None else None
+    )
+    if choice is None and (trial is not None or best or best_under is not None):
+        raise SpecError("--trial, --best and --best-under need --study NAME")
+    spec, state = _choose(arch, checkpoint, width, resolution, num_classes, choice)
     result = export_model(
         spec,
         out,

@@ -9,8 +9,9 @@ import numpy as np
 import pandas as pd
 
 from results._pareto import non_dominated_mask
+from results._study import trials_frame
 
-__all__ = ["TARGET_COLUMNS", "front_frame", "plot_front", "target_column"]
+__all__ = ["TARGET_COLUMNS", "front_frame", "pick_trial", "plot_front", "target_column"]
 
 #: Target unit name (as stored by the search) -> (trials-table column, axis label).
 TARGET_COLUMNS = {
@@ -125,3 +126,30 @@ def plot_front(
     fig.savefig(path)
     plt.close(fig)
     return path
+
+
+def pick_trial(
+    study: Any, trial: int | None = None, best: bool = False, best_under_ms: float | None = None
+) -> tuple[int, str]:
+    """The trial to export and its spec JSON: ``trial`` by number, the most accurate
+    feasible trained trial (``best``), or the most accurate one under a latency."""
+    from search_space import NasctlError
+
+    chosen = [trial is not None, best, best_under_ms is not None]
+    if sum(chosen) != 1:
+        raise NasctlError("give exactly one of --trial N, --best or --best-under MS with --study")
+    frame = trials_frame(study)
+    if trial is not None:
+        rows = frame[frame["number"] == trial]
+        if rows.empty or rows.iloc[0]["state"] != "COMPLETE":
+            raise NasctlError(f"--trial {trial} is not a finished trial of {study.study_name!r}")
+        return trial, str(study.trials[trial].user_attrs["spec"])
+    ok = frame[(frame["state"] == "COMPLETE") & frame["feasible"].fillna(False).astype(bool)]
+    ok = ok[ok["accuracy"].notna()]
+    if best_under_ms is not None:
+        ok = ok[ok["latency_ms"].astype(float) <= best_under_ms]
+    if ok.empty:
+        cap = f" under {best_under_ms:g} ms" if best_under_ms is not None else ""
+        raise NasctlError(f"study {study.study_name!r} has no feasible trained trial{cap}")
+    number = int(ok.sort_values(["accuracy", "number"], ascending=[False, True]).iloc[0]["number"])
+    return number, str(study.trials[number].user_attrs["spec"])

@@ -1,0 +1,98 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from estimators import LatencyConfig, get_recipe
+from nasctl.cli import app
+from results import SearchConfig, run_search
+from results._compare import CompareError, choose_contenders, markdown_report, run_compare
+from results._report import pick_trial
+
+RECIPE = get_recipe("search", batch_size=32)
+FAST_LATENCY = LatencyConfig(rounds=2, repeats=3, min_warmup=2, max_warmup=4)
+
+
+@pytest.fixture
+def study(tiny_space: Path, tmp_path: Path):
+    config = SearchConfig(
+        study="c",
+        target="latency",
+        space_path=tiny_space,
+        trials=3,
+        population=2,
+        recipe=RECIPE,
+        images_per_candidate=64,
+        threads=1,
+        latency=FAST_LATENCY,
+    )
+    return run_search(config, tmp_path / "runs")
+
+
+def test_compare_retrains_times_and_resumes(study, tmp_path: Path, monkeypatch) -> None:
+    contenders = choose_contenders(study, top=2, under_latency_ms=None, baseline_widths=[1.0])
+    assert [c.baseline for c in contenders].count(True) == 4
+    assert 1 <= [c.baseline for c in contenders].count(False) <= 2
+    recipe = RECIPE.replace(epochs=1, train_images=64)
+    folder = tmp_path / "cmp"
+    frame = run_compare(contenders, "digits", recipe, folder, FAST_LATENCY, threads=1)
+    assert len(frame) == len(contenders) and (frame["latency_ms"] > 0).all()
+    assert frame["ratio_to_v2"].notna().all()
+    for row in frame.itertuples():
+        if row.dominates:  # every marked baseline is truly beaten on both axes
+            for name in row.dominates.split(", "):
+                base = frame[frame["name"] == name].iloc[0]
+                assert base.accuracy < row.accuracy and base.latency_ms > row.latency_ms
+    assert "Reproduce" in markdown_report(frame, "t", "nasctl compare")
+
+    # A second run trains nothing: every model's result is on disk.
+    def no_training(*a, **k):
+        raise AssertionError("retrained a finished model")
+
+    monkeypatch.setattr("results._compare.train_and_evaluate", no_training)
+    again = run_compare(contenders, "digits", recipe, folder, FAST_LATENCY, threads=1)
+    assert list(again["accuracy"]) == list(frame["accuracy"])
+
+
+def test_choose_contenders_errors(study) -> None:
+    with pytest.raises(CompareError, match="top must be"):
+        choose_contenders(study, 0, None, [1.0])
+    with pytest.raises(CompareError, match="no feasible trained trial under"):
+        choose_contenders(study, 1, 1e-6, [1.0])
+
+
+def test_pick_trial_for_export(study) -> None:
+    number, spec = pick_trial(study, best=True)
+    accs = [t.user_attrs["accuracy"] for t in study.trials if t.user_attrs.get("feasible")]
+    assert study.trials[number].user_attrs["accuracy"] == max(accs)
+    assert json.loads(spec)["format"] == "nasctl-arch/1"
+
+
+def test_export_from_a_study(study, tmp_path: Path) -> None:
+    out = tmp_path / "a.json"
+    result = CliRunner().invoke(
+        app,
+        [
+            "export",
+            "--study",
+            "c",
+            "--runs",
+            str(tmp_path / "runs"),
+            "--trial",
+            "1",
+            "-f",
+            "json",
+            "-o",
+            str(out),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert json.loads(out.read_text()) == json.loads(study.trials[1].user_attrs["spec"])
+    bad = CliRunner().invoke(
+        app,
+        ["export", "--study", "c", "--runs", str(tmp_path / "runs"), "-f", "json", "-o", str(out)],
+    )
+    assert bad.exit_code == 2 and "exactly one of" in bad.stderr
