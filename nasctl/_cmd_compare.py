@@ -49,10 +49,12 @@ def compare(
         OutputFormat.table
     ),
 ) -> None:
-    """Retrain the best front members and the baselines with one recipe and seed, time
-    them together in interleaved rounds, and mark each candidate that beats a baseline
-    in accuracy at lower latency. Writes OUT/STUDY/compare/{compare.csv, compare.png,
-    compare.md}; an interrupted run resumes without retraining finished models.
+    """Retrain the best front members and the baselines the same way and compare them.
+
+    One recipe and seed for all; latency measured together in interleaved rounds; each
+    candidate that beats a baseline in accuracy at lower latency is marked. Writes
+    OUT/STUDY/compare/{compare.csv, compare.png, compare.md}; an interrupted run resumes
+    without retraining finished models.
     """
     s = open_existing(study, out, storage)
     meta = s.user_attrs.get("nasctl", {})
