@@ -64,7 +64,8 @@ class OutputFormat(StrEnum):
 
 def fail(message: str) -> typer.Exit:
     """Print one red line on stderr and return the exit to raise (code 2)."""
-    err_console.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
+    line = " ".join(message.split())  # one line, even when a library's message has several
+    err_console.print(f"[red]error:[/red] {line}", highlight=False, soft_wrap=True)
     return typer.Exit(2)
 
 

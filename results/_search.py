@@ -131,6 +131,8 @@ class SearchConfig:
                 raise SearchError(
                     f"{name} must be one of {allowed}, got {getattr(self, name)!r}"
                 ) from None
+        if self.seed < 0:
+            raise SearchError(f"seed must be an integer >= 0, got {self.seed}")
         if self.trials < 1:
             raise SearchError(f"trials must be at least 1, got {self.trials}")
         if self.timeout is not None and self.timeout <= 0:
@@ -259,7 +261,8 @@ class _Runner:
         return over
 
     def check_budgets_are_reachable(self) -> None:
-        """Budgets no architecture of the space can meet are refused up front."""
+        """Budgets no architecture of the space can meet are refused up front (the
+        smallest architecture is also timed once when there is a latency budget)."""
         smallest = self.space.make_spec(
             min(self.space.widths),
             min(self.space.resolutions),
@@ -280,6 +283,17 @@ class _Runner:
                 raise SearchError(
                     f"{flag} {limit:g} cannot be met: the smallest architecture of the space "
                     f"has {value:.3f}{unit}"
+                )
+        limit = self.config.max_latency_ms
+        if limit is not None:
+            # Measured latency is noisy: refuse only a budget under half of what the
+            # smallest architecture takes; the lookup table is exact, so no margin there.
+            ms = self.latency(smallest)["latency_ms"]
+            if ms > (limit if self.table is not None else 2 * limit):
+                how = "is predicted at" if self.table is not None else "measures"
+                raise SearchError(
+                    f"--max-latency {limit:g} cannot be met: the smallest architecture of the "
+                    f"space {how} {ms:.3f} ms"
                 )
 
     # --- the study -----------------------------------------------------------------

@@ -17,6 +17,7 @@ import json
 import os
 import socket
 import time
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -99,9 +100,14 @@ def open_storage(storage: str | None, out: Path, study: str) -> BaseStorage:
     # the loser's error is transient, so try again (the tables are there then).
     for attempt in range(3):
         try:
-            return RDBStorage(
-                _driver(storage), heartbeat_interval=10, grace_period=30, failed_trial_callback=None
-            )
+            with warnings.catch_warnings():  # "heartbeat_interval is experimental"
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                return RDBStorage(
+                    _driver(storage),
+                    heartbeat_interval=10,
+                    grace_period=30,
+                    failed_trial_callback=None,
+                )
         except Exception as exc:  # sqlalchemy raises many types: one line for the user
             if "IntegrityError" in type(exc).__name__ and attempt < 2:
                 time.sleep(1.0 + attempt)

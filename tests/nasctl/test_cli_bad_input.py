@@ -1,0 +1,109 @@
+"""Every command fed wrong values exits 2 with one line on stderr (no traceback).
+
+Extends the tables in test_cli_search.py, test_cli_table.py, test_cli_latency.py and
+test_cli_train.py with the cases they do not cover: unreadable files (a directory, bytes
+that are not UTF-8, a corrupt checkpoint or journal), bad storage URLs, out-of-range
+numbers, budgets no architecture can meet.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from nasctl.cli import app
+
+runner = CliRunner()
+TINY = "r32_n10,stem_k3_s2_c8_re,ir_k3_s2_c8_re,head_d0"
+QUICK = ["--trials", "1", "--images", "32", "--no-baselines"]
+
+
+@pytest.fixture
+def files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "bin.toml").write_bytes(b"\xff\xfe bad")
+    (tmp_path / "bin.json").write_bytes(b"\xff\xfe")
+    (tmp_path / "dir.json").mkdir()
+    (tmp_path / "dir.toml").mkdir()
+    (tmp_path / "garbage.pt").write_text('{"x":')
+    (tmp_path / "lut.json").write_text("{oops")
+    (tmp_path / "corrupt.journal").write_bytes(b"\x00\x01junk")
+    return tmp_path
+
+
+BAD = [
+    # train / eval
+    (["train", TINY, "--epochs", "-1"], "recipe.epochs must be an integer >= 1"),
+    (["train", TINY, "--lr", "-1"], "recipe.lr must be > 0"),
+    (["train", TINY, "--threads", "0"], "--threads must be >= 1"),
+    (["train", "mobilenet_v2", "--width", "0"], "width must be a number in (0, 4]"),
+    (["train", TINY, "-r", "0"], "resolution must be an integer >= 8"),
+    (["train", "bin.json"], "is not UTF-8 text"),
+    (["train", "dir.json"], "cannot read spec file 'dir.json'"),
+    (["eval", TINY, "--checkpoint", "missing.pt"], "checkpoint 'missing.pt' does not exist"),
+    (["eval", TINY, "--checkpoint", "garbage.pt"], "garbage.pt"),
+    # latency / lut
+    (["latency", TINY, "--repeats", "0"], "repeats must be a positive integer"),
+    (["latency", TINY, "-r", "0"], "resolution must be a positive multiple of 8"),
+    (["latency", TINY, "--num-classes", "-1"], "num_classes must be a positive integer"),
+    (["latency", TINY, "--reference", "nonsense"], "ARCH 'nonsense' is not a baseline"),
+    (["lut", "validate", "--lut", "lut.json"], "is not valid JSON"),
+    (["lut", "validate", "--lut", "dir.json"], "cannot read table 'dir.json'"),
+    # export
+    (["export", TINY, "-f", "json", "-o", "e.json", "--checkpoint", "missing.pt"],
+     "does not exist"),
+    (["export", TINY, "-f", "json", "-o", "e.json", "--checkpoint", "garbage.pt"],
+     "cannot be read"),
+    (["export", TINY, "-f", "onnx", "-o", "e.onnx", "--opset", "5"], "opset must be"),
+    (["export", TINY, "-f", "json", "-o", "e.json", "--tolerance", "-1"], "tolerance must be"),
+    (["export", "-f", "json", "-o", "e.json", "--study", "nope", "--runs", "."],
+     "no study 'nope'"),
+    (["export", "-f", "json", "-o", "e.json", "--study", "nope", "--storage", "bad"],
+     "storage must be an Optuna storage URL"),
+    (["export", "nonsense", "-f", "json", "-o", "e.json"], "ARCH 'nonsense' is not a baseline"),
+    # results
+    (["results", "show", "--study", "x", "--storage", "nope"], "storage must be an Optuna"),
+    (["results", "show", "--study", "x", "--storage", "sqlite:////no/such/dir/x.db"],
+     "cannot open storage"),
+    (["results", "show", "--study", "corrupt", "--out", "."], "not an Optuna journal file"),
+    (["results", "pareto", "--study", "x", "--storage", "mysql://u@127.0.0.1:1/x"],
+     "cannot open storage"),
+    (["results", "plot", "--study", "x", "--storage", "corrupt.journal"],
+     "not an Optuna journal file"),
+    # search
+    (["search", "--population", "1"], "population must be at least 2"),
+    (["search", "--timeout", "0"], "timeout must be positive"),
+    (["search", "--images", "0"], "images per candidate must be positive"),
+    (["search", "--batch-size", "0"], "recipe.batch_size must be an integer >= 1"),
+    (["search", "--threads", "0"], "threads must be >= 1"),
+    (["search", "--seed", "-1"], "seed must be an integer >= 0"),
+    (["search", "--space", "dir.toml"], "cannot read space file 'dir.toml'"),
+    (["search", "--space", "bin.toml"], "not UTF-8 text"),
+    (["search", "--storage", "sqlite:////no/such/dir/x.db"], "cannot open storage"),
+    (["search", "--storage", "corrupt.journal"], "not an Optuna journal file"),
+    (["search", "--max-params", "0.0001"], "--max-params 0.0001 cannot be met"),
+    (["search", "--max-latency", "0.00001", *QUICK], "--max-latency 1e-05 cannot be met"),
+    (["search", "--lut", "lut.json", "--latency", "lut"], "is not valid JSON"),
+    (["search", "--study", "a b"], "study must be a name without spaces"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("args", "message"), BAD, ids=[" ".join(a)[:60] for a, _ in BAD])
+def test_bad_input_exits_2_with_one_line(files: Path, args: list[str], message: str) -> None:
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    assert message in lines[0]
+    assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("args", [["search", "--sampler", "grid"], ["train", TINY, "--preset",
+                                  "x"], ["latency", TINY, "--backend", "tflite"]])  # fmt: skip
+def test_unknown_choices_are_usage_errors(args: list[str]) -> None:
+    # Click's own usage error (exit 2), naming the bad value; not a traceback.
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2 and args[-1] in result.output
+    assert "Traceback" not in result.output
