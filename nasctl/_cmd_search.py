@@ -173,7 +173,10 @@ def search(
     device: Annotated[str, typer.Option(help="Latency device: cpu or cuda[:N].")] = "cpu",
     threads: Annotated[
         int | None,
-        typer.Option(help="Training threads (default: torch's); latency uses --latency-threads."),
+        typer.Option(
+            help="Training threads (default: this machine's cores divided by the live "
+            "workers on it); latency uses --latency-threads."
+        ),
     ] = None,
     latency_threads: Annotated[int, typer.Option(help="Threads for latency measurement.")] = 1,
     max_latency: Annotated[float | None, typer.Option(help="Hard budget: latency in ms.")] = None,
@@ -199,7 +202,8 @@ def search(
     Each candidate is priced first (MACs and params analytically, latency from --lut or
     one measurement); a candidate over a --max-* budget is recorded but never trained.
     The four baselines are trained once per study with the same recipe. Re-running the
-    same command resumes the study; Ctrl-C stops after recording what is done. Writes
+    same command resumes the study; Ctrl-C stops after recording what is done. Several
+    processes with the same --study and --storage work on one study together. Writes
     OUT/STUDY/trials.csv, the Pareto front and OUT/STUDY/pareto.png.
     """
     if latency not in ("measured", "lut"):

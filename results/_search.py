@@ -381,9 +381,11 @@ class _Runner:
         trials = study.get_trials(deepcopy=False)
         retried = {t.user_attrs.get("retry_of") for t in trials}
         for t in trials:
+            # No reason: failed by Optuna's heartbeat check (PostgreSQL), a worker that
+            # stopped beating on another machine.
             if (
                 t.state is TrialState.FAIL
-                and t.user_attrs.get("fail_reason") in ("worker died", "interrupted")
+                and t.user_attrs.get("fail_reason", "worker died") in ("worker died", "interrupted")
                 and t.number not in retried
                 and t.params
             ):
