@@ -11,6 +11,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -25,8 +26,9 @@ import results._search as search_module
 from estimators import TrainingDiverged, get_recipe
 from nasctl.cli import app
 from results import SearchConfig, StudyError, run_search
-from results._search import worker_seed
-from results._study import open_storage
+from results._search import _Runner, worker_seed
+from results._study import open_storage, worker_id
+from search_space import format_arch
 
 ROOT = Path(__file__).resolve().parents[2]
 FAST = ["--images", "64", "--batch-size", "32", "--threads", "1", "--population", "2"]
@@ -243,3 +245,31 @@ def test_worker_seeds_differ_and_are_stable() -> None:
     seeds = {worker_seed(0, f"host:{pid}") for pid in range(1000)}
     assert len(seeds) == 1000 and worker_seed(0, "h:1") == worker_seed(0, "h:1")
     assert worker_seed(0, "h:1") != worker_seed(1, "h:1")
+
+
+def test_a_worker_waits_for_another_training_the_same_arch(
+    two_arch_space: Path, tmp_path: Path
+) -> None:
+    runner = _Runner(_config(two_arch_space), tmp_path, None, lambda e: None)
+    runner.poll_s = 0.1
+    study = runner.open()
+    # "Another worker" (alive: this process) is training an architecture right now.
+    twin = study.ask()
+    arch = format_arch(runner.space.sample(twin, runner.num_classes))
+    for key, value in {"worker": worker_id(), "arch": arch, "fidelity": runner.fidelity}.items():
+        twin.set_user_attr(key, value)
+    study.enqueue_trial(twin.params)
+    mine = study.ask()
+
+    def finish() -> None:
+        time.sleep(0.5)
+        twin.set_user_attr("accuracy", 0.75)
+        twin.set_user_attr("feasible", True)
+        study.tell(twin, [0.75, 1.0])
+
+    thread = threading.Thread(target=finish)
+    thread.start()
+    accuracy, _ = runner.objective(mine)
+    thread.join()
+    assert accuracy == 0.75 and mine.user_attrs["reused_from"] == twin.number
+    assert "train_seconds" not in study.trials[mine.number].user_attrs
