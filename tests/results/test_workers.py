@@ -26,7 +26,7 @@ import results._search as search_module
 from estimators import TrainingDiverged, get_recipe
 from nasctl.cli import app
 from results import SearchConfig, StudyError, run_search
-from results._search import _Runner, worker_seed
+from results._search import _cores, _Runner, worker_seed
 from results._study import open_storage, worker_id
 from search_space import format_arch
 
@@ -273,3 +273,16 @@ def test_a_worker_waits_for_another_training_the_same_arch(
     thread.join()
     assert accuracy == 0.75 and mine.user_attrs["reused_from"] == twin.number
     assert "train_seconds" not in study.trials[mine.number].user_attrs
+
+
+def test_training_threads_are_split_between_live_local_workers(
+    tiny_space: Path, tmp_path: Path
+) -> None:
+    runner = _Runner(_config(tiny_space, threads=None), tmp_path, None, lambda e: None)
+    study = runner.open()
+    assert runner.threads(study) == _cores()
+    host = worker_id().rpartition(":")[0]
+    study.set_user_attr(f"worker:{host}:{os.getppid()}", {"started": 0.0, "seed": 1})
+    assert runner.threads(study) == max(1, _cores() // 2)
+    study.set_user_attr(f"worker:{host}:{os.getppid()}", {"started": 0.0, "ended": 1.0})
+    assert runner.threads(study) == _cores()
