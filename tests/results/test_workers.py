@@ -286,3 +286,23 @@ def test_training_threads_are_split_between_live_local_workers(
     assert runner.threads(study) == max(1, _cores() // 2)
     study.set_user_attr(f"worker:{host}:{os.getppid()}", {"started": 0.0, "ended": 1.0})
     assert runner.threads(study) == _cores()
+
+
+def test_a_baseline_claimed_by_a_live_worker_is_left_to_it(
+    tiny_space: Path, tmp_path: Path
+) -> None:
+    runner = _Runner(_config(tiny_space), tmp_path, None, lambda e: None)
+    runner.settle_s = 0.0
+    study = runner.open()
+    other = f"{worker_id().rpartition(':')[0]}:{os.getppid()}"  # a live process
+    study.set_user_attr(f"worker:{other}", {"started": 0.0, "seed": 1})
+    study.set_user_attr("baseline-claim:mobilenet_v1", other)
+    study.set_user_attr("baseline-claim:mobilenet_v2", f"{other}0")  # a worker that is gone
+    trained: list[str] = []
+    runner.evaluate = lambda study, spec, progress_label: trained.append(progress_label) or {}  # type: ignore[method-assign]
+    runner.evaluate_baselines(study)
+    assert sorted(trained) == ["mobilenet_v2", "mobilenet_v3_large", "mobilenet_v3_small"]
+    assert study.user_attrs["baseline-claim:mobilenet_v3_small"] == worker_id()
+    trained.clear()
+    runner.evaluate_baselines(study)  # the rest are recorded: nothing is trained again
+    assert trained == []
