@@ -219,6 +219,7 @@ class TrainState:
     train_seconds: float = 0.0
     images: int = 0
     epoch_stats: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0])
+    last_eval: EvalResult | None = None  # of the latest epoch; not checkpointed
 
     @property
     def done(self) -> bool:
@@ -415,6 +416,7 @@ def fit(
                 pick = torch.linspace(0, n - 1, min(recipe.bn_images, n)).long()
                 recalibrate_bn(model, data.train_x[indices[pick]], state.mean, state.std)
             result = evaluate(model, data.val_x, data.val_y, state.classes, state.mean, state.std)
+            state.last_eval = result
             record = {
                 "epoch": epoch + 1,
                 "train_loss": loss_sum / max(seen, 1),
@@ -544,7 +546,9 @@ def train_and_evaluate(
         state = fit(new_state(spec, data, recipe), data, on_progress=on_progress)
     finally:
         torch.set_num_threads(previous)
-    final = evaluate(state.model, data.val_x, data.val_y, data.classes, data.mean, data.std)
+    final = state.last_eval or evaluate(
+        state.model, data.val_x, data.val_y, data.classes, data.mean, data.std
+    )
     last = state.history[-1]
     return TrainResult(
         top1=final.top1,

@@ -214,7 +214,9 @@ def train(
         )
         raise typer.Exit(130) from None
     save_checkpoint(state, path)
-    final = evaluate(state.model, loaded.val_x, loaded.val_y, state.classes, state.mean, state.std)
+    final = state.last_eval or evaluate(
+        state.model, loaded.val_x, loaded.val_y, state.classes, state.mean, state.std
+    )
     metrics: dict[str, Any] = {
         "arch": arch,
         "data": loaded.name,
