@@ -306,3 +306,13 @@ def test_a_baseline_claimed_by_a_live_worker_is_left_to_it(
     trained.clear()
     runner.evaluate_baselines(study)  # the rest are recorded: nothing is trained again
     assert trained == []
+
+
+def test_study_with_another_space_is_refused_untouched(
+    tiny_space: Path, two_arch_space: Path, tmp_path: Path
+) -> None:
+    run_search(_config(tiny_space, trials=1), tmp_path)
+    before = (tmp_path / "t.journal").read_bytes()
+    with pytest.raises(StudyError, match="another space file"):
+        run_search(_config(two_arch_space, trials=1), tmp_path)
+    assert (tmp_path / "t.journal").read_bytes() == before
