@@ -337,13 +337,20 @@ class _Runner:
         return max(1, _cores() // max(1, len(live_workers(study, local_only=True))))
 
     def open(self) -> optuna.Study:
-        study = optuna.create_study(
-            study_name=self.config.study,
-            storage=self.storage,
-            directions=["maximize", "minimize"],
-            sampler=self.sampler(self.config.seed),
-            load_if_exists=True,
-        )
+        try:  # load first: create_study on an existing study appends to the journal
+            study = optuna.load_study(
+                study_name=self.config.study,
+                storage=self.storage,
+                sampler=self.sampler(self.config.seed),
+            )
+        except KeyError:
+            study = optuna.create_study(
+                study_name=self.config.study,
+                storage=self.storage,
+                directions=["maximize", "minimize"],
+                sampler=self.sampler(self.config.seed),
+                load_if_exists=True,
+            )
         if study.directions != [
             optuna.study.StudyDirection.MAXIMIZE,
             optuna.study.StudyDirection.MINIMIZE,
