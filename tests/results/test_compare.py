@@ -11,17 +11,25 @@ from nasctl.cli import app
 from results import SearchConfig, run_search
 from results._compare import CompareError, choose_contenders, markdown_report, run_compare
 from results._report import pick_trial
+from tests.results.conftest import TINY_SPACE
 
 RECIPE = get_recipe("search", batch_size=32)
 FAST_LATENCY = LatencyConfig(rounds=2, repeats=3, min_warmup=2, max_warmup=4)
 
 
-@pytest.fixture
-def study(tiny_space: Path, tmp_path: Path):
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("compare")
+
+
+@pytest.fixture(scope="module")
+def study(runs: Path):
+    space = runs / "tiny.toml"
+    space.write_text(TINY_SPACE)
     config = SearchConfig(
         study="c",
         target="latency",
-        space_path=tiny_space,
+        space_path=space,
         trials=3,
         population=2,
         recipe=RECIPE,
@@ -29,7 +37,7 @@ def study(tiny_space: Path, tmp_path: Path):
         threads=1,
         latency=FAST_LATENCY,
     )
-    return run_search(config, tmp_path / "runs")
+    return run_search(config, runs / "runs")
 
 
 def test_compare_retrains_times_and_resumes(study, tmp_path: Path, monkeypatch) -> None:
@@ -71,7 +79,7 @@ def test_pick_trial_for_export(study) -> None:
     assert json.loads(spec)["format"] == "nasctl-arch/1"
 
 
-def test_export_from_a_study(study, tmp_path: Path) -> None:
+def test_export_from_a_study(study, runs: Path, tmp_path: Path) -> None:
     out = tmp_path / "a.json"
     result = CliRunner().invoke(
         app,
@@ -80,7 +88,7 @@ def test_export_from_a_study(study, tmp_path: Path) -> None:
             "--study",
             "c",
             "--runs",
-            str(tmp_path / "runs"),
+            str(runs / "runs"),
             "--trial",
             "1",
             "-f",
@@ -93,6 +101,6 @@ def test_export_from_a_study(study, tmp_path: Path) -> None:
     assert json.loads(out.read_text()) == json.loads(study.trials[1].user_attrs["spec"])
     bad = CliRunner().invoke(
         app,
-        ["export", "--study", "c", "--runs", str(tmp_path / "runs"), "-f", "json", "-o", str(out)],
+        ["export", "--study", "c", "--runs", str(runs / "runs"), "-f", "json", "-o", str(out)],
     )
     assert bad.exit_code == 2 and "exactly one of" in bad.stderr
