@@ -9,6 +9,7 @@ in interleaved rounds with MobileNetV2 as the reference of every round.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from collections.abc import Callable
@@ -125,15 +126,17 @@ def run_compare(
         key = {"arch": format_arch(c.spec), "recipe": recipe.to_dict(), "data": data, "seed": seed}
         record = _read(path)
         if record is None or record.get("key") != key:
-            if on_progress:
+            report_to: Callable[[TrainProgress], None] | None = None
+            if on_progress is not None:
                 on_progress(c.name, None)
+                report_to = functools.partial(on_progress, c.name)
             result = train_and_evaluate(
                 c.spec,
                 load_data(data, c.spec.resolution, seed=seed),
                 recipe,
                 seed=seed,
                 threads=threads,
-                on_progress=(lambda p, n=c.name: on_progress(n, p)) if on_progress else None,
+                on_progress=report_to,
             )
             record = {
                 "key": key,

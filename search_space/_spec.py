@@ -66,7 +66,7 @@ def _positive_int(owner: str, name: str, value: object) -> None:
 
 def _activation(owner: str, value: object) -> Activation:
     try:
-        return Activation(value)
+        return Activation(str(value)) if isinstance(value, str) else Activation(repr(value))
     except ValueError:
         allowed = ", ".join(a.value for a in Activation)
         raise SpecError(f"{owner}.act must be one of {allowed}, got {value!r}") from None
