@@ -20,6 +20,7 @@ from estimators import (
     validate_table,
 )
 from nasctl._app import OutputFormat, app, console, emit, err_console, guarded, resolve_arch
+from search_space import load_space
 
 lut_app = typer.Typer(
     help="Build and validate per-device latency lookup tables.", no_args_is_help=True
@@ -154,6 +155,7 @@ def lut_build(
         rounds=rounds,
         repeats=repeats,
     )
+    load_space(space)  # refuse a bad space file with one line, before any progress bar
     with _progress() as bar:
         task = bar.add_task("measuring parts", total=None)
 

@@ -51,6 +51,8 @@ BAD = [
     (["latency", TINY, "--reference", "nonsense"], "ARCH 'nonsense' is not a baseline"),
     (["lut", "validate", "--lut", "lut.json"], "is not valid JSON"),
     (["lut", "validate", "--lut", "dir.json"], "cannot read table 'dir.json'"),
+    (["lut", "build", "--space", "bin.toml", "--out", "t.json"], "cannot read space file"),
+    (["lut", "build", "--space", "missing.toml", "--out", "t.json"], "cannot read space file"),
     # export
     (["export", TINY, "-f", "json", "-o", "e.json", "--checkpoint", "missing.pt"],
      "does not exist"),
