@@ -11,7 +11,7 @@ import typer
 
 from nasctl._app import OutputFormat, app, console, emit, guarded
 from results import baselines_of, front_frame, open_existing, plot_front, trials_frame
-from results._report import TARGET_COLUMNS
+from results._report import TARGET_COLUMNS, study_unit
 
 results_app = typer.Typer(help="Read a study: trials, Pareto front, plot.", no_args_is_help=True)
 app.add_typer(results_app, name="results")
@@ -23,11 +23,6 @@ StorageOpt = Annotated[
 ]
 OutOpt = Annotated[Path, typer.Option(help="The search's output directory.")]
 FormatOpt = Annotated[OutputFormat, typer.Option("--format", "-f", help="Output format.")]
-
-
-def _unit(study: optuna.Study) -> str:
-    target = study.user_attrs.get("nasctl", {}).get("target", "latency")
-    return {"latency": "latency_ms", "flops": "mmacs", "params": "mparams"}[target]
 
 
 _SHOW = [
@@ -132,7 +127,7 @@ def pareto(
 ) -> None:
     """The Pareto front (feasible trained trials) and the baselines."""
     s = open_existing(study, out, storage)
-    unit = _unit(s)
+    unit = study_unit(s)
     front = front_frame(trials_frame(s), unit)
     if fmt is OutputFormat.table:
         _print_front(front, baselines_of(s), unit)
@@ -150,7 +145,7 @@ def plot(
 ) -> None:
     """Accuracy vs the target as a PNG: front highlighted, baselines marked."""
     s = open_existing(study, out, storage)
-    unit = _unit(s)
+    unit = study_unit(s)
     target = path or out / study / "pareto.png"
     plot_front(
         trials_frame(s),

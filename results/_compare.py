@@ -29,7 +29,7 @@ from estimators import (
     measure_many,
     train_and_evaluate,
 )
-from results._report import front_frame
+from results._report import front_frame, save_accuracy_plot, study_unit
 from results._search import baselines_of
 from results._study import trials_frame
 from search_space import ArchSpec, NasctlError, baseline_names, format_arch, get_baseline
@@ -71,7 +71,7 @@ def choose_contenders(
     meta = study.user_attrs.get("nasctl")
     if meta is None:
         raise CompareError(f"study {study.study_name!r} was not made by nasctl search")
-    unit = {"latency": "latency_ms", "flops": "mmacs", "params": "mparams"}[meta["target"]]
+    unit = study_unit(study)
     front = front_frame(trials_frame(study), unit)
     if under_latency_ms is not None:
         front = front[front["latency_ms"].astype(float) <= under_latency_ms]
@@ -277,13 +277,4 @@ def plot_compare(frame: pd.DataFrame, path: Path, title: str) -> Path:
                 xytext=(5, 5),
                 fontsize=8,
             )
-    ax.set_xlabel("measured latency (ms, median; bars p10-p90)")
-    ax.set_ylabel("validation top-1 accuracy")
-    ax.set_title(title, fontsize=10)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="lower right")
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return save_accuracy_plot(fig, ax, "measured latency (ms, median; bars p10-p90)", title, path)

@@ -11,7 +11,15 @@ import pandas as pd
 from results._pareto import non_dominated_mask
 from results._study import trials_frame
 
-__all__ = ["TARGET_COLUMNS", "front_frame", "pick_trial", "plot_front", "target_column"]
+__all__ = [
+    "TARGET_COLUMNS",
+    "front_frame",
+    "pick_trial",
+    "plot_front",
+    "save_accuracy_plot",
+    "study_unit",
+    "target_column",
+]
 
 #: Target unit name (as stored by the search) -> (trials-table column, axis label).
 TARGET_COLUMNS = {
@@ -116,7 +124,14 @@ def plot_front(
             xytext=(5, 4),
             fontsize=8,
         )
-    ax.set_xlabel(label)
+    return save_accuracy_plot(fig, ax, label, title, path)
+
+
+def save_accuracy_plot(fig: Any, ax: Any, xlabel: str, title: str, path: Path) -> Path:
+    """Label an accuracy-vs-cost axes the house way and write it as PNG."""
+    import matplotlib.pyplot as plt
+
+    ax.set_xlabel(xlabel)
     ax.set_ylabel("validation top-1 accuracy")
     ax.set_title(title, fontsize=10)
     ax.grid(alpha=0.3)
@@ -126,6 +141,12 @@ def plot_front(
     fig.savefig(path)
     plt.close(fig)
     return path
+
+
+def study_unit(study: Any) -> str:
+    """The trials-table unit of a nasctl study's target (latency_ms, mmacs, mparams)."""
+    target = study.user_attrs.get("nasctl", {}).get("target", "latency")
+    return {"latency": "latency_ms", "flops": "mmacs", "params": "mparams"}[target]
 
 
 def pick_trial(
