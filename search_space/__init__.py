@@ -14,6 +14,7 @@ from search_space._space import (
     BlockChoice,
     SearchSpace,
     StageSpace,
+    builtin_space_text,
     default_space_text,
     load_space,
 )
@@ -50,6 +51,7 @@ __all__ = [
     "StemSpec",
     "baseline_names",
     "build_model",
+    "builtin_space_text",
     "default_space_text",
     "format_arch",
     "get_baseline",

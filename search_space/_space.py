@@ -38,7 +38,14 @@ from search_space._spec import (
     make_divisible,
 )
 
-__all__ = ["BlockChoice", "SearchSpace", "StageSpace", "default_space_text", "load_space"]
+__all__ = [
+    "BlockChoice",
+    "SearchSpace",
+    "StageSpace",
+    "builtin_space_text",
+    "default_space_text",
+    "load_space",
+]
 
 
 @dataclass(frozen=True)
@@ -258,8 +265,16 @@ class SearchSpace:
 # --- loading ------------------------------------------------------------------------------
 
 
+def builtin_space_text(name: str) -> str:
+    """The text of a space file shipped in ``search_space/spaces`` ("default", "tiny")."""
+    path = resources.files("search_space").joinpath(f"spaces/{name}.toml")
+    if not path.is_file():
+        raise SpaceError(f"no built-in space named {name!r} (known: default, tiny)")
+    return path.read_text("utf-8")
+
+
 def default_space_text() -> str:
-    return resources.files("search_space").joinpath("spaces/default.toml").read_text("utf-8")
+    return builtin_space_text("default")
 
 
 def load_space(path: str | Path | None = None) -> SearchSpace:

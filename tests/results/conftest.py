@@ -4,35 +4,11 @@ from pathlib import Path
 
 import pytest
 
+from search_space import builtin_space_text
+
 #: A space small enough to train in a second: two stages, one width, one resolution.
-TINY_SPACE = """
-name = "tiny"
-widths = [0.5]
-resolutions = [32]
-[stem]
-channels = 16
-stride = 2
-act = "hswish"
-[head]
-conv_channels = 64
-dropout = 0.0
-[[stages]]
-channels = 16
-stride = 2
-depth = [1, 2]
-kernel = [3, 5]
-expansion = [1, 3]
-se = [false, true]
-act = ["relu"]
-[[stages]]
-channels = 24
-stride = 2
-depth = [1]
-kernel = [3]
-expansion = [3]
-se = [false]
-act = ["relu", "hswish"]
-"""
+TINY_SPACE = builtin_space_text("tiny")
+
 
 #: A space with exactly two architectures, to see duplicates reused.
 TWO_ARCH_SPACE = (

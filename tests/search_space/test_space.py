@@ -195,3 +195,11 @@ def test_bad_parameters_are_named() -> None:
         space.spec_from_params({**params, "s1.b0": "k7_e9_relu"}, 10)
     with pytest.raises(SpaceError, match="parameter 'width' is missing"):
         space.spec_from_params({k: v for k, v in params.items() if k != "width"}, 10)
+
+
+def test_builtin_tiny_space(tmp_path: Path) -> None:
+    from search_space import builtin_space_text
+
+    assert load_space(_write(tmp_path, builtin_space_text("tiny"))).size == 144
+    with pytest.raises(SpaceError, match="no built-in space named 'huge'"):
+        builtin_space_text("huge")
