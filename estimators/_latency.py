@@ -27,7 +27,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -130,11 +130,17 @@ class LatencyConfig:
 
 @dataclass(frozen=True)
 class Target:
-    """A module to time and the shape of its batch-1 input."""
+    """A module to time and the shape of its batch-1 input.
+
+    ``call``, when given, is a ready callable (an exported file run by its own runtime,
+    ``results.load_exported``) that is timed as it is: the backend's preparation (BatchNorm
+    folding, tracing, ONNX export) is skipped, ``module`` is not run, and the thread count
+    of a runtime other than torch is the caller's to set."""
 
     name: str
-    module: nn.Module
+    module: nn.Module | None
     input_shape: tuple[int, ...]
+    call: Callable[[torch.Tensor], object] | None = None
 
 
 @dataclass(frozen=True)
@@ -259,8 +265,13 @@ def _seeded_input(shape: tuple[int, ...], seed: int) -> torch.Tensor:
 def _runner(target: Target, config: LatencyConfig) -> Callable[[], object]:
     """A no-argument callable that runs one forward of the prepared model."""
     x = _seeded_input(target.input_shape, config.seed)
+    call = target.call
+    if call is not None:
+        return lambda: call(x)
+    if target.module is None:
+        raise LatencyError(f"target {target.name!r} has neither a module nor a callable")
     if config.backend is Backend.ONNXRUNTIME:
-        return _ort_runner(target, x, config.threads)
+        return _ort_runner(target.module, x, config.threads)
     device = torch.device(config.device)
     model = fold_batchnorm(target.module).to(device)
     for p in model.parameters():
@@ -281,11 +292,11 @@ def _runner(target: Target, config: LatencyConfig) -> Callable[[], object]:
     return run
 
 
-def _ort_runner(target: Target, x: torch.Tensor, threads: int) -> Callable[[], object]:
+def _ort_runner(module: nn.Module, x: torch.Tensor, threads: int) -> Callable[[], object]:
     import onnxruntime as ort
 
     buf = io.BytesIO()
-    model = copy.deepcopy(target.module).eval()
+    model = copy.deepcopy(module).eval()
     with warnings_off():
         # A BytesIO target is supported, though the stubs name paths only.
         torch.onnx.export(
@@ -428,7 +439,7 @@ def measure_many(
         raise LatencyError(f"names must have one name per model ({len(models)}), got {len(names)}")
     targets = [as_target(m, config.seed) for m in models]
     if names is not None:
-        targets = [Target(n, t.module, t.input_shape) for n, t in zip(names, targets, strict=True)]
+        targets = [replace(t, name=n) for n, t in zip(names, targets, strict=True)]
     ref = as_target(reference, config.seed) if reference is not None else None
     every = targets + ([ref] if ref is not None else [])
     versions = host_info()

@@ -10,7 +10,13 @@ from typing import Annotated, Any
 import typer
 
 from nasctl._app import app, console, err_console, guarded, resolve_arch
-from results import ExportFormat, export_model, open_existing, read_checkpoint
+from results import (
+    ExportFormat,
+    export_model,
+    exported_latency,
+    open_existing,
+    read_checkpoint,
+)
 from results._report import pick_trial
 from search_space import ArchSpec, SpecError, format_arch
 
@@ -143,6 +149,14 @@ def export(
     storage: Annotated[
         str | None, typer.Option(help="With --study: Optuna storage URL or .journal file.")
     ] = None,
+    latency: Annotated[
+        bool,
+        typer.Option(
+            help="Time the exported file (py, torchscript, onnx, pt) with the latency "
+            "protocol and print it."
+        ),
+    ] = True,
+    threads: Annotated[int, typer.Option(min=1, help="Threads for the latency measurement.")] = 1,
 ) -> None:
     """Export an architecture with its weights, then verify the written file.
 
@@ -181,6 +195,23 @@ def export(
             f"(logits up to {result.max_abs_output:.3g}; tolerance {result.tolerance:.0e})",
             highlight=False,
         )
+    if latency and result.latency_backend is not None:
+        with console.status("timing the exported file..."):
+            timing = exported_latency(result, threads=threads)
+        console.print(
+            f"latency of the exported file ({timing.backend}, {timing.threads} thread"
+            f"{'s' if timing.threads > 1 else ''}, batch 1, {timing.count} calls in "
+            f"{timing.rounds} rounds): median {timing.median_us / 1000:.3f} ms, "
+            f"p10-p90 {timing.p10_us / 1000:.3f}-{timing.p90_us / 1000:.3f} ms, "
+            f"IQR/median {timing.iqr_ratio:.1%}",
+            highlight=False,
+        )
+        if timing.iqr_ratio > 0.10:
+            err_console.print(
+                "[yellow]warning:[/yellow] IQR/median above 10%: the machine is busy; "
+                "`nasctl latency` with --reference gives a drift-free ratio",
+                highlight=False,
+            )
     if state is None and fmt not in (FormatChoice.json, FormatChoice.arch):
         err_console.print(
             f"[yellow]note:[/yellow] no --checkpoint: the weights are a random "

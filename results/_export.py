@@ -22,7 +22,7 @@ import contextlib
 import runpy
 import warnings
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -31,6 +31,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from estimators import LatencyConfig, LatencyResult, Target, measure
 from results._codegen import standalone_source
 from search_space import (
     ArchSpec,
@@ -251,20 +252,26 @@ def _quiet() -> Iterator[None]:
 
 
 def load_exported(
-    path: str | Path, fmt: ExportFormat | str, optimized: bool = True
+    path: str | Path, fmt: ExportFormat | str, optimized: bool = True, threads: int | None = None
 ) -> Callable[[torch.Tensor], Any]:
     """A callable running the exported file on a batch (logits as a tensor or array).
 
     The verification runs exactly this, with ``optimized=False``: TorchScript's profiling
     executor re-optimises a graph over its first calls (seconds on a small CPU), which a
     single call does not need. The latency protocol should time it with the default.
+    ``threads`` sets ONNX Runtime's intra-op threads (torch formats follow the caller's
+    ``torch.set_num_threads``); None leaves the runtime's default.
     """
     fmt = ExportFormat(fmt)
     path = Path(path)
     if fmt is ExportFormat.ONNX:
         import onnxruntime as ort
 
-        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        opts = ort.SessionOptions()
+        if threads is not None:
+            opts.intra_op_num_threads = threads
+            opts.inter_op_num_threads = 1
+        session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
         name = session.get_inputs()[0].name
         return lambda x: session.run(None, {name: x.numpy()})[0]
     if fmt is ExportFormat.TORCHSCRIPT:
@@ -279,6 +286,24 @@ def load_exported(
     raise ExportError(
         f"format {fmt.value!r} is not a runnable model (use py, torchscript, onnx or pt)"
     )
+
+
+def exported_latency(
+    result: ExportResult, threads: int = 1, config: LatencyConfig | None = None
+) -> LatencyResult:
+    """Time the exported file itself with the latency protocol (batch 1): ONNX Runtime
+    for onnx, the frozen/traced TorchScript module for torchscript, the standalone or
+    loaded module for py and pt (as shipped, so BatchNorm is not folded there).
+
+    ``config`` overrides the protocol (its backend is set to the file's runtime)."""
+    backend = result.latency_backend
+    if backend is None:
+        raise ExportError(f"format {result.format.value!r} is not a runnable model to time")
+    config = replace(config or LatencyConfig(), backend=backend, threads=threads)
+    call = load_exported(result.path, result.format, optimized=True, threads=threads)
+    shape = (1, *result.input_shape[1:])
+    target = Target(result.path.name, None, shape, call=call)
+    return measure(target, config)
 
 
 def _no_grad(

@@ -163,7 +163,9 @@ def test_rounds_interleave_and_rotate() -> None:
 
 
 def test_equal_windows_give_fast_models_more_calls() -> None:
-    config = LatencyConfig(rounds=2, repeats=4, min_warmup=3, max_warmup=3)
+    # Warm-up chunks of four calls: their median shrugs off one descheduled call on a
+    # busy machine, which a chunk of three may not.
+    config = LatencyConfig(rounds=2, repeats=4, min_warmup=8, max_warmup=16)
     slow, fast = measure_many([_busy("slow", 0.002), _busy("fast", 0.0002)], config)
     assert slow.count == 2 * 4
     assert 2 * 4 * 3 <= fast.count <= 2 * 4 * 10  # about ten times as many, stretched by noise
@@ -243,3 +245,20 @@ def test_lock_is_reentrant_in_one_thread(private_lock: Path) -> None:
     # Released: another process's non-blocking flock (the lock's whole protocol) succeeds.
     probe = "import fcntl, sys; fcntl.flock(open(sys.argv[1], 'w'), fcntl.LOCK_EX | fcntl.LOCK_NB)"
     subprocess.run([sys.executable, "-c", probe, str(private_lock)], check=True, timeout=10)
+
+
+def test_a_ready_callable_is_timed_as_it_is() -> None:
+    seen: list[tuple[int, ...]] = []
+
+    def call(x: torch.Tensor) -> None:
+        seen.append(tuple(x.shape))
+        time.sleep(0.002)
+
+    (r,) = measure_many([Target("exported", None, (1, 3, 8, 8), call=call)], FAST)
+    assert r.name == "exported" and set(seen) == {(1, 3, 8, 8)}
+    assert r.median_us >= 2000
+
+
+def test_a_target_with_nothing_to_run_is_refused() -> None:
+    with pytest.raises(LatencyError, match="neither a module nor a callable"):
+        measure(Target("empty", None, (1, 3, 8, 8)), FAST)

@@ -44,6 +44,8 @@ def test_export_every_format_without_checkpoint(fmt: str, tmp_path: Path) -> Non
     else:
         assert "max abs diff" in result.stdout
         assert "random initialisation (seed 0)" in result.stderr
+        runtime = "onnxruntime" if fmt == "onnx" else "torch"
+        assert f"latency of the exported file ({runtime}, 1 thread, batch 1" in result.stdout
     if fmt == "json":
         assert ArchSpec.from_json((tmp_path / "out" / "model.json").read_text()) == SPEC
     if fmt == "arch":

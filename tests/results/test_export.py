@@ -13,11 +13,13 @@ import pytest
 import torch
 
 import results._export as export_mod
+from estimators import LatencyConfig
 from results import (
     EXPORT_FORMAT,
     ExportError,
     ExportFormat,
     export_model,
+    exported_latency,
     load_exported,
     load_pt,
     read_checkpoint,
@@ -291,3 +293,23 @@ def test_result_to_dict_is_json(tmp_path: Path) -> None:
     assert res.latency_backend == "torch"
     with pytest.raises(ExportError, match="not a runnable model"):
         load_exported(tmp_path / "x.json", "json")
+
+
+@pytest.mark.parametrize(
+    ("fmt", "backend"),
+    [("onnx", "onnxruntime"), ("torchscript", "torchscript"), ("py", "torch"), ("pt", "torch")],
+)
+def test_exported_file_is_timed_with_its_runtime(fmt: str, backend: str, tmp_path: Path) -> None:
+    res = export_model(SMALL, tmp_path, fmt, weights("mobilenet_v3_small"))
+    fast = LatencyConfig(rounds=2, repeats=3, min_warmup=3, max_warmup=6)
+    timing = exported_latency(res, threads=1, config=fast)
+    assert timing.backend == backend and timing.threads == 1
+    assert timing.name == res.path.name
+    assert 0 < timing.p10_us <= timing.median_us <= timing.p90_us
+    assert timing.count >= 2 * 3
+
+
+def test_exported_latency_refuses_text_formats(tmp_path: Path) -> None:
+    res = export_model(SMALL, tmp_path, "json")
+    with pytest.raises(ExportError, match="not a runnable model to time"):
+        exported_latency(res)
