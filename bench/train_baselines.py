@@ -4,13 +4,16 @@ top-5, params, MACs and wall time in bench/results/train_baselines.json.
     mkdir -p /tmp/cifar10 && tar xzf ../shared/data/cifar10-jpg.tar.gz -C /tmp/cifar10
     flock /tmp/nasctl-heavy.lock python bench/train_baselines.py --data /tmp/cifar10
 
-Results are written after each baseline, so an interrupted run keeps what it finished.
+Results are written after each baseline, so an interrupted run keeps what it finished;
+running the same command again skips the baselines already in the file (same data,
+resolution and recipe; otherwise the file is started afresh).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import time
 from pathlib import Path
@@ -56,7 +59,16 @@ def main() -> None:
         "data_load_seconds": round(load_seconds, 1),
         "results": [],
     }
+    if args.out.exists():
+        old = json.loads(args.out.read_text())
+        same = ("data", "train_images", "resolution", "recipe")
+        if all(old.get(k) == report[k] for k in same):
+            report["results"] = old["results"]
+    done = {r["baseline"] for r in report["results"]}
     for name in args.baselines:
+        if name in done:
+            print(f"{name}: already in {args.out.name}, skipped", flush=True)
+            continue
         spec = get_baseline(name, 1.0, args.resolution, data.num_classes)
         cost = count(spec)
         t0 = time.perf_counter()
@@ -85,6 +97,7 @@ def main() -> None:
             "train_seconds": round(result.train_seconds, 1),
             "wall_seconds": round(wall, 1),
             "images_per_second": round(result.images_per_second, 1),
+            "loadavg_end": os.getloadavg(),
             "history": result.history,
         }
         report["results"].append(row)

@@ -7,13 +7,17 @@ for the four baselines at width 1.0 and 32x32. Writes bench/results/train_throug
 
 Rounds alternate bare / ours on fresh models from the same seed; the first ``--warmup``
 steps of each are not timed (oneDNN picks kernels on the first calls), so both sides pay
-the same. The ratio of each round cancels machine drift; the median round is reported.
+the same. Every step is timed on its own; a side's speed in a round is the batch size over
+its median step time, so a step stretched by another tenant of this shared machine does
+not decide the figure. The ratio of each round (ours / bare) cancels slower drift; the
+median round is reported with the spread over rounds, next to the mean-time figures.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
 import time
@@ -39,23 +43,28 @@ def synthetic(n: int, resolution: int, classes: int = 10) -> ImageData:
     )
 
 
-def bare_loop(spec, recipe: Recipe, steps: int, warmup: int) -> float:
+def bare_loop(spec, recipe: Recipe, steps: int, warmup: int) -> list[float]:
+    """Seconds of each step after the warm-up."""
     model = build_model(spec, seed=recipe.seed)
     opt = _make_optimizer(model, recipe)
     model.train()
     x = torch.randn(recipe.batch_size, 3, spec.resolution, spec.resolution)
     y = torch.arange(recipe.batch_size) % spec.num_classes
+    durations = []
     for step in range(steps):
-        if step == warmup:
-            start = time.perf_counter()
+        start = time.perf_counter()
         loss = F.cross_entropy(model(x), y, label_smoothing=recipe.label_smoothing)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-    return (steps - warmup) * recipe.batch_size / (time.perf_counter() - start)
+        if step >= warmup:
+            durations.append(time.perf_counter() - start)
+    return durations
 
 
-def our_loop(spec, data: ImageData, recipe: Recipe, warmup: int) -> float:
+def our_loop(spec, data: ImageData, recipe: Recipe, warmup: int) -> list[float]:
+    """Seconds between consecutive step callbacks after the warm-up: batch gather,
+    augmentation, normalisation, the step and our bookkeeping."""
     stamps: list[float] = []
 
     def tick(p) -> None:
@@ -63,8 +72,7 @@ def our_loop(spec, data: ImageData, recipe: Recipe, warmup: int) -> float:
             stamps.append(time.perf_counter())
 
     fit(new_state(spec, data, recipe), data, on_progress=tick)
-    measured = len(stamps) - warmup  # steps between stamps[warmup - 1] and stamps[-1]
-    return measured * recipe.batch_size / (stamps[-1] - stamps[warmup - 1])
+    return [b - a for a, b in zip(stamps[warmup - 1 :], stamps[warmup:], strict=False)]
 
 
 def time_decode(path: str, resolution: int) -> dict[str, object]:
@@ -109,17 +117,23 @@ def main() -> None:
     rows = []
     for name in baseline_names():
         spec = get_baseline(name, 1.0, args.resolution, 10)
-        bare, ours, ratios = [], [], []
+        bare, ours, ratios, mean_ratios = [], [], [], []
         for _ in range(args.rounds):
-            bare.append(bare_loop(spec, recipe, args.steps, args.warmup))
-            ours.append(our_loop(spec, data, recipe, args.warmup))
+            b = bare_loop(spec, recipe, args.steps, args.warmup)
+            o = our_loop(spec, data, recipe, args.warmup)
+            bare.append(args.batch_size / statistics.median(b))
+            ours.append(args.batch_size / statistics.median(o))
             ratios.append(ours[-1] / bare[-1])
+            mean_ratios.append(statistics.mean(b) / statistics.mean(o))
         row = {
             "baseline": name,
             "bare_images_per_second": round(statistics.median(bare), 1),
             "ours_images_per_second": round(statistics.median(ours), 1),
             "ratio": round(statistics.median(ratios), 3),
+            "ratio_min": round(min(ratios), 3),
+            "ratio_max": round(max(ratios), 3),
             "ratios": [round(r, 3) for r in ratios],
+            "mean_time_ratio": round(statistics.median(mean_ratios), 3),
         }
         rows.append(row)
         print(json.dumps(row), flush=True)
@@ -134,6 +148,7 @@ def main() -> None:
         "torch": torch.__version__,
         "machine": platform.machine(),
         "decode": decode,
+        "loadavg_end": os.getloadavg(),
         "results": rows,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
