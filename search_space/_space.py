@@ -95,6 +95,21 @@ class SearchSpace:
     head: HeadSpec  # channels at width 1.0
     stages: tuple[StageSpace, ...]
 
+    @classmethod
+    def from_text(cls, text: str, where: str = "space") -> SearchSpace:
+        """Parse the text of a space file (what a study or a supernet file stores);
+        ``where`` names it in error messages."""
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise SpaceError(f"{where} is not valid TOML: {exc}") from None
+        try:
+            return _space_from_dict(data)
+        except SpaceError as exc:
+            raise SpaceError(f"{where}: {exc}") from None
+        except NasctlError as exc:  # a SpecError from a stem/head/block it describes
+            raise SpaceError(f"{where}: {exc}") from None
+
     # --- size -----------------------------------------------------------------------
 
     @property
@@ -481,16 +496,7 @@ def load_space(path: str | Path | None = None) -> SearchSpace:
             reason = getattr(exc, "strerror", None) or "not UTF-8 text"
             raise SpaceError(f"cannot read space file {str(path)!r}: {reason}") from None
         where = f"space file {str(path)!r}"
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise SpaceError(f"{where} is not valid TOML: {exc}") from None
-    try:
-        return _space_from_dict(data)
-    except SpaceError as exc:
-        raise SpaceError(f"{where}: {exc}") from None
-    except NasctlError as exc:  # a SpecError from a stem/head/block it describes
-        raise SpaceError(f"{where}: {exc}") from None
+    return SearchSpace.from_text(text, where)
 
 
 _TOP = {"name", "widths", "resolutions", "se_ratio", "stem", "head", "stages"}

@@ -3,30 +3,26 @@
 from __future__ import annotations
 
 import dataclasses
-import tomllib
 
 import numpy as np
 import pytest
 
 from search_space import (
     ArchSpec,
+    SearchSpace,
     SpaceError,
     builtin_space_text,
     get_baseline,
     load_space,
     parse_arch,
 )
-from search_space._space import _space_from_dict
 
-SPACES = {
-    name: _space_from_dict(tomllib.loads(builtin_space_text(name))) for name in ("default", "tiny")
-}
+SPACES = {name: SearchSpace.from_text(builtin_space_text(name)) for name in ("default", "tiny")}
 
 #: Two stride-1 stages of equal channels: the stage boundary is not written in a spec,
 #: so params_of must try depths and backtrack.
-TWIN = _space_from_dict(
-    tomllib.loads(
-        """
+TWIN = SearchSpace.from_text(
+    """
         widths = [0.5, 1.0]
         resolutions = [32]
         [stem]
@@ -50,7 +46,6 @@ TWIN = _space_from_dict(
         kernel = [3]
         expansion = [3]
         """
-    )
 )
 
 
