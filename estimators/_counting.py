@@ -4,6 +4,9 @@ Convention: one fused multiply-add = 1 MAC; only convolution and linear layers h
 (the MobileNet papers' "MAdds", fvcore's ``conv`` + ``linear`` operators). BatchNorm,
 activations, pooling, residual adds and the SE multiply cost no MACs here. Parameters are
 every trainable tensor, BatchNorm's weight and bias included (running stats are buffers).
+
+The classic reference networks (``ClassicSpec``) are counted by the same layer formulas,
+walking their rows instead of stem, blocks and head.
 """
 
 from __future__ import annotations
@@ -11,10 +14,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from search_space import ArchSpec, BlockKind, BlockSpec, HeadSpec, Part, StemSpec
+from search_space._classic_spec import (
+    ClassicSpec,
+    Conv,
+    Inception,
+    LayerShape,
+    Linear,
+    Residual,
+)
 
 __all__ = [
     "CostReport",
     "LayerCost",
+    "classic_layers",
     "conv_macs",
     "conv_params",
     "count",
@@ -36,7 +48,8 @@ def conv_params(c_in: int, c_out: int, kernel: int, groups: int, bn: bool) -> in
 @dataclass(frozen=True)
 class LayerCost:
     """One conv or linear layer. ``op`` is conv | depthwise | pointwise | linear, the
-    split of MobileNetV1's Table 2 (pointwise = 1x1 conv, SE convs included)."""
+    split of MobileNetV1's Table 2 (pointwise = 1x1 conv, SE convs included; a grouped
+    conv that is not depthwise, like AlexNet's, is a conv)."""
 
     name: str
     op: str
@@ -85,7 +98,7 @@ def _conv(
 ) -> LayerCost:
     if out_size is None:
         out_size = (in_size + 2 * (kernel // 2) - kernel) // stride + 1
-    if groups > 1:
+    if groups > 1 and groups == c_in:
         op = "depthwise"
     elif kernel == 1:
         op = "pointwise"
@@ -159,9 +172,50 @@ def _block_layers(name: str, b: BlockSpec, hw: int) -> list[LayerCost]:
     return layers
 
 
-def count(spec: ArchSpec) -> CostReport:
+def classic_layers(shape: LayerShape) -> list[LayerCost]:
+    """The conv and linear layers of one classic row, named like the built module's
+    children (``conv2_1.conv1``, ``inception3a.b3``); pooling and LRN rows have none."""
+    row, c, hw, out = shape.layer, shape.in_channels, shape.in_size, shape.out_size
+    name = row.name
+    if isinstance(row, Conv):
+        return [_conv(name, c, row.out, row.kernel, row.stride, hw, row.groups, row.bn, out)]
+    if isinstance(row, Linear):
+        return [_linear(name, c * hw * hw, row.out)]
+    if isinstance(row, Inception):
+        return [
+            _conv(f"{name}.b1", c, row.c1, 1, 1, hw, bn=False),
+            _conv(f"{name}.b2_reduce", c, row.c3_reduce, 1, 1, hw, bn=False),
+            _conv(f"{name}.b2", row.c3_reduce, row.c3, 3, 1, hw, bn=False),
+            _conv(f"{name}.b3_reduce", c, row.c5_reduce, 1, 1, hw, bn=False),
+            _conv(f"{name}.b3", row.c5_reduce, row.c5, 5, 1, hw, bn=False),
+            _conv(f"{name}.b4", c, row.pool_proj, 1, 1, hw, bn=False),
+        ]
+    if isinstance(row, Residual):
+        w, s = row.width, row.stride
+        if row.kind == "basic":
+            layers = [
+                _conv(f"{name}.conv1", c, w, 3, s, hw, out_size=out),
+                _conv(f"{name}.conv2", w, row.out, 3, 1, out),
+            ]
+        else:
+            layers = [
+                _conv(f"{name}.conv1", c, w, 1, s, hw, out_size=out),
+                _conv(f"{name}.conv2", w, w, 3, 1, out),
+                _conv(f"{name}.conv3", w, row.out, 1, 1, out),
+            ]
+        if s != 1 or c != row.out:
+            layers.append(_conv(f"{name}.shortcut", c, row.out, 1, s, hw, out_size=out))
+        return layers
+    return []
+
+
+def count(spec: ArchSpec | ClassicSpec) -> CostReport:
     """Params and MACs of every conv and linear layer of ``spec``."""
     layers: list[LayerCost] = []
+    if isinstance(spec, ClassicSpec):
+        for shape in spec.shapes():
+            layers += classic_layers(shape)
+        return CostReport(tuple(layers))
     for part in spec.parts():
         layers += part_layers(part, spec.num_classes)
     return CostReport(tuple(layers))

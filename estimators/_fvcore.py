@@ -15,13 +15,13 @@ from torch import nn
 __all__ = ["fvcore_macs"]
 
 
-def fvcore_macs(model: nn.Module, resolution: int) -> int:
+def fvcore_macs(model: nn.Module, resolution: int, in_channels: int = 3) -> int:
     from fvcore.nn import FlopCountAnalysis
 
     model.eval()
     logging.getLogger("fvcore").setLevel(logging.ERROR)  # "Unsupported operator" noise
     with torch.no_grad():
-        analysis = FlopCountAnalysis(model, torch.zeros(1, 3, resolution, resolution))
+        analysis = FlopCountAnalysis(model, torch.zeros(1, in_channels, resolution, resolution))
         analysis.unsupported_ops_warnings(False)
         analysis.uncalled_modules_warnings(False)
         by_op = analysis.by_operator()

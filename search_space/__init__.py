@@ -8,6 +8,15 @@ from search_space._baselines import (
     register_baseline,
 )
 from search_space._builder import MobileNet, build_model
+from search_space._classic import (
+    CLASSICS,
+    ClassicEntry,
+    classic_names,
+    get_classic,
+    register_classic,
+)
+from search_space._classic_builder import ClassicNet, build_classic
+from search_space._classic_spec import ClassicSpec
 from search_space._codec import format_arch, looks_like_arch, parse_arch
 from search_space._errors import NasctlError, SpaceError, SpecError
 from search_space._space import (
@@ -33,6 +42,7 @@ from search_space._spec import (
 
 __all__ = [
     "BASELINES",
+    "CLASSICS",
     "REFERENCE_COUNTS",
     "SPEC_FORMAT",
     "Activation",
@@ -40,6 +50,9 @@ __all__ = [
     "BlockChoice",
     "BlockKind",
     "BlockSpec",
+    "ClassicEntry",
+    "ClassicNet",
+    "ClassicSpec",
     "HeadSpec",
     "MobileNet",
     "NasctlError",
@@ -50,15 +63,19 @@ __all__ = [
     "StageSpace",
     "StemSpec",
     "baseline_names",
+    "build_classic",
     "build_model",
     "builtin_space_text",
+    "classic_names",
     "default_space_text",
     "format_arch",
     "get_baseline",
+    "get_classic",
     "load_space",
     "load_spec",
     "looks_like_arch",
     "make_divisible",
     "parse_arch",
     "register_baseline",
+    "register_classic",
 ]

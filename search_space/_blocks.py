@@ -28,7 +28,9 @@ def act_layer(act: Activation | None) -> nn.Module:
 
 
 class ConvBnAct(nn.Module):
-    """kxk convolution, BatchNorm (or a conv bias when ``bn=False``), optional activation."""
+    """kxk convolution, BatchNorm (or a conv bias when ``bn=False``), optional activation.
+
+    ``padding`` None is kernel // 2 ('same' at stride 1), what every MobileNet layer uses."""
 
     def __init__(
         self,
@@ -39,10 +41,12 @@ class ConvBnAct(nn.Module):
         groups: int = 1,
         act: Activation | None = Activation.RELU,
         bn: bool = True,
+        padding: int | None = None,
     ) -> None:
         super().__init__()
+        pad = kernel // 2 if padding is None else padding
         self.conv = nn.Conv2d(
-            in_channels, out_channels, kernel, stride, kernel // 2, groups=groups, bias=not bn
+            in_channels, out_channels, kernel, stride, pad, groups=groups, bias=not bn
         )
         self.bn = nn.BatchNorm2d(out_channels) if bn else nn.Identity()
         self.act = act_layer(act)
