@@ -13,14 +13,15 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from estimators import (
     Backend,
     LatencyConfig,
+    Target,
     build_table,
     load_table,
     measure_many,
     save_table,
     validate_table,
 )
-from nasctl._app import OutputFormat, app, console, emit, err_console, guarded, resolve_arch
-from search_space import load_space
+from nasctl._app import OutputFormat, app, console, emit, err_console, guarded, resolve_model
+from search_space import ArchSpec, ClassicSpec, build_classic, load_space
 
 lut_app = typer.Typer(
     help="Build and validate per-device latency lookup tables.", no_args_is_help=True
@@ -49,6 +50,13 @@ _Rounds = Annotated[int, typer.Option(help="Interleaved rounds.")]
 _Repeats = Annotated[int, typer.Option(help="Timed calls per model per round.")]
 
 
+def _timed(spec: ArchSpec | ClassicSpec, name: str, seed: int) -> ArchSpec | Target:
+    """A classic network is timed as a module (measure_many builds ArchSpecs itself)."""
+    if isinstance(spec, ClassicSpec):
+        return Target(name, build_classic(spec, seed), spec.input_shape)
+    return spec
+
+
 def _progress() -> Progress:
     return Progress(
         TextColumn("[bold]{task.description}"),
@@ -64,7 +72,11 @@ def _progress() -> Progress:
 @guarded
 def latency(
     archs: Annotated[
-        list[str], typer.Argument(help="Baseline names, arch strings or spec .json files.")
+        list[str],
+        typer.Argument(
+            help="Baseline names, classic network names (lenet5, alexnet, zfnet, vgg16, "
+            "googlenet, resnet18, resnet50), arch strings or spec .json files."
+        ),
     ],
     backend: _Backend = BackendChoice.torch,
     threads: _Threads = 1,
@@ -87,7 +99,8 @@ def latency(
     ] = TableOrJson.table,
 ) -> None:
     """Measure batch-1 inference latency (median of interleaved rounds, one at a time per
-    machine). Times in milliseconds in the table, microseconds in JSON."""
+    machine). Times in milliseconds in the table, microseconds in JSON. Classic networks run
+    at their papers' input unless --resolution / --num-classes say otherwise."""
     config = LatencyConfig(
         backend=Backend(backend.value),
         device=device,
@@ -95,10 +108,16 @@ def latency(
         rounds=rounds,
         repeats=repeats,
     )
-    specs = [resolve_arch(a, width, resolution, num_classes) for a in archs]
-    ref = resolve_arch(reference, width, resolution, num_classes) if reference else None
     names = [a if len(a) <= 40 else a[:37] + "..." for a in archs]
-    results = measure_many(specs, config, reference=ref, names=names)
+    models = [
+        _timed(resolve_model(a, width, resolution, num_classes), n, config.seed)
+        for a, n in zip(archs, names, strict=True)
+    ]
+    ref = None
+    if reference:
+        ref_spec = resolve_model(reference, width, resolution, num_classes)
+        ref = _timed(ref_spec, reference[:40], config.seed)
+    results = measure_many(models, config, reference=ref, names=names)
     if fmt is TableOrJson.json:
         print(json.dumps([r.to_dict() for r in results], indent=2))
         return

@@ -1,4 +1,4 @@
-"""`nasctl table`: params and MACs of baselines and architectures."""
+"""`nasctl table`: params, MACs and memory of baselines, classic networks and architectures."""
 
 from __future__ import annotations
 
@@ -6,13 +6,33 @@ from typing import Annotated
 
 import typer
 
-from estimators import count, standard_conv_macs
-from nasctl._app import OutputFormat, app, console, emit, guarded, resolve_arch
-from search_space import REFERENCE_COUNTS, baseline_names
+from estimators import count, memory, standard_conv_macs
+from nasctl._app import OutputFormat, app, console, emit, guarded, resolve_model
+from search_space import CLASSICS, REFERENCE_COUNTS, ArchSpec, baseline_names, classic_names
 
 
 def _millions(value: int) -> str:
     return f"{value / 1e6:,.3f}"
+
+
+def _megabytes(value: int) -> str:
+    return f"{value / 1e6:,.2f}"
+
+
+def _ref(name: str, spec: object, width: float, params: int, macs: int) -> str | None:
+    """'exact' / 'MISMATCH' against the published counts at the default input (MobileNets:
+    the reference implementations' params and MACs; classic networks: the paper's params),
+    None at any other input."""
+    if isinstance(spec, ArchSpec) and name in REFERENCE_COUNTS:
+        if (width, spec.resolution, spec.num_classes) != (1.0, 224, 1000):
+            return None
+        return "exact" if REFERENCE_COUNTS[name] == (params, macs) else "MISMATCH"
+    entry = CLASSICS.get(name)
+    if entry is None or getattr(spec, "resolution", None) != entry.resolution:
+        return None
+    if getattr(spec, "num_classes", None) != entry.num_classes:
+        return None
+    return "exact" if entry.params == params else "MISMATCH"
 
 
 @app.command()
@@ -21,10 +41,15 @@ def table(
     archs: Annotated[
         list[str] | None,
         typer.Argument(
-            help="Baseline names, arch strings or spec .json files (default: the four baselines).",
+            help="Baseline names, classic network names (lenet5, alexnet, zfnet, vgg16, "
+            "googlenet, resnet18, resnet50), arch strings or spec .json files (default: the "
+            "four baselines).",
             show_default=False,
         ),
     ] = None,
+    classics: Annotated[
+        bool, typer.Option("--classics", help="Add the seven classic reference networks.")
+    ] = False,
     width: Annotated[
         list[float] | None,
         typer.Option(
@@ -42,6 +67,13 @@ def table(
         bool,
         typer.Option("--layers", help="Per-layer breakdown: standard vs depthwise vs pointwise."),
     ] = False,
+    show_memory: Annotated[
+        bool,
+        typer.Option(
+            "--memory",
+            help="Add the memory of a batch-1 float32 inference: weights + peak activations.",
+        ),
+    ] = False,
     fmt: Annotated[
         OutputFormat, typer.Option("--format", "-f", help="Output format.")
     ] = OutputFormat.table,
@@ -49,47 +81,69 @@ def table(
     """Parameter and MAC counts (analytic; one multiply-add = 1 MAC, conv + linear only).
 
     With no ARCH, the four MobileNet baselines; every combination of --width and
-    --resolution is listed. A baseline at width 1.0, 224x224, 1000 classes is checked
-    against the reference implementation's counts ("ref" column).
+    --resolution is listed. The classic networks are reference rows at their papers' input
+    (LeNet-5 32x32 grayscale with 10 classes, AlexNet 227x227, the others 224x224) unless
+    --resolution / --num-classes say otherwise. "ref" checks a baseline at width 1.0,
+    224x224, 1000 classes against the reference implementation's params and MACs, and a
+    classic network at its default input against its published parameter count.
+
+    --memory: weights (4 bytes a parameter) + peak activations, where the peak is the
+    largest sum of tensors alive at once when the network runs op by op: the op's input and
+    output plus every tensor kept for later (residual inputs, finished Inception branches);
+    BatchNorm folded, activations and additions in place. In MB (10^6 bytes).
     """
-    names = archs or baseline_names()
+    names = list(archs or ([] if classics else baseline_names()))
+    if classics:
+        names += [n for n in classic_names() if n not in names]
     rows, reports = [], []
     for name in names:
         is_baseline = name in baseline_names()
         for w in (width or [1.0]) if is_baseline else [1.0]:
             for res in resolution or [None]:
-                spec = resolve_arch(name, w, res, num_classes)
+                spec = resolve_model(name, w, res, num_classes)
                 report = count(spec)
-                ref = REFERENCE_COUNTS.get(name) if is_baseline else None
-                at_ref = ref is not None and (w, spec.resolution, spec.num_classes) == (
-                    1.0,
-                    224,
-                    1000,
-                )
-                rows.append(
-                    {
-                        "name": name if is_baseline else _short(name),
-                        "width": w if is_baseline else None,
-                        "resolution": spec.resolution,
-                        "classes": spec.num_classes,
-                        "params": report.params,
-                        "macs": report.macs,
-                        "ref": ("exact" if ref == (report.params, report.macs) else "MISMATCH")
-                        if at_ref
-                        else None,
+                row: dict[str, object] = {
+                    "name": name if is_baseline or name in CLASSICS else _short(name),
+                    "width": w if is_baseline else None,
+                    "resolution": spec.resolution,
+                    "classes": spec.num_classes,
+                    "params": report.params,
+                    "macs": report.macs,
+                    "ref": _ref(name, spec, w, report.params, report.macs),
+                }
+                if show_memory:
+                    mem = memory(spec)
+                    row |= {
+                        "weights_bytes": mem.weights_bytes,
+                        "activations_bytes": mem.activations_bytes,
+                        "memory_bytes": mem.total_bytes,
                     }
-                )
-                reports.append((rows[-1], spec, report))
+                rows.append(row)
+                reports.append((row, spec, report))
         if not is_baseline and width:
             console.print("[yellow]note:[/yellow] --width applies to baseline names only")
     if not layers:
         emit(
             rows,
             fmt,
-            "Params and MACs (conv + linear)",
-            {"params": _millions, "macs": _millions},
-            {"params": "params (M)", "macs": "MACs (M)"},
+            "Params and MACs (conv + linear)" + (", memory" if show_memory else ""),
+            {"params": _millions, "macs": _millions}
+            | dict.fromkeys(("weights_bytes", "activations_bytes", "memory_bytes"), _megabytes),
+            {
+                "params": "params (M)",
+                "macs": "MACs (M)",
+                "weights_bytes": "weights (MB)",
+                "activations_bytes": "peak activations (MB)",
+                "memory_bytes": "memory (MB)",
+            },
         )
+        shown = [n for n in dict.fromkeys(names) if n in CLASSICS]
+        if shown and fmt is OutputFormat.table:
+            variants = [
+                {"network": n, "paper": CLASSICS[n].title, "variant built": CLASSICS[n].variant}
+                for n in shown
+            ]
+            emit(variants, fmt, "Classic reference networks")
         return
     layer_rows = []
     for row, _spec, report in reports:

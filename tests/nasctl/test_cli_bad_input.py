@@ -74,6 +74,12 @@ BAD = [
      "cannot open storage"),
     (["results", "plot", "--study", "x", "--storage", "corrupt.journal"],
      "not an Optuna journal file"),
+    # classic reference networks
+    (["table", "vgg16", "-r", "16"], "vgg16 cannot take resolution 16: its map vanishes at pool5"),
+    (["table", "lenet5", "--num-classes", "0"], "num_classes must be a positive integer"),
+    (["table", "resnet19"], "a classic network (lenet5, alexnet"),
+    (["latency", "alexnet", "-r", "64"], "alexnet cannot take resolution 64"),
+    (["train", "vgg16"], "vgg16 is a classic reference network, not a MobileNet-style"),
     # search
     (["search", "--population", "1"], "population must be at least 2"),
     (["search", "--timeout", "0"], "timeout must be positive"),
