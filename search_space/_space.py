@@ -219,7 +219,7 @@ class SearchSpace:
             try:
                 params = self._params_at(spec, width)
             except _Mismatch as exc:
-                furthest = max(furthest, exc, key=lambda e: e.position)
+                furthest = max(furthest, exc, key=_Mismatch.rank)
                 continue
             if self.spec_from_params(params, spec.num_classes) != spec:  # pragma: no cover
                 raise SpaceError("spec is not a point of the space")
@@ -267,7 +267,7 @@ class SearchSpace:
                     try:
                         return [matched[:depth], *walk(s + 1, pos + depth, c_out)]
                     except _Mismatch as exc:
-                        furthest = max(furthest, exc, key=lambda e: e.position)
+                        furthest = max(furthest, exc, key=_Mismatch.rank)
             if len(matched) < min(stage.depth) and furthest.position < pos + len(matched):
                 furthest = _Mismatch(
                     pos + len(matched),
@@ -327,11 +327,13 @@ class SearchSpace:
             raise _Mismatch(
                 position,
                 f"{where}.kernel must be one of {_listed(stage.kernel)} {at}, got {block.kernel}",
+                choice=True,
             )
         if block.act not in stage.act:
             raise _Mismatch(
                 position,
                 f"{where}.act must be one of {_listed(stage.act)} {at}, got {_shown(block.act)}",
+                choice=True,
             )
         for expansion in stage.expansion:
             for se in stage.se:
@@ -350,6 +352,7 @@ class SearchSpace:
                 f"{where}.mid_channels must be one of {_listed(sorted(mids))} (stage {s}, "
                 f"block {j}: expansions {_listed(stage.expansion)} of {c_in} channels), got "
                 f"{block.mid_channels}",
+                choice=True,
             )
         squeezes = sorted(
             {make_divisible(block.mid_channels * self.se_ratio) if se else 0 for se in stage.se}
@@ -357,6 +360,7 @@ class SearchSpace:
         raise _Mismatch(
             position,
             f"{where}.se_channels must be one of {_listed(squeezes)} {at}, got {block.se_channels}",
+            choice=True,
         )
 
     def make_spec(
@@ -452,12 +456,19 @@ class SearchSpace:
 
 
 class _Mismatch(Exception):
-    """Why a spec is not a point of the space, and how far into its blocks that shows."""
+    """Why a spec is not a point of the space, and how far into its blocks that shows.
 
-    def __init__(self, position: int, message: str) -> None:
+    ``choice``: the block fits where it stands (channels, stride) but no choice of the
+    stage makes it; that says more than a block that fits no stage there."""
+
+    def __init__(self, position: int, message: str, choice: bool = False) -> None:
         super().__init__(message)
         self.position = position
         self.message = message
+        self.choice = choice
+
+    def rank(self) -> tuple[int, bool]:
+        return self.position, self.choice
 
 
 def _shown(value: Any) -> str:
