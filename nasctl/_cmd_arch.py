@@ -1,4 +1,4 @@
-"""`nasctl arch show` and `nasctl space show`: what an architecture and a space are."""
+"""`nasctl arch show|plot` and `nasctl space show`: what an architecture and a space are."""
 
 from __future__ import annotations
 
@@ -10,9 +10,10 @@ from typing import Annotated
 
 import typer
 
-from estimators import count, part_layers
+from estimators import count, load_table, part_layers
 from nasctl._app import OutputFormat, app, console, emit, guarded, resolve_arch
-from search_space import BlockSpec, default_space_text, format_arch, load_space
+from results import plot_arch
+from search_space import BlockSpec, SpecError, default_space_text, format_arch, load_space
 
 arch_app = typer.Typer(help="Inspect one architecture.", no_args_is_help=True)
 space_app = typer.Typer(help="Inspect a search space.", no_args_is_help=True)
@@ -80,6 +81,39 @@ def arch_show(
         f"params {report.params:,}  MACs {report.macs:,}  ({size}, {spec.num_classes} classes)"
     )
     console.print(f"arch: {format_arch(spec)}", soft_wrap=True, highlight=False)
+
+
+@arch_app.command("plot")
+@guarded
+def arch_plot(
+    arch: Annotated[str, typer.Argument(help="Baseline name, arch string or spec .json file.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="PNG file to write.")],
+    lut: Annotated[
+        Path | None,
+        typer.Option(help="Latency lookup table (from `nasctl lut build`): per-block latency."),
+    ] = None,
+    width: Annotated[
+        float, typer.Option("--width", "-w", help="Width multiplier (baseline names only).")
+    ] = 1.0,
+    resolution: Annotated[
+        int | None, typer.Option("--resolution", "-r", help="Input resolution override.")
+    ] = None,
+    num_classes: Annotated[int | None, typer.Option(help="Number of classes override.")] = None,
+    title: Annotated[str | None, typer.Option(help="Title (default: ARCH).")] = None,
+) -> None:
+    """Draw the architecture: one row per stem, block and head with its kernel, expansion,
+    SE, activation, stride, channels and MACs (colour for the choices), and its latency
+    from a lookup table with --lut."""
+    spec = resolve_arch(arch, width, resolution, num_classes)
+    table = load_table(lut) if lut is not None else None
+    if out.suffix.lower() != ".png":
+        raise SpecError(f"--out must be a .png file, got {str(out)!r}")
+    name = title or (arch if len(arch) <= 60 else "architecture")
+    try:
+        path = plot_arch(spec, out, table, name)
+    except OSError as exc:
+        raise SpecError(f"cannot write {str(out)!r}: {exc.strerror}") from None
+    console.print(f"{len(spec.parts())} parts -> {path}", highlight=False)
 
 
 @space_app.command("show")

@@ -1,5 +1,6 @@
 """What was found: study storage, Pareto front, tables, plots, export."""
 
+from results._archplot import plot_arch
 from results._codegen import standalone_source
 from results._export import (
     EXPORT_FORMAT,
@@ -61,6 +62,7 @@ __all__ = [
     "open_existing",
     "open_storage",
     "pareto_front",
+    "plot_arch",
     "plot_front",
     "read_checkpoint",
     "run_search",

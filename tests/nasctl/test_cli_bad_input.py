@@ -80,6 +80,13 @@ BAD = [
     (["table", "resnet19"], "a classic network (lenet5, alexnet"),
     (["latency", "alexnet", "-r", "64"], "alexnet cannot take resolution 64"),
     (["train", "vgg16"], "vgg16 is a classic reference network, not a MobileNet-style"),
+    # arch plot
+    (["arch", "plot", TINY, "--out", "x.txt"], "--out must be a .png file"),
+    (["arch", "plot", TINY, "--out", "x.png", "--lut", "missing.json"],
+     "cannot read table 'missing.json'"),
+    (["arch", "plot", TINY, "--out", "x.png", "--lut", "lut.json"], "is not valid JSON"),
+    (["arch", "plot", TINY, "--out", "bin.json/x.png"], "cannot write 'bin.json/x.png'"),
+    (["arch", "plot", "vgg16", "--out", "x.png"], "vgg16 is a classic reference network"),
     # search
     (["search", "--population", "1"], "population must be at least 2"),
     (["search", "--timeout", "0"], "timeout must be positive"),
