@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -34,15 +35,30 @@ _SHOW = [
     "macs",
     "params",
     "train_seconds",
+    "rung",
+    "rung_accuracy",
+    "promoted_from",
     "reused_from",
     "arch",
 ]
 
+#: Shown only when some trial has them (a halving search).
+_OPTIONAL = {"rung", "rung_accuracy", "promoted_from"}
+
 
 def _rows(frame: pd.DataFrame, columns: list[str]) -> list[dict[str, Any]]:
-    cols = [c for c in columns if c in frame.columns]
+    cols = [
+        c for c in columns if c in frame.columns and (c not in _OPTIONAL or frame[c].notna().any())
+    ]
     out = frame[cols].astype(object).where(frame[cols].notna(), None)
     return out.to_dict("records")
+
+
+def _fmt_rungs(value: object) -> str:
+    """``[0.41, 0.55, 0.62]`` (JSON, lowest rung first) as ``0.410 > 0.550 > 0.620``."""
+    if value is None:
+        return "-"
+    return " > ".join(f"{a:.3f}" for a in json.loads(str(value)))
 
 
 def _fmt_arch(arch: object) -> str:
@@ -54,6 +70,10 @@ _FORMATS = {
     "accuracy": lambda v: "-" if v is None else f"{v:.4f}",
     "latency_ms": lambda v: "-" if v is None else f"{v:.3f}",
     "train_seconds": lambda v: "-" if v is None else f"{v:.1f}",
+    "rung": lambda v: "-" if v is None else str(int(v)),
+    "promoted_from": lambda v: "-" if v is None else str(int(v)),
+    "reused_from": lambda v: "-" if v is None else str(int(v)),
+    "rung_accuracy": _fmt_rungs,
     "macs": lambda v: "-" if v is None else f"{v / 1e6:.2f}M",
     "params": lambda v: "-" if v is None else f"{v / 1e6:.3f}M",
     "arch": _fmt_arch,
@@ -81,25 +101,19 @@ def write_outputs(study: optuna.Study, folder: Path, unit: str) -> None:
 
 
 def _print_front(front: pd.DataFrame, baselines: list[dict[str, Any]], unit: str) -> None:
-    rows = _rows(front, ["number", "accuracy", "latency_ms", "macs", "params", "arch"])
+    columns = ["number", "accuracy", "rung", "rung_accuracy", "latency_ms", "macs", "params"]
+    rows = _rows(front, [*columns, "arch"])
+    keys = list(rows[0]) if rows else ["number", "accuracy", "latency_ms", "macs", "params"]
     for b in baselines:
-        rows.append(
-            {
-                "number": b["name"],
-                "accuracy": b.get("accuracy"),
-                "latency_ms": b.get("latency_ms"),
-                "macs": b.get("macs"),
-                "params": b.get("params"),
-                "arch": "(baseline)",
-            }
-        )
+        row: dict[str, Any] = dict.fromkeys(keys)
+        row.update({k: b.get(k) for k in ("accuracy", "latency_ms", "macs", "params")})
+        row.update(number=b["name"], arch="(baseline)")
+        rows.append(row)
+    title = f"Pareto front (accuracy vs {TARGET_COLUMNS[unit][1]}) and baselines"
+    if "rung" in keys:
+        title += " (candidates at their highest fidelity, baselines at the full recipe)"
     if rows:
-        emit(
-            rows,
-            OutputFormat.table,
-            f"Pareto front (accuracy vs {TARGET_COLUMNS[unit][1]}) and baselines",
-            _FORMATS,
-        )
+        emit(rows, OutputFormat.table, title, _FORMATS, {"rung_accuracy": "accuracy by rung"})
     else:
         console.print("no feasible trained trial yet")
 
@@ -114,7 +128,13 @@ def show(
 ) -> None:
     """Every trial of a study with its costs, accuracy and arch string."""
     s = open_existing(study, out, storage)
-    emit(_rows(trials_frame(s), _SHOW), fmt, f"study {study}", _FORMATS)
+    emit(
+        _rows(trials_frame(s), _SHOW),
+        fmt,
+        f"study {study}",
+        _FORMATS,
+        {"rung_accuracy": "accuracy by rung"},
+    )
 
 
 @results_app.command("pareto")

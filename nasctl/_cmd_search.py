@@ -21,7 +21,15 @@ from estimators import LatencyConfig, get_recipe
 from nasctl._app import app, console, err_console, guarded
 from nasctl._cmd_results import write_outputs
 from results import SearchConfig, SearchError, SearchTarget
-from results._search import SEARCH_LATENCY, TARGET_LABELS, TARGET_UNITS, Event, Sampler, run_search
+from results._search import (
+    SEARCH_LATENCY,
+    TARGET_LABELS,
+    TARGET_UNITS,
+    AccuracyMode,
+    Event,
+    Sampler,
+    run_search,
+)
 
 
 class _CtrlC:
@@ -61,7 +69,14 @@ class _LiveView:
         self.started = time.monotonic()
         self.status = "starting"
         self.front: list[FrozenTrial] = []
-        self.counts = {"done": 0, "feasible": 0, "infeasible": 0, "failed": 0, "reused": 0}
+        self.counts = {
+            "done": 0,
+            "feasible": 0,
+            "infeasible": 0,
+            "failed": 0,
+            "reused": 0,
+            "promoted": 0,
+        }
         self.live = Live(self.render(), console=console, refresh_per_second=2, transient=False)
         self.ctrl_c = _CtrlC()
 
@@ -83,12 +98,14 @@ class _LiveView:
     def on_trial(self, study: optuna.Study, _: FrozenTrial) -> None:
         trials = study.get_trials(deepcopy=False)
         complete = [t for t in trials if t.state is TrialState.COMPLETE]
+        promoted = [t for t in complete if t.user_attrs.get("promoted_from") is not None]
         self.counts = {
-            "done": len(complete),
+            "done": len(complete) - len(promoted),
             "feasible": sum(bool(t.user_attrs.get("feasible")) for t in complete),
             "infeasible": sum(not t.user_attrs.get("feasible", True) for t in complete),
             "failed": sum(t.state is TrialState.FAIL for t in trials),
             "reused": sum(t.user_attrs.get("reused_from") is not None for t in complete),
+            "promoted": len(promoted),
         }
         self.front = sorted(
             (t for t in study.best_trials if t.user_attrs.get("feasible")),
@@ -103,8 +120,9 @@ class _LiveView:
         c = self.counts
         grid.add_row(
             f"[bold]trials[/bold] {c['done']}/{self.trials} done, {c['feasible']} feasible, "
-            f"{c['infeasible']} infeasible, {c['failed']} failed, {c['reused']} reused  "
-            f"[bold]elapsed[/bold] {elapsed / 60:.1f} min"
+            f"{c['infeasible']} infeasible, {c['failed']} failed, {c['reused']} reused"
+            + (f", {c['promoted']} promotions" if c["promoted"] else "")
+            + f"  [bold]elapsed[/bold] {elapsed / 60:.1f} min"
         )
         grid.add_row(f"[dim]{self.status[:150]}[/dim]")
         if self.front:
@@ -138,7 +156,13 @@ def search(
     space: Annotated[
         Path | None, typer.Option(help="Search space file (TOML); default: built-in.")
     ] = None,
-    trials: Annotated[int, typer.Option(help="Finished trials the study should reach.")] = 12,
+    trials: Annotated[
+        int,
+        typer.Option(
+            help="Finished trials the study should reach (halving: new candidates; their "
+            "promotions come on top)."
+        ),
+    ] = 12,
     timeout: Annotated[
         float | None, typer.Option(help="Stop starting new trials after this many seconds.")
     ] = None,
@@ -196,6 +220,27 @@ def search(
     baselines: Annotated[
         bool, typer.Option(help="Train the four MobileNet baselines once per study.")
     ] = True,
+    accuracy: Annotated[
+        AccuracyMode,
+        typer.Option(
+            help="How candidates are scored: train (each with the full per-candidate "
+            "budget), halving (successive halving on Pareto rank: many at a small budget, "
+            "the best 1/eta promoted up to the full one)."
+        ),
+    ] = AccuracyMode.train,
+    eta: Annotated[
+        int | None,
+        typer.Option(
+            help="Halving: promote the best 1/eta of each rung; budgets grow x eta [default: 3]."
+        ),
+    ] = None,
+    min_fidelity: Annotated[
+        float | None,
+        typer.Option(
+            help="Halving: the lowest rung's share of the per-candidate budget (--images or "
+            "--epochs) [default: 1/eta^2]."
+        ),
+    ] = None,
 ) -> None:
     """Search architectures: maximise accuracy on --data, minimise --target.
 
@@ -205,7 +250,17 @@ def search(
     same command resumes the study; Ctrl-C stops after recording what is done. Several
     processes with the same --study and --storage work on one study together. Writes
     OUT/STUDY/trials.csv, the Pareto front and OUT/STUDY/pareto.png.
+
+    --accuracy halving trains every new candidate on a small share of the budget and
+    promotes the best-ranked 1/eta (Pareto rank, then crowding) to budgets eta times
+    larger, up to the full one; the front uses each architecture's highest rung.
     """
+    if accuracy is not AccuracyMode.halving:
+        for flag, value in (("--eta", eta), ("--min-fidelity", min_fidelity)):
+            if value is not None:
+                raise SearchError(
+                    f"{flag} only applies to --accuracy halving (got --accuracy {accuracy.value})"
+                )
     if latency not in ("measured", "lut"):
         raise SearchError(f"--latency must be 'measured' or 'lut', got {latency!r}")
     if latency == "lut" and lut is None:
@@ -239,6 +294,9 @@ def search(
         max_mmacs=max_flops,
         max_mparams=max_params,
         baselines=baselines,
+        accuracy=accuracy,
+        eta=3 if eta is None else eta,
+        min_fidelity=min_fidelity,
     )
     view = _LiveView(target, trials)
     interrupted = False

@@ -29,6 +29,7 @@ from search_space import NasctlError
 __all__ = [
     "Direction",
     "ParetoError",
+    "crowding_distances",
     "dominates",
     "finite_mask",
     "hypervolume",
@@ -177,6 +178,44 @@ def non_dominated_ranks(
         rank += 1
     ranks[ok] = unique_ranks[inverse.reshape(-1)]
     return ranks
+
+
+def crowding_distances(
+    values: object, directions: Sequence[Direction | str | object]
+) -> np.ndarray:
+    """Crowding distance of every point within its own non-dominated front (NSGA-II,
+    Deb et al. 2002, sec. III-B): per objective, the gap between the point's two
+    neighbours on its front divided by that objective's range on the front, summed over
+    the objectives; the two extremes of an objective get ``inf`` (so do all points of a
+    front of one or two), and an objective that does not vary on a front adds nothing.
+    Larger means more isolated: a selection that prefers it keeps the front spread out.
+
+    Duplicates count as one point and share its distance; excluded points get NaN.
+    """
+    loss = _losses(values, directions)
+    out = np.full(len(loss), np.nan)
+    ok = np.flatnonzero(np.isfinite(loss).all(axis=1))
+    if not len(ok):
+        return out
+    unique, inverse = np.unique(loss[ok], axis=0, return_inverse=True)
+    ranks = non_dominated_ranks(unique, ["minimize"] * unique.shape[1])
+    distance = np.zeros(len(unique))
+    for rank in range(ranks.max() + 1):
+        members = np.flatnonzero(ranks == rank)
+        if len(members) <= 2:
+            distance[members] = np.inf
+            continue
+        for j in range(unique.shape[1]):
+            column = unique[members, j]
+            order = members[np.argsort(column, kind="stable")]
+            span = column.max() - column.min()
+            if span <= 0:
+                continue
+            distance[order[[0, -1]]] = np.inf
+            sorted_values = unique[order, j]
+            distance[order[1:-1]] += (sorted_values[2:] - sorted_values[:-2]) / span
+    out[ok] = distance[inverse.reshape(-1)]
+    return out
 
 
 def hypervolume(

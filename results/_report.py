@@ -14,6 +14,7 @@ from results._study import trials_frame
 __all__ = [
     "TARGET_COLUMNS",
     "front_frame",
+    "highest_fidelity",
     "pick_trial",
     "plot_front",
     "save_accuracy_plot",
@@ -37,9 +38,25 @@ def target_column(frame: pd.DataFrame, unit: str) -> pd.Series:
     return frame["latency_ms"].astype(float)
 
 
+def highest_fidelity(frame: pd.DataFrame) -> pd.DataFrame:
+    """One row per architecture: its highest rung (halving), else its first trial (reused
+    duplicates carry the same accuracy)."""
+    if "rung" in frame and frame["rung"].notna().any():
+        rung = frame["rung"].fillna(0).astype(int)
+        frame = frame.assign(_rung=rung).sort_values("_rung", ascending=False, kind="stable")
+        frame = frame.drop(columns="_rung")
+    return frame.drop_duplicates(subset=["arch"]).sort_index()
+
+
+def is_multi_fidelity(frame: pd.DataFrame) -> bool:
+    """Whether the trials hold accuracies at several fidelities (a halving search)."""
+    return "rung" in frame and frame["rung"].notna().any() and frame["rung"].nunique() > 1
+
+
 def front_frame(frame: pd.DataFrame, unit: str) -> pd.DataFrame:
     """The feasible, finished, trained trials that no other such trial dominates
-    (higher accuracy at lower or equal cost), cheapest first; reused duplicates dropped."""
+    (higher accuracy at lower or equal cost), cheapest first; one row per architecture,
+    at its highest fidelity (reused duplicates and lower rungs dropped)."""
     ok = frame[
         (frame["state"] == "COMPLETE")
         & frame["feasible"].fillna(False).astype(bool)
@@ -48,7 +65,7 @@ def front_frame(frame: pd.DataFrame, unit: str) -> pd.DataFrame:
     if ok.empty:
         return ok
     ok["cost"] = target_column(ok, unit)
-    ok = ok.drop_duplicates(subset=["arch"])
+    ok = highest_fidelity(ok)
     points = np.column_stack([ok["accuracy"].to_numpy(float), ok["cost"].to_numpy(float)])
     mask = non_dominated_mask(points, ["maximize", "minimize"])
     return ok[mask].sort_values("cost")
@@ -61,9 +78,10 @@ def plot_front(
     path: Path,
     title: str,
 ) -> Path:
-    """Accuracy vs the target: every trained trial, the front highlighted, baselines
-    marked. Infeasible candidates are drawn at their cost on the x axis only (no
-    accuracy: never trained)."""
+    """Accuracy vs the target: every trained architecture, the front highlighted,
+    baselines marked. Infeasible candidates are drawn at their cost on the x axis only
+    (no accuracy: never trained). After a halving search each architecture is drawn at
+    its highest fidelity, shaded by rung, and the title says so."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -72,7 +90,23 @@ def plot_front(
     label = TARGET_COLUMNS[unit][1]
     fig, ax = plt.subplots(figsize=(7.5, 5), dpi=120)
     trained = frame[(frame["state"] == "COMPLETE") & frame["feasible"].fillna(False).astype(bool)]
-    if not trained.empty:
+    trained = trained[trained["accuracy"].notna()]
+    if is_multi_fidelity(frame):
+        title += "\n(each architecture at its highest fidelity)"
+        best = highest_fidelity(trained)
+        rungs = best["rung"].fillna(0).astype(int)
+        top = max(1, int(frame["rung"].max()))
+        for rung in sorted(rungs.unique()):
+            at = best[rungs == rung]
+            ax.scatter(
+                target_column(at, unit),
+                at["accuracy"],
+                s=18,
+                c=str(0.75 - 0.45 * rung / top),
+                label=f"rung {rung}: {at['fidelity'].iloc[0]}",
+                zorder=2,
+            )
+    elif not trained.empty:
         ax.scatter(
             target_column(trained, unit),
             trained["accuracy"],
@@ -166,7 +200,7 @@ def pick_trial(
             raise NasctlError(f"--trial {trial} is not a finished trial of {study.study_name!r}")
         return trial, str(study.trials[trial].user_attrs["spec"])
     ok = frame[(frame["state"] == "COMPLETE") & frame["feasible"].fillna(False).astype(bool)]
-    ok = ok[ok["accuracy"].notna()]
+    ok = highest_fidelity(ok[ok["accuracy"].notna()])
     if best_under_ms is not None:
         ok = ok[ok["latency_ms"].astype(float) <= best_under_ms]
     if ok.empty:

@@ -6,6 +6,10 @@ device), refuses it before training when it breaks a hard budget (reported to th
 sampler through Optuna's constraints), reuses the accuracy of an architecture already
 trained at the same fidelity, and otherwise trains it with the study's recipe. The four
 baselines are trained once per study with the same data, recipe and latency protocol.
+
+With ``accuracy="halving"`` a trial trains at one rung of successive halving (see
+``results/_halving.py``): new candidates at the lowest budget, promotions (enqueued
+trials) at the higher ones, up to the study's recipe.
 """
 
 from __future__ import annotations
@@ -22,7 +26,6 @@ from pathlib import Path
 from typing import Any
 
 import optuna
-from optuna.study import MaxTrialsCallback
 from optuna.trial import FrozenTrial, Trial, TrialState
 
 from estimators import (
@@ -37,6 +40,14 @@ from estimators import (
     measure,
     predict,
     train_and_evaluate,
+)
+from results._halving import (
+    Rung,
+    candidates_done,
+    due_promotions,
+    fidelity_label,
+    fidelity_recipe,
+    halving_rungs,
 )
 from results._study import (
     StudyError,
@@ -62,7 +73,15 @@ from search_space import (
     load_space,
 )
 
-__all__ = ["Sampler", "SearchConfig", "SearchError", "SearchTarget", "run_search"]
+__all__ = [
+    "AccuracyMode",
+    "Sampler",
+    "SearchConfig",
+    "SearchError",
+    "SearchTarget",
+    "fidelity_recipe",
+    "run_search",
+]
 
 
 class SearchError(NasctlError):
@@ -79,6 +98,13 @@ class Sampler(StrEnum):
     nsga2 = "nsga2"
     tpe = "tpe"
     random = "random"
+
+
+class AccuracyMode(StrEnum):
+    """How a candidate's accuracy is estimated (README, "Accuracy estimates")."""
+
+    train = "train"  # every candidate trained with the study's recipe
+    halving = "halving"  # successive halving on Pareto rank, up to the study's recipe
 
 
 #: Unit of each target as stored and plotted.
@@ -121,9 +147,18 @@ class SearchConfig:
     max_mmacs: float | None = None
     max_mparams: float | None = None
     baselines: bool = True
+    accuracy: AccuracyMode = AccuracyMode.train
+    #: Halving: the promotion ratio (the best 1/eta of a rung go up; budgets grow x eta).
+    eta: int = 3
+    #: Halving: the lowest rung's share of the per-candidate budget (default 1/eta^2).
+    min_fidelity: float | None = None
 
     def __post_init__(self) -> None:
-        for name, kind in (("target", SearchTarget), ("sampler", Sampler)):
+        for name, kind in (
+            ("target", SearchTarget),
+            ("sampler", Sampler),
+            ("accuracy", AccuracyMode),
+        ):
             try:
                 object.__setattr__(self, name, kind(getattr(self, name)))
             except ValueError:
@@ -149,6 +184,20 @@ class SearchConfig:
                 raise SearchError(f"{name} must be a positive number, got {value}")
         if not self.study or any(c in self.study for c in "/\\ ") or self.study.startswith("."):
             raise SearchError(f"study must be a name without spaces or slashes, got {self.study!r}")
+        if not isinstance(self.eta, int) or isinstance(self.eta, bool) or self.eta < 2:
+            raise SearchError(f"eta must be an integer >= 2, got {self.eta!r}")
+        low = self.min_fidelity
+        if low is not None and not (0 < low < 1):
+            raise SearchError(f"min_fidelity must be a fraction in (0, 1), got {low!r}")
+        if low is not None and low > 1 / self.eta + 1e-9:
+            raise SearchError(
+                f"min_fidelity {low:g} leaves no rung below the full budget with eta "
+                f"{self.eta}: it must be at most 1/eta = {1 / self.eta:.4g}"
+            )
+
+    @property
+    def lowest_fidelity(self) -> float:
+        return self.min_fidelity if self.min_fidelity is not None else float(self.eta) ** -2
 
     @property
     def budgets(self) -> dict[str, float | None]:
@@ -208,11 +257,38 @@ class _Runner:
                 f"has {self.num_classes}; build one with --num-classes {self.num_classes}"
             )
         self.check_budgets_are_reachable()
-        self.recipe = fidelity_recipe(
-            config.recipe,
-            config.images_per_candidate,
-            len(self.data_at(max(self.space.resolutions)).train_y),
+        train_size = len(self.data_at(max(self.space.resolutions)).train_y)
+        #: The study's recipe: every candidate's in train mode, the top rung's in halving.
+        self.recipe = fidelity_recipe(config.recipe, config.images_per_candidate, train_size)
+        self.fidelity = fidelity_label(config.fidelity, self.recipe)
+        self.rungs = self.make_rungs(train_size)
+
+    def make_rungs(self, train_size: int) -> list[Rung]:
+        c = self.config
+        if c.accuracy is not AccuracyMode.halving:
+            r = self.recipe
+            seen = r.epochs * min(r.train_images or train_size, train_size)
+            return [Rung(0, 1.0, r, self.fidelity, seen)]
+        rungs = halving_rungs(
+            c.recipe, c.images_per_candidate, train_size, c.eta, c.lowest_fidelity, c.fidelity
         )
+        if len(rungs) < 2:
+            raise SearchError(
+                f"min_fidelity {c.lowest_fidelity:g} with eta {c.eta} leaves one distinct "
+                f"training budget on this data ({rungs[0].label}); lower --min-fidelity or "
+                "raise --images"
+            )
+        if rungs[0].images < self.recipe.batch_size:
+            raise SearchError(
+                f"the lowest rung trains on {rungs[0].images} images, less than one batch of "
+                f"{self.recipe.batch_size}: raise --min-fidelity or --images, or lower "
+                "--batch-size"
+            )
+        return rungs
+
+    @property
+    def halving(self) -> bool:
+        return self.config.accuracy is AccuracyMode.halving
 
     # --- data ----------------------------------------------------------------------
 
@@ -306,7 +382,7 @@ class _Runner:
             space_text=self.space_text,
             data=c.data,
             num_classes=self.num_classes,
-            fidelity=self.fidelity,
+            fidelity=self.study_fidelity,
             recipe=self.recipe.to_dict(),
             latency={"mode": "lut" if self.table else "measured", **c.latency.to_dict()},
             budgets=c.budgets,
@@ -314,11 +390,11 @@ class _Runner:
         )
 
     @property
-    def fidelity(self) -> str:
-        """Trials trained with the same recipe share this label (and their accuracies)."""
-        r = self.recipe
-        subset = f"x{r.train_images}" if r.train_images else ""
-        return f"{self.config.fidelity}:e{r.epochs}{subset}:b{r.batch_size}"
+    def study_fidelity(self) -> str:
+        """What a resumed study must match: the recipe label, or every rung's."""
+        if not self.halving:
+            return self.fidelity
+        return f"halving:eta{self.config.eta}:" + ",".join(r.label for r in self.rungs)
 
     def sampler(self, seed: int) -> optuna.samplers.BaseSampler:
         # Budgets reach NSGA-II and TPE through Trial.set_constraint (Optuna 5).
@@ -396,7 +472,61 @@ class _Runner:
                 and t.number not in retried
                 and t.params
             ):
-                study.enqueue_trial(t.params, user_attrs={"retry_of": t.number})
+                # A halving promotion is retried at its rung, as the same promotion.
+                attrs: dict[str, Any] = {"retry_of": t.number}
+                attrs.update(
+                    (k, t.user_attrs[k]) for k in ("rung", "promoted_from") if k in t.user_attrs
+                )
+                study.enqueue_trial(t.params, user_attrs=attrs)
+
+    # --- halving -------------------------------------------------------------------
+
+    def enqueue_promotions(self, study: optuna.Study) -> None:
+        """Enqueue the promotions the finished trials call for. Each is claimed first
+        (study attribute ``promotion-claim:<trial>`` = worker id, as baselines are), so
+        that of several workers one enqueues it; should two still enqueue it, the later
+        trial waits for the earlier and reuses its accuracy (``wait_for_twin``)."""
+        if not self.halving:
+            return
+        due = due_promotions(study.get_trials(deepcopy=False), len(self.rungs), self.config.eta)
+        if not due:
+            return
+        me = worker_id()
+        attrs = study.user_attrs
+        live = set(live_workers(study))
+        mine = []
+        for p in due:
+            claim = attrs.get(f"promotion-claim:{p.source}")
+            if claim not in (None, me) and claim in live:
+                continue
+            study.set_user_attr(f"promotion-claim:{p.source}", me)
+            mine.append(p)
+        if mine and len(live) > 1:
+            time.sleep(self.settle_s)  # a claim written at the same moment wins or loses now
+        attrs = study.user_attrs
+        now = due_promotions(study.get_trials(deepcopy=False), len(self.rungs), self.config.eta)
+        still_due = {(p.arch, p.rung) for p in now}
+        for p in mine:
+            if attrs.get(f"promotion-claim:{p.source}") != me or (p.arch, p.rung) not in still_due:
+                continue
+            study.enqueue_trial(
+                p.params, user_attrs={"rung": p.rung, "promoted_from": p.source, "arch": p.arch}
+            )
+
+    def wants_more(self, study: optuna.Study) -> bool:
+        """Whether the study needs more trials: ``trials`` finished ones; in halving,
+        ``trials`` new candidates and then every promotion they call for."""
+        trials = study.get_trials(deepcopy=False)
+        if not self.halving:
+            return sum(t.state is TrialState.COMPLETE for t in trials) < self.config.trials
+        waiting = any(t.state is TrialState.WAITING for t in trials)
+        return waiting or candidates_done(trials) < self.config.trials
+
+    def after_trial(self, study: optuna.Study, _: FrozenTrial) -> None:
+        """Optuna callback: enqueue what is due, stop when nothing more is wanted."""
+        self.enqueue_promotions(study)
+        if not self.wants_more(study):
+            study.stop()
 
     # --- baselines -----------------------------------------------------------------
 
@@ -464,13 +594,22 @@ class _Runner:
     def _objective(self, trial: Trial) -> tuple[float, float]:
         started = time.perf_counter()
         trial.set_user_attr("worker", worker_id())
+        # An enqueued promotion carries its rung and the trial it was promoted from.
+        given = trial.user_attrs
+        rung = self.rungs[int(given.get("rung", 0))]
+        source = given.get("promoted_from")
         spec = self.space.sample(trial, self.num_classes)
         arch = format_arch(spec)
         # Early, so that another worker sampling the same architecture now waits for it.
         trial.set_user_attr("arch", arch)
-        trial.set_user_attr("fidelity", self.fidelity)
-        self.on_event(Event("trial-start", f"trial {trial.number}: {arch}"))
-        values = self.costs(spec)
+        trial.set_user_attr("fidelity", rung.label)
+        if self.halving:
+            trial.set_user_attr("rung", rung.index)
+        what = f"rung {rung.index}, promoted from trial {source}: " if source is not None else ""
+        self.on_event(Event("trial-start", f"trial {trial.number}: {what}{arch}"))
+        parent = None if source is None else trial.study.get_trials(deepcopy=False)[int(source)]
+        # A promotion keeps the costs measured at the lower rung: one latency per arch.
+        values = self.costs(spec) if parent is None else _cost_attrs(parent.user_attrs)
         over = self.violations(values)
         unit = TARGET_UNITS[self.config.target]
         attrs: dict[str, Any] = {
@@ -491,16 +630,24 @@ class _Runner:
         if over:
             # Never trained: accuracy 0 and the constraints mark it infeasible.
             return 0.0, float(values.get(unit, math.inf))
-        previous = self.already_trained(trial.study, arch) or self.wait_for_twin(trial, arch)
+        lower = [] if parent is None else list(parent.user_attrs.get("rung_accuracy", []))
+        previous = self.already_trained(trial.study, arch, rung.label) or self.wait_for_twin(
+            trial, arch, rung.label
+        )
         if previous is not None:
             trial.set_user_attr("accuracy", previous.user_attrs["accuracy"])
             trial.set_user_attr("reused_from", previous.number)
+            if self.halving:
+                trial.set_user_attr(
+                    "rung_accuracy",
+                    previous.user_attrs.get("rung_accuracy", [previous.user_attrs["accuracy"]]),
+                )
             return previous.user_attrs["accuracy"], float(values[unit])
         try:
             result = train_and_evaluate(
                 spec,
                 self.data_at(spec.resolution),
-                self.recipe,
+                rung.recipe,
                 seed=self.config.seed,
                 threads=self.threads(trial.study),
                 on_progress=lambda p: self.on_event(
@@ -514,9 +661,12 @@ class _Runner:
         trial.set_user_attr("top5", result.top5)
         trial.set_user_attr("train_seconds", result.train_seconds)
         trial.set_user_attr("images_per_second", result.images_per_second)
+        if self.halving:
+            # The candidate's accuracy at every rung it reached, lowest first.
+            trial.set_user_attr("rung_accuracy", [*lower, result.top1])
         return result.top1, float(values[unit])
 
-    def wait_for_twin(self, trial: Trial, arch: str) -> FrozenTrial | None:
+    def wait_for_twin(self, trial: Trial, arch: str, fidelity: str) -> FrozenTrial | None:
         """When a running trial with a smaller number (another worker's) has the same
         architecture and fidelity, wait until it ends and return it if it completed; of
         two workers that sampled alike at the same moment, the earlier trial trains."""
@@ -527,11 +677,11 @@ class _Runner:
                 for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
                 if t.number < trial.number
                 and t.user_attrs.get("arch") == arch
-                and t.user_attrs.get("fidelity") == self.fidelity
+                and t.user_attrs.get("fidelity") == fidelity
                 and worker_alive(str(t.user_attrs.get("worker", "")))
             ]
             if not twins:
-                return self.already_trained(study, arch)
+                return self.already_trained(study, arch, fidelity)
             self.on_event(
                 Event(
                     "trial-start",
@@ -543,12 +693,12 @@ class _Runner:
             if isinstance(study._storage, optuna.storages.RDBStorage):
                 optuna.storages.fail_stale_trials(study)  # a twin whose worker stopped
 
-    def already_trained(self, study: optuna.Study, arch: str) -> FrozenTrial | None:
+    def already_trained(self, study: optuna.Study, arch: str, fidelity: str) -> FrozenTrial | None:
         for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
             attrs = t.user_attrs
             if (
                 attrs.get("arch") == arch
-                and attrs.get("fidelity") == self.fidelity
+                and attrs.get("fidelity") == fidelity
                 and attrs.get("accuracy") is not None
                 and attrs.get("reused_from") is None
                 and attrs.get("feasible")
@@ -557,19 +707,21 @@ class _Runner:
         return None
 
 
-def fidelity_recipe(recipe: Recipe, images: int | None, train_size: int) -> Recipe:
-    """``recipe`` trained on about ``images`` images: whole epochs of the training split
-    when it is smaller, else one epoch of a seeded subset of that size."""
-    if images is None:
-        return recipe
-    if images >= train_size:
-        epochs = max(1, round(images / train_size))
-        return recipe.replace(
-            epochs=epochs, train_images=None, warmup_epochs=min(recipe.warmup_epochs, epochs)
-        )
-    return recipe.replace(
-        epochs=1, train_images=images, warmup_epochs=min(recipe.warmup_epochs, 1.0)
-    )
+#: What ``costs`` records: copied to a promotion rather than measured again.
+_COST_KEYS = (
+    "macs",
+    "params",
+    "mmacs",
+    "mparams",
+    "latency_ms",
+    "latency_p10_ms",
+    "latency_p90_ms",
+    "latency_iqr_ratio",
+)
+
+
+def _cost_attrs(attrs: dict[str, Any]) -> dict[str, float]:
+    return {k: float(attrs[k]) for k in _COST_KEYS if k in attrs}
 
 
 def run_search(
@@ -589,16 +741,13 @@ def run_search(
         try:
             if config.baselines:
                 runner.evaluate_baselines(study)
-            done = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
-            if done < config.trials:
+            runner.enqueue_promotions(study)  # a resumed halving study: what is due now
+            if runner.wants_more(study):
                 study.optimize(
                     runner.objective,
                     timeout=config.timeout,
                     catch=(TrainingDiverged,),
-                    callbacks=[
-                        MaxTrialsCallback(config.trials, states=(TrialState.COMPLETE,)),
-                        *(callbacks or []),
-                    ],
+                    callbacks=[runner.after_trial, *(callbacks or [])],
                 )
         finally:
             with contextlib.suppress(OSError):  # a storage that cannot be written: see below

@@ -271,6 +271,9 @@ _COLUMNS = [
     "params",
     "train_seconds",
     "fidelity",
+    "rung",
+    "promoted_from",
+    "rung_accuracy",
     "reused_from",
     "arch",
 ]
@@ -291,6 +294,12 @@ def trials_frame(study: optuna.Study, states: Sequence[TrialState] | None = None
             "params": attrs.get("params"),
             "train_seconds": attrs.get("train_seconds"),
             "fidelity": attrs.get("fidelity"),
+            # Halving: the rung, the trial promoted from, the accuracy at every rung so far.
+            "rung": attrs.get("rung"),
+            "promoted_from": attrs.get("promoted_from"),
+            "rung_accuracy": (
+                json.dumps(attrs["rung_accuracy"]) if attrs.get("rung_accuracy") else None
+            ),
             "reused_from": attrs.get("reused_from"),
             "arch": attrs.get("arch"),
             "latency_p10_ms": attrs.get("latency_p10_ms"),

@@ -102,6 +102,18 @@ BAD = [
     (["search", "--max-latency", "0.00001", *QUICK], "--max-latency 1e-05 cannot be met"),
     (["search", "--lut", "lut.json", "--latency", "lut"], "is not valid JSON"),
     (["search", "--study", "a b"], "study must be a name without spaces"),
+    # search --accuracy
+    (["search", "--eta", "3"], "--eta only applies to --accuracy halving"),
+    (["search", "--accuracy", "train", "--min-fidelity", "0.1"],
+     "--min-fidelity only applies to --accuracy halving"),
+    (["search", "--accuracy", "halving", "--eta", "1"], "eta must be an integer >= 2"),
+    (["search", "--accuracy", "halving", "--min-fidelity", "0"], "min_fidelity must be a fraction"),
+    (["search", "--accuracy", "halving", "--min-fidelity", "1.5"],
+     "min_fidelity must be a fraction"),
+    (["search", "--accuracy", "halving", "--eta", "4", "--min-fidelity", "0.5"],
+     "it must be at most 1/eta = 0.25"),
+    (["search", "--accuracy", "halving", "--images", "64", "--min-fidelity", "0.01"],
+     "the lowest rung trains on 2 images, less than one batch of 64"),
 ]  # fmt: skip
 
 
@@ -116,7 +128,8 @@ def test_bad_input_exits_2_with_one_line(files: Path, args: list[str], message: 
 
 
 @pytest.mark.parametrize("args", [["search", "--sampler", "grid"], ["train", TINY, "--preset",
-                                  "x"], ["latency", TINY, "--backend", "tflite"]])  # fmt: skip
+                                  "x"], ["latency", TINY, "--backend", "tflite"],
+                                  ["search", "--accuracy", "guess"]])  # fmt: skip
 def test_unknown_choices_are_usage_errors(args: list[str]) -> None:
     # Click's own usage error (exit 2), naming the bad value; not a traceback.
     result = runner.invoke(app, args)

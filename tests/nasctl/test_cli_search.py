@@ -42,6 +42,32 @@ def test_search_then_results(space: str, tmp_path: Path) -> None:
     assert plotted.exit_code == 0 and png.stat().st_size > 10_000
 
 
+def test_halving_search_shows_every_rung(space: str, tmp_path: Path) -> None:
+    out = str(tmp_path / "runs")
+    args = ["search", "--target", "flops", "--space", space, "--trials", "4", "--out", out,
+            "--study", "h", "--no-baselines", "--accuracy", "halving", "--eta", "2",
+            "--min-fidelity", "0.5", *FAST]  # fmt: skip
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "candidates at their highest fidelity" in " ".join(result.output.split())
+    shown = runner.invoke(app, ["results", "show", "--study", "h", "--out", out, "-f", "json"])
+    rows = json.loads(shown.stdout)
+    assert {r["rung"] for r in rows} == {0, 1}  # 32 then 64 images
+    promoted = [r for r in rows if r["promoted_from"] is not None]
+    assert promoted and all(len(json.loads(r["rung_accuracy"])) == 2 for r in promoted)
+    table = runner.invoke(app, ["results", "show", "--study", "h", "--out", out])
+    assert table.exit_code == 0 and "accuracy by" in table.stdout and " > " in table.stdout
+    front = runner.invoke(app, ["results", "pareto", "--study", "h", "--out", out])
+    assert front.exit_code == 0 and "highest fidelity" in front.stdout
+    # The same command again resumes: nothing left to do, nothing trained.
+    again = runner.invoke(app, args)
+    assert again.exit_code == 0, again.output
+    rows_again = json.loads(
+        runner.invoke(app, ["results", "show", "--study", "h", "--out", out, "-f", "json"]).stdout
+    )
+    assert rows_again == rows
+
+
 BAD = [
     (["search", "--trials", "-1"], "trials must be at least 1"),
     (["search", "--max-flops", "0.0001"], "cannot be met"),

@@ -16,6 +16,7 @@ from results import (
     non_dominated_ranks,
     pareto_front,
 )
+from results._pareto import crowding_distances
 
 INF, NAN = math.inf, math.nan
 ACC_COST = ["maximize", "minimize"]  # (accuracy, cost), the search's objectives
@@ -241,3 +242,37 @@ def test_bad_input_raises_pareto_error(call, message: str) -> None:
     with pytest.raises(ParetoError) as info:
         call()
     assert message in str(info.value)
+
+
+# --- crowding distance ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        # One front of three: the extremes are inf, the middle gets 0.4/0.4 + 9/9.
+        ([[0.9, 10], [0.8, 5], [0.5, 1]], [INF, 2.0, INF]),
+        # Four on one front: the neighbours' gaps over each objective's range.
+        (
+            [[0.9, 10], [0.85, 8], [0.6, 2], [0.5, 1]],
+            [INF, 0.3 / 0.4 + 8 / 9, 0.35 / 0.4 + 7 / 9, INF],
+        ),
+        # Two fronts, each measured on its own: (0.7, 9) is dominated by (0.8, 5).
+        ([[0.9, 10], [0.8, 5], [0.5, 1], [0.7, 9], [0.4, 6]], [INF, 2.0, INF, INF, INF]),
+        # Duplicates are one point: two distinct points, both extremes.
+        ([[0.9, 10], [0.9, 10], [0.5, 1]], [INF, INF, INF]),
+        # NaN and infinite rows are excluded (NaN), and do not change the others.
+        ([[0.9, 10], [NAN, 1], [0.8, 5], [0.5, INF], [0.5, 1]], [INF, NAN, 2.0, NAN, INF]),
+        ([], []),
+    ],
+)
+def test_crowding_distances(values, expected) -> None:
+    got = crowding_distances(np.asarray(values, dtype=float).reshape(-1, 2), ACC_COST)
+    np.testing.assert_allclose(got, expected)
+
+
+def test_crowding_distance_ignores_a_constant_objective() -> None:
+    # Three points, one front in 3-D, equal in the last objective: only the first two count.
+    values = [[1.0, 3.0, 5.0], [2.0, 2.0, 5.0], [3.0, 1.0, 5.0]]
+    got = crowding_distances(values, ["minimize"] * 3)
+    np.testing.assert_allclose(got, [INF, 2.0, INF])
