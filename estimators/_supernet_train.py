@@ -114,8 +114,8 @@ class SupernetRecipe:
 
 @dataclass(frozen=True)
 class SupernetProgress:
-    """One report per step, and one per finished epoch (``batch == batches``, with the
-    largest and smallest sub-networks' validation top-1 when ``bn_images`` > 0)."""
+    """One report per step, and one per finished epoch (``epoch_end``, with the largest
+    and smallest sub-networks' validation top-1 when ``bn_images`` > 0)."""
 
     epoch: int  # 0-based
     epochs: int
@@ -127,6 +127,7 @@ class SupernetProgress:
     images_per_second: float  # batch images per second (each image counted once)
     largest_top1: float | None = None
     smallest_top1: float | None = None
+    epoch_end: bool = False
 
 
 @dataclass
@@ -361,6 +362,7 @@ def fit_supernet(
                         state.images / max(state.train_seconds, 1e-9),
                         record.get("largest_top1"),
                         record.get("smallest_top1"),
+                        epoch_end=True,
                     )
                 )
     return state

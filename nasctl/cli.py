@@ -9,6 +9,7 @@ from nasctl import (  # noqa: F401  (registration)
     _cmd_latency,
     _cmd_results,
     _cmd_search,
+    _cmd_supernet,
     _cmd_table,
     _cmd_train,
 )

@@ -1,0 +1,316 @@
+"""`nasctl supernet train|score`: a weight-sharing supernet over a search space, trained
+once, then scoring an architecture in seconds."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import torch
+import typer
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+from estimators import (
+    DEFAULT_DATA,
+    ImageData,
+    Supernet,
+    SupernetProgress,
+    SupernetRecipe,
+    SupernetState,
+    data_identity,
+    fit_supernet,
+    load_supernet,
+    load_supernet_state,
+    new_supernet_state,
+    save_supernet,
+)
+from nasctl._app import OutputFormat, app, console, emit, err_console, guarded, resolve_arch
+from nasctl._cmd_train import DATA_HELP, _load
+from search_space import NasctlError, SearchSpace, baseline_names, default_space_text
+
+supernet_app = typer.Typer(
+    help="Train a weight-sharing supernet over a search space; score architectures with it.",
+    no_args_is_help=True,
+)
+app.add_typer(supernet_app, name="supernet")
+
+_Threads = Annotated[
+    int | None, typer.Option(help="Torch threads (default: torch's).", show_default=False)
+]
+
+
+def _threads(threads: int | None) -> None:
+    if threads is not None:
+        if threads < 1:
+            raise NasctlError(f"--threads must be >= 1, got {threads}")
+        torch.set_num_threads(threads)
+
+
+def _space_text(space: Path | None) -> str:
+    if space is None:
+        return default_space_text()
+    try:
+        text = space.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = getattr(exc, "strerror", None) or "not UTF-8 text"
+        raise NasctlError(f"cannot read space file {str(space)!r}: {reason}") from None
+    SearchSpace.from_text(text, f"space file {str(space)!r}")  # refuse a bad file up front
+    return text
+
+
+def _same_run(state: SupernetState, out: Path, given: dict[str, Any]) -> None:
+    """Options given again must be the file's (only --epochs may grow)."""
+    recipe = state.recipe.to_dict()
+    for name, value in given.items():
+        if value is not None and recipe[name] != value:
+            flag = "--" + name.replace("_", "-")
+            raise NasctlError(
+                f"{out} was trained with {flag} {recipe[name]}, not {value}; run the same "
+                "command to continue it, or choose another --out"
+            )
+
+
+@supernet_app.command("train")
+@guarded
+def train(
+    out: Annotated[Path, typer.Option(help="The supernet file to write (and to resume).")],
+    data: Annotated[str, typer.Option(help=DATA_HELP)] = DEFAULT_DATA,
+    space: Annotated[
+        Path | None,
+        typer.Option(help="Search space TOML (default: the built-in space).", show_default=False),
+    ] = None,
+    epochs: Annotated[
+        int | None,
+        typer.Option(help="Epochs (default 5; more extends a finished file).", show_default=False),
+    ] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Images per step (default 128).")] = None,
+    lr: Annotated[float | None, typer.Option(help="Peak learning rate (default 0.1).")] = None,
+    random_subnets: Annotated[
+        int | None,
+        typer.Option(help="Random sub-networks per step besides the largest and smallest (2)."),
+    ] = None,
+    distill: Annotated[
+        bool | None,
+        typer.Option(
+            "--distill/--no-distill",
+            help="Sub-networks learn the largest's predictions (default) or the labels.",
+            show_default=False,
+        ),
+    ] = None,
+    train_images: Annotated[
+        int | None, typer.Option(help="Train on a seeded subset of this many images.")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed for weights, split, order, sampling.")] = 0,
+    threads: _Threads = None,
+    save_every: Annotated[
+        float, typer.Option(help="Seconds between checkpoints (and after every epoch).")
+    ] = 120.0,
+) -> None:
+    """Train one supernet over the space with the sandwich rule and write it to OUT.
+
+    Each step trains the largest, the smallest and random sub-networks on one batch.
+    OUT is written atomically every --save-every seconds, after every epoch and on
+    Ctrl-C; running the same command again continues it.
+    """
+    _threads(threads)
+    if save_every <= 0:
+        raise NasctlError(f"--save-every must be > 0 seconds, got {save_every:g}")
+    text = _space_text(space)
+    resolutions = SearchSpace.from_text(text).resolutions
+    given: dict[str, Any] = {
+        "batch_size": batch_size,
+        "lr": lr,
+        "random_subnets": random_subnets,
+        "distill": distill,
+        "train_images": train_images,
+        "seed": seed,
+    }
+    if out.exists():
+        state = load_supernet_state(out)
+        if state.supernet.space != SearchSpace.from_text(text):
+            raise NasctlError(
+                f"{out} holds a supernet of space {state.supernet.space.name!r}, not of this "
+                "--space; choose another --out"
+            )
+        _same_run(state, out, given)
+        loaded = {r: _load(data, r, seed) for r in resolutions}
+        trained, first = state.supernet.trained_on, loaded[resolutions[0]]
+        if trained is not None and data_identity(first, seed) != trained:
+            raise NasctlError(
+                f"{out} was trained on data {trained.name!r} ({len(trained.classes)} classes, "
+                f"split seed {trained.seed}), not on {first.name!r}; choose another --out"
+            )
+        if epochs is not None and epochs != state.recipe.epochs:
+            if epochs < state.epoch:
+                raise NasctlError(
+                    f"{out} has finished {state.epoch} epoch(s); --epochs must be at least that"
+                )
+            state.recipe = state.recipe.replace(epochs=epochs)
+        if state.done:
+            console.print(
+                f"{out} is trained: {state.epoch} epoch(s), {state.train_seconds:.0f} s; pass "
+                f"--epochs above {state.epoch} to train further",
+                highlight=False,
+            )
+            return
+        console.print(f"resuming {out} at epoch {state.epoch + 1}, batch {state.batch}")
+    else:
+        overrides: dict[str, Any] = {k: v for k, v in given.items() if v is not None}
+        if epochs is not None:
+            overrides["epochs"] = epochs
+        recipe = SupernetRecipe(**overrides)
+        loaded = {r: _load(data, r, seed) for r in resolutions}
+        state = new_supernet_state(text, loaded[resolutions[0]], recipe, data_seed=seed)
+    _fit(state, loaded, out, save_every)
+
+
+def _fit(state: SupernetState, data: dict[int, ImageData], out: Path, save_every: float) -> None:
+    bar = Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[stats]}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+    )
+    recipe = state.recipe
+    saved = time.monotonic()
+    try:
+        with bar:
+            task = bar.add_task(f"epoch {state.epoch + 1}/{recipe.epochs}", total=None, stats="")
+
+            def on_progress(p: SupernetProgress) -> None:
+                nonlocal saved
+                if p.epoch_end:
+                    scores = (
+                        f", val top-1 largest {p.largest_top1:.4f} smallest {p.smallest_top1:.4f}"
+                        if p.largest_top1 is not None and p.smallest_top1 is not None
+                        else ""
+                    )
+                    bar.console.print(
+                        f"epoch {p.epoch + 1}/{p.epochs}: loss {p.loss:.4f} (largest), "
+                        f"{p.subnet_loss:.4f} (others){scores}",
+                        highlight=False,
+                    )
+                    save_supernet(state, out)
+                    saved = time.monotonic()
+                    return
+                bar.update(
+                    task,
+                    completed=p.epoch * p.batches + p.batch,
+                    total=p.epochs * p.batches,
+                    description=f"epoch {p.epoch + 1}/{p.epochs} step {p.step}",
+                    stats=f"loss {p.loss:.3f}  {p.images_per_second:.0f} img/s",
+                )
+                if time.monotonic() - saved >= save_every:
+                    save_supernet(state, out)
+                    saved = time.monotonic()
+
+            fit_supernet(state, data, on_progress=on_progress)
+    except KeyboardInterrupt:
+        save_supernet(state, out)
+        err_console.print(
+            f"[yellow]interrupted[/yellow] at epoch {state.epoch + 1}, batch {state.batch}: "
+            f"saved {out}; run the same command to continue",
+            highlight=False,
+        )
+        raise typer.Exit(130) from None
+    save_supernet(state, out)
+    console.print(
+        f"trained {state.epoch} epoch(s) in {state.train_seconds:.1f} s "
+        f"({state.images / max(state.train_seconds, 1e-9):.0f} img/s); wrote {out}",
+        highlight=False,
+    )
+
+
+@supernet_app.command("score")
+@guarded
+def score(
+    arch: Annotated[
+        list[str], typer.Argument(help="Baseline names, arch strings or spec .json files.")
+    ],
+    supernet: Annotated[Path, typer.Option(help="A file written by nasctl supernet train.")],
+    data: Annotated[str, typer.Option(help=DATA_HELP)] = DEFAULT_DATA,
+    resolution: Annotated[
+        int | None,
+        typer.Option(
+            "--resolution",
+            "-r",
+            help="Input resolution (default: the spec's; the space's largest for baselines).",
+            show_default=False,
+        ),
+    ] = None,
+    width: Annotated[float, typer.Option(help="Width multiplier for baseline names.")] = 1.0,
+    recal_batches: Annotated[
+        int, typer.Option(help="Training batches (of 128) to recompute BatchNorm statistics.")
+    ] = 8,
+    val_images: Annotated[
+        int | None,
+        typer.Option(
+            help="Score on this many validation images (default: all).", show_default=False
+        ),
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed for the recalibration images.")] = 0,
+    threads: _Threads = None,
+    fmt: Annotated[
+        OutputFormat, typer.Option("--format", "-f", help="Output format.")
+    ] = OutputFormat.table,
+) -> None:
+    """Validation top-1 of each ARCH with the supernet's weights (after recalibrating
+    BatchNorm on a few training batches): a ranking signal, not trained accuracy."""
+    _threads(threads)
+    net = load_supernet(supernet)
+    specs = []
+    for text in arch:
+        res = resolution
+        if res is None and text in baseline_names():
+            res = max(net.space.resolutions)
+        spec = resolve_arch(text, width, res, net.num_classes)
+        try:
+            net.layout(spec)
+        except NasctlError as exc:
+            raise NasctlError(f"{text[:60]}: {exc}") from None
+        specs.append(spec)
+    _describe(net, supernet)
+    seed_split = net.trained_on.seed if net.trained_on else 0
+    loaded: dict[int, ImageData] = {}
+    rows = []
+    for text, spec in zip(arch, specs, strict=True):
+        if spec.resolution not in loaded:
+            loaded[spec.resolution] = _load(data, spec.resolution, seed_split)
+        started = time.perf_counter()
+        top1 = net.score(
+            spec,
+            loaded[spec.resolution],
+            recal_batches=recal_batches,
+            seed=seed,
+            val_images=val_images,
+        )
+        rows.append(
+            {
+                "arch": text,
+                "resolution": spec.resolution,
+                "top1": top1,
+                "seconds": round(time.perf_counter() - started, 2),
+            }
+        )
+    emit(rows, fmt, "Supernet top-1 on the validation split", {"top1": lambda v: f"{v:.4f}"})
+
+
+def _describe(net: Supernet, path: Path) -> None:
+    trained = net.trained_on
+    on = f"{trained.name!r}, {len(trained.classes)} classes" if trained else "no data"
+    err_console.print(
+        f"supernet {path}: space {net.space.name!r}, trained on {on}, "
+        f"{net.epochs_done:g} epoch(s) in {net.train_seconds:.0f} s",
+        highlight=False,
+    )
