@@ -38,6 +38,7 @@ from estimators._lut import (
     validate_table,
 )
 from estimators._memory import MemoryReport, memory
+from estimators._proxies import naswot
 from estimators._supernet import DataIdentity, Supernet, SupernetError, data_identity
 from estimators._supernet_train import (
     SUPERNET_FORMAT,
@@ -131,6 +132,7 @@ __all__ = [
     "measure",
     "measure_many",
     "memory",
+    "naswot",
     "new_state",
     "new_supernet_state",
     "part_key",
