@@ -1,0 +1,311 @@
+"""How well and how fast each accuracy estimator ranks architectures (issue 8).
+
+Samples N architectures across the space (seeded; widths and resolutions spread evenly),
+trains each standalone with a preset (the reference accuracy), scores each with a
+supernet (trained once here, or an existing file), NASWOT (a zero-cost proxy), and
+parameter and MAC counts, then reports Kendall tau and Spearman of every estimator
+against the standalone accuracy, candidates scored per CPU-hour, and the supernet's
+one-time training cost. Run as a module (a bench/results folder would shadow the
+results package otherwise); CIFAR_DIR is CIFAR-10 unpacked outside the project:
+
+    python -m bench.estimator_ranking --data CIFAR_DIR --supernet runs/ranking/supernet.pt
+
+A small run that fits a CPU budget limits the training images:
+
+    python -m bench.estimator_ranking --data CIFAR_DIR --n 20 --train-limit 10000 \\
+        --supernet-epochs 3 --score-val-images 2000
+
+The JSON (default bench/results/estimator_ranking.json) is rewritten after every
+architecture; running the same command again skips the architectures it holds and
+resumes the supernet's training from its file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import itertools
+import json
+import math
+import os
+import platform
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from scipy import stats
+
+from estimators import (
+    PRESETS,
+    ImageData,
+    SupernetProgress,
+    SupernetRecipe,
+    count,
+    fit_supernet,
+    load_data,
+    load_supernet_state,
+    naswot,
+    new_supernet_state,
+    save_supernet,
+    train_and_evaluate,
+)
+from search_space import ArchSpec, SearchSpace, build_model, default_space_text, format_arch
+
+OUT = Path(__file__).parent / "results" / "estimator_ranking.json"
+ESTIMATORS = ("supernet", "naswot", "params", "macs")
+
+
+def sample_archs(space: SearchSpace, n: int, seed: int, num_classes: int) -> list[ArchSpec]:
+    """``n`` distinct architectures; (width, resolution) pairs cycle through a seeded
+    shuffle of all pairs so that every width and resolution is represented evenly, and
+    the blocks are uniformly random."""
+    rng = np.random.default_rng(seed)
+    pairs = list(itertools.product(space.widths, space.resolutions))
+    order = [pairs[i] for i in rng.permutation(len(pairs))]
+    specs: list[ArchSpec] = []
+    seen: set[ArchSpec] = set()
+    tries = 0
+    while len(specs) < n and tries < 100 * n:
+        width, resolution = order[len(specs) % len(order)]
+        params = {**space.random_params(rng), "width": width, "resolution": resolution}
+        spec = space.spec_from_params(params, num_classes)
+        tries += 1
+        if spec not in seen:
+            seen.add(spec)
+            specs.append(spec)
+    return specs
+
+
+def correlations(truth: list[float], scores: list[float]) -> dict[str, float | None]:
+    """Kendall tau-b and Spearman rho of ``scores`` against ``truth`` (None where
+    undefined: fewer than 3 points, or a constant column)."""
+    if len(truth) < 3 or len(set(truth)) < 2 or len(set(scores)) < 2:
+        return {"kendall_tau": None, "spearman": None}
+    tau = stats.kendalltau(truth, scores).statistic
+    rho = stats.spearmanr(truth, scores).statistic
+    return {"kendall_tau": round(float(tau), 4), "spearman": round(float(rho), 4)}
+
+
+def summarise(report: dict[str, Any]) -> dict[str, Any]:
+    rows = report["results"]
+    truth = [r["standalone"]["top1"] for r in rows]
+    out: dict[str, Any] = {"architectures": len(rows)}
+    for name in ("standalone", *ESTIMATORS):
+        entry: dict[str, Any] = {}
+        if name != "standalone":
+            entry.update(correlations(truth, [r[name]["score"] for r in rows]))
+        cpu = [r[name]["cpu_seconds"] for r in rows if "cpu_seconds" in r[name]]
+        wall = [r[name]["wall_seconds"] for r in rows if "wall_seconds" in r[name]]
+        if cpu:
+            entry["cpu_seconds_per_candidate"] = round(float(np.mean(cpu)), 3)
+            entry["candidates_per_cpu_hour"] = round(3600 / max(float(np.mean(cpu)), 1e-9), 1)
+            entry["wall_seconds_per_candidate"] = round(float(np.mean(wall)), 3)
+        out[name] = entry
+    return out
+
+
+def write(report: dict[str, Any], path: Path) -> None:
+    report["summary"] = summarise(report)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(report, indent=2) + "\n")
+    tmp.replace(path)
+
+
+class Clock:
+    """Wall and process CPU seconds (all threads) of a block."""
+
+    def __enter__(self) -> Clock:
+        self.wall, self.cpu = time.perf_counter(), time.process_time()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.wall = time.perf_counter() - self.wall
+        self.cpu = time.process_time() - self.cpu
+
+    def record(self, **values: Any) -> dict[str, Any]:
+        return {**values, "wall_seconds": round(self.wall, 3), "cpu_seconds": round(self.cpu, 3)}
+
+
+def train_supernet(
+    args: argparse.Namespace, text: str, data: dict[int, ImageData], report: dict[str, Any]
+) -> Any:
+    """Train (or resume, or just load) the supernet; its cost goes into the report."""
+    recipe = SupernetRecipe(
+        epochs=args.supernet_epochs,
+        batch_size=args.batch_size,
+        train_images=args.train_limit,
+        seed=args.seed,
+    )
+    first = data[min(data)]
+    if args.supernet.exists():
+        state = load_supernet_state(args.supernet)
+        if state.supernet.space != SearchSpace.from_text(text):
+            raise SystemExit(f"{args.supernet} holds a supernet of another space")
+        if state.recipe.replace(epochs=recipe.epochs) != recipe:
+            raise SystemExit(f"{args.supernet} was trained with other settings; pass another")
+        state.recipe = state.recipe.replace(epochs=max(state.recipe.epochs, args.supernet_epochs))
+    else:
+        state = new_supernet_state(text, first, recipe, data_seed=args.seed)
+    record = report.setdefault("supernet", {"cpu_seconds": 0.0})
+    if not state.done:
+        saved = time.monotonic()
+
+        def progress(p: SupernetProgress) -> None:
+            nonlocal saved
+            if p.epoch_end or p.batch % 20 == 0:
+                top = f", largest {p.largest_top1:.4f}" if p.largest_top1 is not None else ""
+                print(
+                    f"supernet epoch {p.epoch + 1}/{p.epochs} step {p.batch}/{p.batches}: loss "
+                    f"{p.loss:.3f} ({p.images_per_second:.0f} img/s){top}",
+                    flush=True,
+                )
+            if p.epoch_end or time.monotonic() - saved > 300:
+                save_supernet(state, args.supernet)
+                saved = time.monotonic()
+
+        with Clock() as clock:
+            fit_supernet(state, data, on_progress=progress)
+        save_supernet(state, args.supernet)
+        record["cpu_seconds"] = round(record["cpu_seconds"] + clock.cpu, 1)
+    record.update(
+        path=str(args.supernet),
+        recipe=state.recipe.to_dict(),
+        train_seconds=round(state.train_seconds, 1),
+        images=state.images,
+        history=state.history,
+    )
+    state.supernet.eval()
+    return state.supernet
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", default="digits", help="digits, cifar10 or a directory")
+    parser.add_argument("--space", type=Path, default=None, help="space TOML (default built-in)")
+    parser.add_argument("--n", type=int, default=20, help="architectures to sample")
+    parser.add_argument("--preset", default="full", choices=sorted(PRESETS))
+    parser.add_argument("--epochs", type=int, default=None, help="override the preset")
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--train-limit", type=int, default=None, help="training images used")
+    parser.add_argument("--supernet", type=Path, default=Path("runs/ranking/supernet.pt"))
+    parser.add_argument("--supernet-epochs", type=int, default=5)
+    parser.add_argument("--recal-batches", type=int, default=8)
+    parser.add_argument("--score-val-images", type=int, default=None)
+    parser.add_argument("--proxy-images", type=int, default=64)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, default=OUT)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+
+    text = args.space.read_text("utf-8") if args.space else default_space_text()
+    space = SearchSpace.from_text(text)
+    data = {r: load_data(args.data, r, seed=args.seed) for r in space.resolutions}
+    first = data[min(data)]
+    print(first.describe(), flush=True)
+    recipe = PRESETS[args.preset].replace(
+        seed=args.seed, batch_size=args.batch_size, train_images=args.train_limit
+    )
+    if args.epochs:
+        recipe = recipe.replace(epochs=args.epochs)
+    report: dict[str, Any] = {
+        "bench": "estimator_ranking",
+        "data": first.name,
+        "train_images": min(len(first.train_y), args.train_limit or len(first.train_y)),
+        "val_images": len(first.val_y),
+        "space": space.name,
+        "space_sha": hashlib.sha256(text.encode()).hexdigest()[:16],
+        "n": args.n,
+        "seed": args.seed,
+        "preset": args.preset,
+        "recipe": recipe.to_dict(),
+        "recal_batches": args.recal_batches,
+        "score_val_images": args.score_val_images,
+        "proxy_images": args.proxy_images,
+        "threads": args.threads,
+        "torch": torch.__version__,
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+        "results": [],
+    }
+    same = ("data", "train_images", "space_sha", "n", "seed", "recipe", "recal_batches",
+            "score_val_images", "proxy_images")  # fmt: skip
+    if args.out.exists():
+        old = json.loads(args.out.read_text())
+        if any(old.get(k) != report[k] for k in same):
+            raise SystemExit(f"{args.out} holds a run with other settings; pass another --out")
+        report["results"] = old["results"]
+        report["supernet"] = old.get("supernet", {"cpu_seconds": 0.0})
+    supernet = train_supernet(args, text, data, report)
+    write(report, args.out)
+
+    done = {r["arch"] for r in report["results"]}
+    specs = sample_archs(space, args.n, args.seed, first.num_classes)
+    for i, spec in enumerate(specs):
+        arch = format_arch(spec)
+        if arch in done:
+            continue
+        d = data[spec.resolution]
+        cost = count(spec)
+        with Clock() as clock:
+            result = train_and_evaluate(spec, d, recipe)
+        standalone = clock.record(top1=result.top1, epochs=result.epochs)
+        with Clock() as clock:
+            score = supernet.score(
+                spec,
+                d,
+                recal_batches=args.recal_batches,
+                seed=args.seed,
+                val_images=args.score_val_images,
+            )
+        scored = clock.record(score=score)
+        pick = torch.randperm(len(d.train_y), generator=torch.Generator().manual_seed(args.seed))
+        mean, std = torch.tensor(d.mean).view(1, 3, 1, 1), torch.tensor(d.std).view(1, 3, 1, 1)
+        images = (d.train_x[pick[: args.proxy_images]].float().div(255) - mean) / std
+        with Clock() as clock:
+            proxy = naswot(build_model(spec, seed=args.seed), images)
+        report["results"].append(
+            {
+                "arch": arch,
+                "width": space.params_of(spec)["width"],
+                "resolution": spec.resolution,
+                "standalone": standalone,
+                "supernet": scored,
+                # a singular kernel (log 0) ranks last; JSON has no -inf
+                "naswot": clock.record(score=proxy if math.isfinite(proxy) else -1e9),
+                "params": {"score": cost.params},
+                "macs": {"score": cost.macs},
+                "loadavg": os.getloadavg(),
+            }
+        )
+        write(report, args.out)
+        print(
+            f"[{i + 1}/{len(specs)}] w{report['results'][-1]['width']:g} r{spec.resolution}: "
+            f"standalone {result.top1:.4f} ({standalone['wall_seconds']:.0f} s), supernet "
+            f"{score:.4f} ({scored['wall_seconds']:.1f} s), naswot {proxy:.1f}",
+            flush=True,
+        )
+    write(report, args.out)
+    summary = report["summary"]
+    print(f"\n{summary['architectures']} architectures; vs standalone top-1 ({args.preset}):")
+    for name in ESTIMATORS:
+        s = summary[name]
+        rate = s.get("candidates_per_cpu_hour")
+        print(
+            f"  {name:9s} Kendall tau {s['kendall_tau']}, Spearman {s['spearman']}"
+            + (f", {rate:,.0f} candidates per CPU-hour" if rate else "")
+        )
+    s = summary["standalone"]
+    print(f"  standalone training: {s.get('candidates_per_cpu_hour')} candidates per CPU-hour")
+    sn = report["supernet"]
+    print(
+        f"  supernet one-time training: {sn['train_seconds']:.0f} s wall, "
+        f"{sn['cpu_seconds']:.0f} CPU s (this script's share), {sn['images']:,} images"
+    )
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
