@@ -12,6 +12,7 @@ from nasctl import (  # noqa: F401  (registration)
     _cmd_supernet,
     _cmd_table,
     _cmd_train,
+    _cmd_visualize,
 )
 from nasctl._app import app
 

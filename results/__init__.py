@@ -34,6 +34,7 @@ from results._search import (
     run_search,
 )
 from results._study import StudyError, StudyMeta, open_storage, trials_frame
+from results._visualize import Visualization, VisualizeError, feature_layers, visualize
 
 __all__ = [
     "EXPORT_FORMAT",
@@ -48,10 +49,13 @@ __all__ = [
     "SearchTarget",
     "StudyError",
     "StudyMeta",
+    "Visualization",
+    "VisualizeError",
     "baselines_of",
     "dominates",
     "export_model",
     "exported_latency",
+    "feature_layers",
     "finite_mask",
     "front_frame",
     "hypervolume",
@@ -68,4 +72,5 @@ __all__ = [
     "run_search",
     "standalone_source",
     "trials_frame",
+    "visualize",
 ]

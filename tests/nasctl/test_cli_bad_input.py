@@ -11,13 +11,17 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
+from PIL import Image
 from typer.testing import CliRunner
 
 from nasctl.cli import app
+from search_space import build_model, parse_arch
 
 runner = CliRunner()
 TINY = "r32_n10,stem_k3_s2_c8_re,ir_k3_s2_c8_re,head_d0"
 QUICK = ["--trials", "1", "--images", "32", "--no-baselines"]
+PICTURE = ["--image", "img.png", "--out", "v"]
 
 
 @pytest.fixture
@@ -30,6 +34,9 @@ def files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     (tmp_path / "garbage.pt").write_text('{"x":')
     (tmp_path / "lut.json").write_text("{oops")
     (tmp_path / "corrupt.journal").write_bytes(b"\x00\x01junk")
+    (tmp_path / "text.jpg").write_text("not an image")
+    Image.new("RGB", (40, 40), (90, 120, 30)).save(tmp_path / "img.png")
+    torch.save(build_model(parse_arch(TINY)).state_dict(), tmp_path / "tiny.pt")
     return tmp_path
 
 
@@ -87,6 +94,26 @@ BAD = [
     (["arch", "plot", TINY, "--out", "x.png", "--lut", "lut.json"], "is not valid JSON"),
     (["arch", "plot", TINY, "--out", "bin.json/x.png"], "cannot write 'bin.json/x.png'"),
     (["arch", "plot", "vgg16", "--out", "x.png"], "vgg16 is a classic reference network"),
+    # visualize
+    (["visualize", TINY, "--checkpoint", "missing.pt", *PICTURE], "'missing.pt' does not exist"),
+    (["visualize", TINY, "--checkpoint", "garbage.pt", *PICTURE], "cannot be read"),
+    (["visualize", "mobilenet_v2", "-r", "32", "--checkpoint", "tiny.pt", *PICTURE],
+     "checkpoint 'tiny.pt' does not hold weights of r32_n1000,stem_k3_s2_c32_r6"),
+    (["visualize", "lenet5", "--checkpoint", "tiny.pt", *PICTURE],
+     "checkpoint 'tiny.pt' does not hold weights of lenet5"),
+    (["visualize", "--checkpoint", "tiny.pt", *PICTURE], "holds weights only; pass ARCH"),
+    (["visualize", TINY, "--checkpoint", "tiny.pt", "--image", "text.jpg", "--out", "v"],
+     "image 'text.jpg' cannot be read"),
+    (["visualize", TINY, "--checkpoint", "tiny.pt", "--image", "no.jpg", "--out", "v"],
+     "image 'no.jpg' does not exist"),
+    (["visualize", TINY, "--checkpoint", "tiny.pt", *PICTURE, "--layers", "blocks.9"],
+     "unknown layer 'blocks.9'; layers of this network: stem, blocks.0"),
+    (["visualize", TINY, "--checkpoint", "tiny.pt", *PICTURE, "--layers", "head.classifier"],
+     "not feature maps"),
+    (["visualize", TINY, "--checkpoint", "tiny.pt", *PICTURE, "--maps", "0"],
+     "maps per layer must be a positive integer"),
+    (["visualize", TINY, "--checkpoint", "tiny.pt", "--image", "img.png", "--out", "bin.json"],
+     "cannot write to 'bin.json'"),
     # search
     (["search", "--population", "1"], "population must be at least 2"),
     (["search", "--timeout", "0"], "timeout must be positive"),

@@ -1,0 +1,68 @@
+"""`nasctl visualize`: first-layer filters and feature maps of a trained network."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from nasctl._app import app, console, guarded, resolve_model
+from results import read_checkpoint
+from results import visualize as draw
+from search_space import ArchSpec, ClassicSpec, SpecError
+
+
+@app.command("visualize")
+@guarded
+def visualize(
+    checkpoint: Annotated[
+        Path,
+        typer.Option(
+            help="Weights: nasctl train's checkpoint.pt, a pt export, or a bare state_dict."
+        ),
+    ],
+    image: Annotated[Path, typer.Option(help="An image file (JPEG, PNG, ...).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Directory for the PNGs.")],
+    arch: Annotated[
+        str | None,
+        typer.Argument(
+            help="Baseline name, classic network name, arch string or spec .json file "
+            "(optional when the checkpoint records its architecture)."
+        ),
+    ] = None,
+    layers: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--layers",
+            help="Layers whose feature maps to draw (module names: stem, blocks.3, "
+            "blocks.3.conv_dw, conv3_1, inception4a; repeat or comma-separate). Default: "
+            "the first, a middle and the last block.",
+        ),
+    ] = None,
+    maps: Annotated[int, typer.Option(help="Feature maps drawn per layer.")] = 32,
+    width: Annotated[
+        float, typer.Option("--width", "-w", help="Width multiplier (baseline names only).")
+    ] = 1.0,
+    resolution: Annotated[
+        int | None, typer.Option("--resolution", "-r", help="Input resolution override.")
+    ] = None,
+    num_classes: Annotated[int | None, typer.Option(help="Number of classes override.")] = None,
+) -> None:
+    """Draw the first-layer filters as an image grid and the feature maps of chosen layers
+    for one image: OUT/input.png, OUT/filters.png, OUT/features_<layer>.png."""
+    spec: ArchSpec | ClassicSpec
+    if arch is None:
+        recorded = read_checkpoint(checkpoint)[1]
+        if recorded is None:
+            raise SpecError(
+                f"checkpoint {str(checkpoint)!r} holds weights only; pass ARCH to say which "
+                "architecture they belong to"
+            )
+        spec = recorded
+    else:
+        spec = resolve_model(arch, width, resolution, num_classes)
+    names = [n.strip() for item in layers or [] for n in item.split(",") if n.strip()]
+    result = draw(spec, checkpoint, image, out, names or None, maps)
+    for path in (result.input_png, result.filters_png, *result.feature_pngs.values()):
+        console.print(str(path), highlight=False)
