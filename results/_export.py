@@ -31,7 +31,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from estimators import LatencyConfig, LatencyResult, Target, measure
+from estimators import Backend, LatencyConfig, LatencyResult, Target, measure
 from results._codegen import standalone_source
 from search_space import (
     ArchSpec,
@@ -299,7 +299,7 @@ def exported_latency(
     backend = result.latency_backend
     if backend is None:
         raise ExportError(f"format {result.format.value!r} is not a runnable model to time")
-    config = replace(config or LatencyConfig(), backend=backend, threads=threads)
+    config = replace(config or LatencyConfig(), backend=Backend(backend), threads=threads)
     call = load_exported(result.path, result.format, optimized=True, threads=threads)
     shape = (1, *result.input_shape[1:])
     target = Target(result.path.name, None, shape, call=call)
