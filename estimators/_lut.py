@@ -54,9 +54,12 @@ from search_space import (
     NasctlError,
     Part,
     SearchSpace,
+    SpecError,
     StemSpec,
+    baseline_names,
     default_space_text,
     format_arch,
+    get_baseline,
     load_space,
 )
 
@@ -309,8 +312,13 @@ def build_table(
     progress: Progress | None = None,
     batch: int = 8,
     lock_timeout: float | None = None,
+    baselines: bool = True,
 ) -> LatencyTable:
     """Time every distinct part of the space and write the table to ``out``.
+
+    With ``baselines``, the parts of the four MobileNet baselines at width 1.0 and the
+    table's resolutions are timed too (a few dozen more), so that a search with this table
+    draws the baselines from the same table as its candidates.
 
     Parts are timed ``batch`` at a time in interleaved rounds, and the file is rewritten
     atomically after each batch; when ``out`` already holds a table of the same space,
@@ -332,6 +340,15 @@ def build_table(
     parts: dict[str, Part] = {}
     for p in space.distinct_parts(num_classes):
         parts.setdefault(part_key(p, num_classes), p)
+    if baselines:
+        for name in baseline_names():
+            for r in space.resolutions:
+                try:
+                    spec = get_baseline(name, 1.0, r, num_classes)
+                except SpecError:  # a resolution below the baseline's total stride
+                    continue
+                for p in spec.parts():
+                    parts.setdefault(part_key(p, num_classes), p)
     table = LatencyTable(
         space_name=space.name,
         space_text=text,

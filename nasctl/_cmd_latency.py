@@ -164,6 +164,13 @@ def lut_build(
     ] = None,
     rounds: _Rounds = 5,
     repeats: _Repeats = 20,
+    baselines: Annotated[
+        bool,
+        typer.Option(
+            help="Also time the parts of the four MobileNet baselines (width 1.0, the "
+            "table's resolutions), so a search with --lut draws them from this table too."
+        ),
+    ] = True,
 ) -> None:
     """Time every distinct stem, block and head of a space; an interrupted build resumes
     from the file it was writing."""
@@ -182,7 +189,13 @@ def lut_build(
             bar.update(task, completed=done, total=total)
 
         table = build_table(
-            out, space, config, num_classes=num_classes, resolutions=resolution, progress=tick
+            out,
+            space,
+            config,
+            num_classes=num_classes,
+            resolutions=resolution,
+            progress=tick,
+            baselines=baselines,
         )
     console.print(
         f"{len(table.entries)} parts of space {table.space_name!r} "

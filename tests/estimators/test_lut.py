@@ -21,7 +21,7 @@ from estimators import (
     validate_table,
 )
 from estimators._lut import _fit, _fit_scale, accuracy, table_space
-from search_space import load_space
+from search_space import baseline_names, get_baseline, load_space
 
 TINY_SPACE = """
 name = "tiny"
@@ -229,3 +229,14 @@ def test_accuracy_and_fit_closed_forms() -> None:
     noisy = 1.2 * m
     noisy[0] *= 3  # one outlier moves least squares, not the median ratio
     assert _fit_scale(m, noisy) == pytest.approx((1.2, 0.0))
+
+
+def test_baselines_are_in_the_table_unless_left_out(tmp_path: Path, space_file: Path) -> None:
+    with_baselines = build_table(tmp_path / "a.json", space_file, FAST, num_classes=10)
+    without = build_table(tmp_path / "b.json", space_file, FAST, num_classes=10, baselines=False)
+    assert with_baselines.expected > without.expected
+    for name in baseline_names():
+        spec = get_baseline(name, 1.0, max(with_baselines.resolutions), 10)
+        assert predict(spec, with_baselines) > 0
+    with pytest.raises(LutError, match="no entry for stem"):
+        predict(get_baseline("mobilenet_v1", 1.0, max(without.resolutions), 10), without)
