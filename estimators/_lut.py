@@ -342,9 +342,9 @@ def build_table(
         parts.setdefault(part_key(p, num_classes), p)
     if baselines:
         for name in baseline_names():
-            for r in space.resolutions:
+            for res in space.resolutions:
                 try:
-                    spec = get_baseline(name, 1.0, r, num_classes)
+                    spec = get_baseline(name, 1.0, res, num_classes)
                 except SpecError:  # a resolution below the baseline's total stride
                     continue
                 for p in spec.parts():
