@@ -107,11 +107,14 @@ def _print_front(front: pd.DataFrame, baselines: list[dict[str, Any]], unit: str
     for b in baselines:
         row: dict[str, Any] = dict.fromkeys(keys)
         row.update({k: b.get(k) for k in ("accuracy", "latency_ms", "macs", "params")})
-        row.update(number=b["name"], arch="(baseline)")
+        note = ", trained standalone" if b.get("note") else ""
+        row.update(number=b["name"], arch=f"(baseline{note})")
         rows.append(row)
     title = f"Pareto front (accuracy vs {TARGET_COLUMNS[unit][1]}) and baselines"
     if "rung" in keys:
         title += " (candidates at their highest fidelity, baselines at the full recipe)"
+    if any(b.get("note") for b in baselines):
+        title += "; a baseline trained standalone is not on the supernet's scale"
     if rows:
         emit(rows, OutputFormat.table, title, _FORMATS, {"rung_accuracy": "accuracy by rung"})
     else:

@@ -225,7 +225,8 @@ def search(
         typer.Option(
             help="How candidates are scored: train (each with the full per-candidate "
             "budget), halving (successive halving on Pareto rank: many at a small budget, "
-            "the best 1/eta promoted up to the full one)."
+            "the best 1/eta promoted up to the full one), supernet (no training: scored by "
+            "--supernet, trained once with `nasctl supernet train`)."
         ),
     ] = AccuracyMode.train,
     eta: Annotated[
@@ -241,6 +242,10 @@ def search(
             "--epochs) [default: 1/eta^2]."
         ),
     ] = None,
+    supernet: Annotated[
+        Path | None,
+        typer.Option(help="Supernet file for --accuracy supernet (from `nasctl supernet train`)."),
+    ] = None,
 ) -> None:
     """Search architectures: maximise accuracy on --data, minimise --target.
 
@@ -254,7 +259,17 @@ def search(
     --accuracy halving trains every new candidate on a small share of the budget and
     promotes the best-ranked 1/eta (Pareto rank, then crowding) to budgets eta times
     larger, up to the full one; the front uses each architecture's highest rung.
+    --accuracy supernet scores each candidate with a supernet trained once over the same
+    space and data (seconds, no training); baselines outside the space are trained.
     """
+    if accuracy is AccuracyMode.supernet and supernet is None:
+        raise SearchError(
+            "--accuracy supernet needs --supernet FILE (from `nasctl supernet train`)"
+        )
+    if accuracy is not AccuracyMode.supernet and supernet is not None:
+        raise SearchError(
+            f"--supernet only applies to --accuracy supernet (got --accuracy {accuracy.value})"
+        )
     if accuracy is not AccuracyMode.halving:
         for flag, value in (("--eta", eta), ("--min-fidelity", min_fidelity)):
             if value is not None:
@@ -297,6 +312,7 @@ def search(
         accuracy=accuracy,
         eta=3 if eta is None else eta,
         min_fidelity=min_fidelity,
+        supernet_path=supernet,
     )
     view = _LiveView(target, trials)
     interrupted = False

@@ -81,7 +81,8 @@ def plot_front(
     """Accuracy vs the target: every trained architecture, the front highlighted,
     baselines marked. Infeasible candidates are drawn at their cost on the x axis only
     (no accuracy: never trained). After a halving search each architecture is drawn at
-    its highest fidelity, shaded by rung, and the title says so."""
+    its highest fidelity, shaded by rung, and the title says so. In a supernet study a
+    baseline trained standalone (not a point of the space) is drawn hollow."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -107,12 +108,13 @@ def plot_front(
                 zorder=2,
             )
     elif not trained.empty:
+        scored = trained["fidelity"].astype(str).str.startswith("supernet:").all()
         ax.scatter(
             target_column(trained, unit),
             trained["accuracy"],
             s=18,
             c="0.65",
-            label="candidates",
+            label="candidates (scored by the supernet)" if scored else "candidates",
             zorder=2,
         )
     infeasible = frame[
@@ -141,15 +143,18 @@ def plot_front(
         cost = b.get(unit)
         if cost is None or b.get("accuracy") is None:
             continue
+        # A baseline trained standalone in a supernet study (not a point of the space):
+        # hollow, and named so; its accuracy is not on the candidates' scale.
+        standalone = bool(b.get("note"))
         ax.scatter(
             [cost],
             [b["accuracy"]],
             marker=markers[i % len(markers)],
             s=70,
-            c="tab:orange",
-            edgecolors="k",
+            c="none" if standalone else "tab:orange",
+            edgecolors="tab:orange" if standalone else "k",
             zorder=5,
-            label=b["name"],
+            label=b["name"] + (" (trained standalone)" if standalone else ""),
         )
         ax.annotate(
             b["name"].replace("mobilenet_", ""),

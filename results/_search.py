@@ -9,7 +9,11 @@ baselines are trained once per study with the same data, recipe and latency prot
 
 With ``accuracy="halving"`` a trial trains at one rung of successive halving (see
 ``results/_halving.py``): new candidates at the lowest budget, promotions (enqueued
-trials) at the higher ones, up to the study's recipe.
+trials) at the higher ones, up to the study's recipe. With ``accuracy="supernet"`` a
+candidate is not trained: a weight-sharing supernet trained once over the same space
+scores it (``estimators.Supernet.score``); baselines that are points of the space are
+scored the same way, the others are trained standalone with the study's recipe and
+marked so.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import optuna
+import torch
 from optuna.trial import FrozenTrial, Trial, TrialState
 
 from estimators import (
@@ -33,9 +38,11 @@ from estimators import (
     LatencyConfig,
     LatencyTable,
     Recipe,
+    Supernet,
     TrainingDiverged,
     count,
     load_data,
+    load_supernet,
     load_table,
     measure,
     predict,
@@ -66,6 +73,7 @@ from search_space import (
     ArchSpec,
     NasctlError,
     SearchSpace,
+    SpaceError,
     baseline_names,
     default_space_text,
     format_arch,
@@ -105,6 +113,7 @@ class AccuracyMode(StrEnum):
 
     train = "train"  # every candidate trained with the study's recipe
     halving = "halving"  # successive halving on Pareto rank, up to the study's recipe
+    supernet = "supernet"  # scored by a weight-sharing supernet, no training
 
 
 #: Unit of each target as stored and plotted.
@@ -152,6 +161,11 @@ class SearchConfig:
     eta: int = 3
     #: Halving: the lowest rung's share of the per-candidate budget (default 1/eta^2).
     min_fidelity: float | None = None
+    #: Supernet: the file written by `nasctl supernet train` (required with it, only then).
+    supernet_path: Path | None = None
+    #: Supernet: batches of 128 training images each candidate's BatchNorm statistics are
+    #: recomputed on (OFA, Cai et al. 2020, sec. 3.2, uses 2,000 images; 8 x 128 here).
+    recal_batches: int = 8
 
     def __post_init__(self) -> None:
         for name, kind in (
@@ -193,6 +207,14 @@ class SearchConfig:
             raise SearchError(
                 f"min_fidelity {low:g} leaves no rung below the full budget with eta "
                 f"{self.eta}: it must be at most 1/eta = {1 / self.eta:.4g}"
+            )
+        if not isinstance(self.recal_batches, int) or self.recal_batches < 1:
+            raise SearchError(f"recal_batches must be an integer >= 1, got {self.recal_batches!r}")
+        if self.accuracy is AccuracyMode.supernet and self.supernet_path is None:
+            raise SearchError("accuracy 'supernet' needs supernet_path (a supernet file)")
+        if self.accuracy is not AccuracyMode.supernet and self.supernet_path is not None:
+            raise SearchError(
+                f"supernet_path is only read with accuracy 'supernet', got {self.accuracy.value!r}"
             )
 
     @property
@@ -248,9 +270,18 @@ class _Runner:
             config.space_path.read_text("utf-8") if config.space_path else default_space_text()
         )
         self.table: LatencyTable | None = load_table(config.lut_path) if config.lut_path else None
+        self.supernet: Supernet | None = None
+        self.supernet_digest = ""
+        #: The split of the data: --seed, or the supernet's own (it never scores a
+        #: candidate on images it was trained on).
+        self.data_seed = config.seed
+        if config.supernet_path is not None:
+            self.load_supernet(config.supernet_path)
         self.storage = open_storage(storage, out, config.study)
         self._data: dict[int, ImageData] = {}
         self.num_classes = self.data_at(max(self.space.resolutions)).num_classes
+        if self.supernet is not None:
+            self.supernet.check_data(self.data_at(max(self.space.resolutions)))
         if self.table is not None and self.table.num_classes != self.num_classes:
             raise SearchError(
                 f"the latency table was built for {self.table.num_classes} classes, the data "
@@ -263,8 +294,21 @@ class _Runner:
         self.fidelity = fidelity_label(config.fidelity, self.recipe)
         self.rungs = self.make_rungs(train_size)
 
+    def load_supernet(self, path: Path) -> None:
+        supernet = load_supernet(path)
+        supernet.check_space(self.space)
+        digest = hashlib.sha256()
+        with path.open("rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(chunk)
+        self.supernet, self.supernet_digest = supernet, digest.hexdigest()[:16]
+        if supernet.trained_on is not None:
+            self.data_seed = supernet.trained_on.seed
+
     def make_rungs(self, train_size: int) -> list[Rung]:
         c = self.config
+        if c.accuracy is AccuracyMode.supernet:
+            return [Rung(0, 1.0, self.recipe, f"supernet:{self.supernet_digest}", 0)]
         if c.accuracy is not AccuracyMode.halving:
             r = self.recipe
             seen = r.epochs * min(r.train_images or train_size, train_size)
@@ -294,7 +338,7 @@ class _Runner:
 
     def data_at(self, resolution: int) -> ImageData:
         if resolution not in self._data:
-            self._data[resolution] = load_data(self.config.data, resolution, seed=self.config.seed)
+            self._data[resolution] = load_data(self.config.data, resolution, seed=self.data_seed)
         return self._data[resolution]
 
     # --- costs ---------------------------------------------------------------------
@@ -391,10 +435,11 @@ class _Runner:
 
     @property
     def study_fidelity(self) -> str:
-        """What a resumed study must match: the recipe label, or every rung's."""
-        if not self.halving:
-            return self.fidelity
-        return f"halving:eta{self.config.eta}:" + ",".join(r.label for r in self.rungs)
+        """What a resumed study must match: the recipe label, every rung's, or the
+        supernet file's digest."""
+        if self.halving:
+            return f"halving:eta{self.config.eta}:" + ",".join(r.label for r in self.rungs)
+        return self.rungs[0].label
 
     def sampler(self, seed: int) -> optuna.samplers.BaseSampler:
         # Budgets reach NSGA-II and TPE through Trial.set_constraint (Optuna 5).
@@ -531,9 +576,9 @@ class _Runner:
     # --- baselines -----------------------------------------------------------------
 
     def evaluate_baselines(self, study: optuna.Study) -> None:
-        """Train the baselines the study lacks. Each is claimed first (study attribute
-        ``baseline-claim:<name>`` = worker id) so that of several workers one trains it;
-        a claim by a live worker is left to it."""
+        """Train (or score) the baselines the study lacks. Each is claimed first (study
+        attribute ``baseline-claim:<name>`` = worker id) so that of several workers one
+        trains it; a claim by a live worker is left to it."""
         resolution = self.config.baseline_resolution or max(self.space.resolutions)
         me = worker_id()
         attrs = study.user_attrs
@@ -556,31 +601,65 @@ class _Runner:
                 self.on_event(Event("note", f"baseline {name} is trained by another worker"))
                 continue
             spec = get_baseline(name, 1.0, resolution, self.num_classes)
-            self.on_event(
-                Event("baseline", f"training baseline {name} at {resolution}x{resolution}")
-            )
             record = self.evaluate(study, spec, progress_label=name)
             record.update(name=name, width=1.0, resolution=resolution)
             study.set_user_attr(key, record)
 
     def evaluate(self, study: optuna.Study, spec: ArchSpec, progress_label: str) -> dict[str, Any]:
+        """A baseline's record: scored like the candidates, at the study's recipe (the
+        top rung of halving) or by the supernet. A baseline that is not a point of the
+        space cannot be scored by the supernet: it is trained standalone with the study's
+        recipe, and its record says so (``estimator`` "train")."""
         record: dict[str, Any] = {"arch": format_arch(spec), **self.costs(spec)}
+        rung = self.rungs[-1]
+        where = f"{spec.resolution}x{spec.resolution}"
+        if self.supernet is not None:
+            try:
+                self.space.params_of(spec)
+            except SpaceError:
+                rung = Rung(0, 1.0, self.recipe, self.fidelity, 0)
+                record["note"] = "not a point of the space: trained standalone"
+        scored = rung.label.startswith("supernet:")
+        what = "scoring" if scored else "training"
+        self.on_event(Event("baseline", f"{what} baseline {progress_label} at {where}"))
+        record.update(self.accuracy_of(study, spec, rung, progress_label))
+        record.update(fidelity=rung.label, estimator="supernet" if scored else "train")
+        return record
+
+    def accuracy_of(
+        self, study: optuna.Study, spec: ArchSpec, rung: Rung, label: str
+    ) -> dict[str, Any]:
+        """Train ``spec`` with the rung's recipe, or score it with the supernet when the
+        rung is the supernet's: what to record (``accuracy`` first)."""
+        threads = self.threads(study)
+        if self.supernet is not None and rung.label.startswith("supernet:"):
+            started = time.perf_counter()
+            previous = torch.get_num_threads()
+            torch.set_num_threads(threads)
+            try:
+                top1 = self.supernet.score(
+                    spec,
+                    self.data_at(spec.resolution),
+                    recal_batches=self.config.recal_batches,
+                    seed=self.config.seed,
+                )
+            finally:
+                torch.set_num_threads(previous)
+            return {"accuracy": top1, "score_seconds": time.perf_counter() - started}
         result = train_and_evaluate(
             spec,
             self.data_at(spec.resolution),
-            self.recipe,
+            rung.recipe,
             seed=self.config.seed,
-            threads=self.threads(study),
-            on_progress=lambda p: self.on_event(Event("training", progress_label, progress=p)),
+            threads=threads,
+            on_progress=lambda p: self.on_event(Event("training", label, progress=p)),
         )
-        record.update(
-            accuracy=result.top1,
-            top5=result.top5,
-            train_seconds=result.train_seconds,
-            images_per_second=result.images_per_second,
-            fidelity=self.fidelity,
-        )
-        return record
+        return {
+            "accuracy": result.top1,
+            "top5": result.top5,
+            "train_seconds": result.train_seconds,
+            "images_per_second": result.images_per_second,
+        }
 
     # --- one trial -----------------------------------------------------------------
 
@@ -643,28 +722,19 @@ class _Runner:
                     previous.user_attrs.get("rung_accuracy", [previous.user_attrs["accuracy"]]),
                 )
             return previous.user_attrs["accuracy"], float(values[unit])
+        if self.supernet is not None:
+            self.on_event(Event("trial-start", f"trial {trial.number}: scoring {arch}"))
         try:
-            result = train_and_evaluate(
-                spec,
-                self.data_at(spec.resolution),
-                rung.recipe,
-                seed=self.config.seed,
-                threads=self.threads(trial.study),
-                on_progress=lambda p: self.on_event(
-                    Event("training", f"trial {trial.number}", progress=p)
-                ),
-            )
+            measured = self.accuracy_of(trial.study, spec, rung, f"trial {trial.number}")
         except TrainingDiverged as exc:
             trial.set_user_attr("fail_reason", str(exc))
             raise
-        trial.set_user_attr("accuracy", result.top1)
-        trial.set_user_attr("top5", result.top5)
-        trial.set_user_attr("train_seconds", result.train_seconds)
-        trial.set_user_attr("images_per_second", result.images_per_second)
+        for key, value in measured.items():
+            trial.set_user_attr(key, value)
         if self.halving:
             # The candidate's accuracy at every rung it reached, lowest first.
-            trial.set_user_attr("rung_accuracy", [*lower, result.top1])
-        return result.top1, float(values[unit])
+            trial.set_user_attr("rung_accuracy", [*lower, measured["accuracy"]])
+        return measured["accuracy"], float(values[unit])
 
     def wait_for_twin(self, trial: Trial, arch: str, fidelity: str) -> FrozenTrial | None:
         """When a running trial with a smaller number (another worker's) has the same

@@ -293,6 +293,7 @@ def trials_frame(study: optuna.Study, states: Sequence[TrialState] | None = None
             "macs": attrs.get("macs"),
             "params": attrs.get("params"),
             "train_seconds": attrs.get("train_seconds"),
+            "score_seconds": attrs.get("score_seconds"),  # supernet: no training
             "fidelity": attrs.get("fidelity"),
             # Halving: the rung, the trial promoted from, the accuracy at every rung so far.
             "rung": attrs.get("rung"),

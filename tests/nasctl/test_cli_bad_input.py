@@ -141,6 +141,15 @@ BAD = [
      "it must be at most 1/eta = 0.25"),
     (["search", "--accuracy", "halving", "--images", "64", "--min-fidelity", "0.01"],
      "the lowest rung trains on 2 images, less than one batch of 64"),
+    (["search", "--accuracy", "supernet"], "--accuracy supernet needs --supernet FILE"),
+    (["search", "--supernet", "garbage.pt"], "--supernet only applies to --accuracy supernet"),
+    (["search", "--accuracy", "halving", "--supernet", "garbage.pt"],
+     "--supernet only applies to --accuracy supernet (got --accuracy halving)"),
+    (["search", "--accuracy", "supernet", "--supernet", "missing.pt"],
+     "supernet file 'missing.pt' does not exist"),
+    (["search", "--accuracy", "supernet", "--supernet", "garbage.pt"], "cannot be read"),
+    (["search", "--accuracy", "supernet", "--supernet", "garbage.pt", "--eta", "2"],
+     "--eta only applies to --accuracy halving"),
 ]  # fmt: skip
 
 

@@ -7,7 +7,7 @@ import pytest
 from typer.testing import CliRunner
 
 from nasctl.cli import app
-from tests.results.conftest import TINY_SPACE
+from tests.results.conftest import TINY_SPACE, write_tiny_supernet
 
 runner = CliRunner()
 
@@ -66,6 +66,23 @@ def test_halving_search_shows_every_rung(space: str, tmp_path: Path) -> None:
         runner.invoke(app, ["results", "show", "--study", "h", "--out", out, "-f", "json"]).stdout
     )
     assert rows_again == rows
+
+
+def test_supernet_search_marks_standalone_baselines(space: str, tmp_path: Path) -> None:
+    supernet = write_tiny_supernet(tmp_path / "sn.pt")
+    out = str(tmp_path / "runs")
+    result = runner.invoke(app, ["search", "--target", "flops", "--space", space, "--trials",
+                                 "3", "--out", out, "--study", "s", "--accuracy", "supernet",
+                                 "--supernet", str(supernet), *FAST])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    # No baseline is a point of the tiny space (width 0.5 only): trained standalone.
+    assert "(baseline, trained standalone)" in text and "not on the supernet's scale" in text
+    rows = json.loads(
+        runner.invoke(app, ["results", "show", "--study", "s", "--out", out, "-f", "json"]).stdout
+    )
+    assert len(rows) == 3 and all(r["train_seconds"] is None for r in rows)
+    assert all(0 <= r["accuracy"] <= 1 for r in rows)
 
 
 BAD = [

@@ -7,13 +7,15 @@ from pathlib import Path
 
 import optuna
 import pytest
+import torch
 from optuna.trial import TrialState
 
-from estimators import get_recipe
+from estimators import get_recipe, load_data, load_supernet
 from results import SearchConfig, SearchError, StudyError, run_search, trials_frame
-from results._search import fidelity_recipe
+from results._search import _Runner, fidelity_recipe
 from results._study import open_storage, worker_id
-from search_space import ArchSpec, parse_arch
+from search_space import ArchSpec, NasctlError, default_space_text, get_baseline, parse_arch
+from tests.results.conftest import write_tiny_supernet
 
 RECIPE = get_recipe("search", batch_size=32)
 
@@ -131,5 +133,76 @@ def test_fidelity_recipe(images: int, size: int, epochs: int, subset: int | None
     ],
 )
 def test_bad_config(tiny_space: Path, kw, message: str) -> None:
+    with pytest.raises(SearchError, match=message):
+        _config(tiny_space, **kw)
+
+
+# --- --accuracy supernet ---------------------------------------------------------------
+
+
+def test_supernet_scores_candidates_without_training(
+    tiny_space: Path, tiny_supernet: Path, tmp_path: Path
+) -> None:
+    config = _config(tiny_space, trials=4, accuracy="supernet", supernet_path=tiny_supernet,
+                     seed=1)  # fmt: skip
+    study = run_search(config, tmp_path)
+    supernet = load_supernet(tiny_supernet)
+    label = study.user_attrs["nasctl"]["fidelity"]
+    assert label.startswith("supernet:") and len(label) == len("supernet:") + 16
+    # The supernet's own split (seed 0), whatever --seed samples and recalibrates with.
+    complete = study.get_trials(states=(TrialState.COMPLETE,))
+    for t in complete:
+        a = t.user_attrs
+        assert a["fidelity"] == label and "train_seconds" not in a
+        assert a.get("reused_from") is not None or a["score_seconds"] > 0
+    spec = ArchSpec.from_json(complete[0].user_attrs["spec"])
+    data = load_data("digits", 32, seed=0)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as the search did (threads=1)
+    try:
+        assert complete[0].values[0] == supernet.score(spec, data, recal_batches=8, seed=1)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def test_baselines_are_scored_by_the_supernet_or_trained_standalone(tmp_path: Path) -> None:
+    # MobileNetV3-Large at width 1.0 is a point of the default space: scored like the
+    # candidates, by an (untrained) default-space supernet; V3-Small is not: trained.
+    path = write_tiny_supernet(tmp_path / "default.pt", default_space_text(), train=False)
+    config = _config(None, accuracy="supernet", supernet_path=path, recal_batches=1)
+    runner = _Runner(config, tmp_path, None, lambda e: None)
+    study = runner.open()
+    record = runner.evaluate(study, get_baseline("mobilenet_v3_large", 1.0, 32, 10), "v3l")
+    assert record["estimator"] == "supernet" and "note" not in record
+    assert record["fidelity"] == study.user_attrs["nasctl"]["fidelity"]
+    assert 0 <= record["accuracy"] <= 1 and record["score_seconds"] > 0
+    small = runner.evaluate(study, get_baseline("mobilenet_v3_small", 1.0, 32, 10), "v3s")
+    assert small["estimator"] == "train" and "trained standalone" in small["note"]
+    assert small["fidelity"].startswith("search:e") and small["train_seconds"] > 0
+
+
+def test_supernet_of_another_space_or_file_is_refused(
+    tiny_space: Path, two_arch_space: Path, tiny_supernet: Path, tmp_path: Path
+) -> None:
+    config = _config(two_arch_space, accuracy="supernet", supernet_path=tiny_supernet)
+    with pytest.raises(NasctlError, match="differs from the search's space"):
+        run_search(config, tmp_path)
+    run_search(_config(tiny_space, trials=1, accuracy="supernet", supernet_path=tiny_supernet),
+               tmp_path)  # fmt: skip
+    other = write_tiny_supernet(tmp_path / "other.pt", train=False)
+    with pytest.raises(StudyError, match="another fidelity"):
+        run_search(_config(tiny_space, trials=1, accuracy="supernet", supernet_path=other),
+                   tmp_path)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("kw", "message"),
+    [
+        ({"accuracy": "supernet"}, "accuracy 'supernet' needs supernet_path"),
+        ({"supernet_path": Path("s.pt")}, "supernet_path is only read with accuracy 'supernet'"),
+        ({"accuracy": "halving", "supernet_path": Path("s.pt")}, "only read with accuracy"),
+    ],
+)
+def test_bad_supernet_config(tiny_space: Path, kw, message: str) -> None:
     with pytest.raises(SearchError, match=message):
         _config(tiny_space, **kw)

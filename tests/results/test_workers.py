@@ -26,6 +26,7 @@ import results._search as search_module
 from estimators import TrainingDiverged, get_recipe
 from nasctl.cli import app
 from results import SearchConfig, StudyError, run_search
+from results._halving import due_promotions
 from results._search import _cores, _Runner, worker_seed
 from results._study import open_storage, worker_id
 from search_space import format_arch
@@ -136,6 +137,31 @@ def _two_workers(space: Path, out: Path, storage: list[str]) -> list[FrozenTrial
 
 def test_two_workers_share_a_journal(tiny_space: Path, tmp_path: Path) -> None:
     _check_accounted(_two_workers(tiny_space, tmp_path, []), 4)
+
+
+def test_two_halving_workers_share_a_journal(tiny_space: Path, tmp_path: Path) -> None:
+    # Rungs of 32 and 64 images: promotions are decided and claimed by both workers.
+    cmd = _command(tiny_space, tmp_path, 8, "--sampler", "random", "--accuracy", "halving",
+                   "--eta", "2", "--min-fidelity", "0.5")  # fmt: skip
+    procs = [_start(cmd) for _ in range(2)]
+    for proc in procs:
+        _, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err
+    trials = _trials(tmp_path / "w.journal")
+    assert all(t.state is TrialState.COMPLETE for t in trials), [
+        (t.number, t.state) for t in trials
+    ]
+    trained = [(t.user_attrs["arch"], t.user_attrs["fidelity"]) for t in trials
+               if "reused_from" not in t.user_attrs]  # fmt: skip
+    assert len(trained) == len(set(trained)), "an architecture was trained twice at one fidelity"
+    promoted = [t for t in trials if t.user_attrs.get("rung") == 1]
+    assert promoted and all(trials[t.user_attrs["promoted_from"]].params == t.params
+                            for t in promoted)  # fmt: skip
+    # Every promotion the finished rung calls for was made, once.
+    assert due_promotions(trials, rungs=2, eta=2) == []
+    assert len({t.user_attrs["arch"] for t in promoted}) == len(
+        [t for t in promoted if "reused_from" not in t.user_attrs]
+    )
 
 
 @pytest.mark.skipif(
@@ -306,6 +332,36 @@ def test_a_baseline_claimed_by_a_live_worker_is_left_to_it(
     trained.clear()
     runner.evaluate_baselines(study)  # the rest are recorded: nothing is trained again
     assert trained == []
+
+
+def test_a_promotion_claimed_by_a_live_worker_is_left_to_it(
+    tiny_space: Path, tmp_path: Path
+) -> None:
+    config = _config(tiny_space, trials=4, accuracy="halving", eta=2, min_fidelity=0.5)
+    run_search(config, tmp_path)
+    runner = _Runner(config, tmp_path, None, lambda e: None)
+    runner.settle_s = 0.0
+    study = runner.open()
+    # A study holding only the rung-0 results of a finished one: its promotions are due.
+    copy = optuna.create_study(directions=["maximize", "minimize"])
+    for t in study.get_trials():
+        if t.user_attrs.get("rung") == 0:
+            copy.add_trial(t)
+    copy.set_user_attr("worker:" + worker_id(), {"started": 0.0, "seed": 0})
+    other = f"{worker_id().rpartition(':')[0]}:{os.getppid()}"  # a live process
+    copy.set_user_attr(f"worker:{other}", {"started": 0.0, "seed": 1})
+    due = due_promotions(copy.get_trials(), rungs=2, eta=2)
+    assert len(due) >= 2
+    copy.set_user_attr(f"promotion-claim:{due[0].source}", other)
+    copy.set_user_attr(f"promotion-claim:{due[1].source}", f"{other}0")  # a worker that is gone
+    runner.enqueue_promotions(copy)
+    waiting = copy.get_trials(states=(TrialState.WAITING,))
+    assert sorted(t.user_attrs["promoted_from"] for t in waiting) == sorted(
+        p.source for p in due[1:]
+    )
+    assert all(t.user_attrs["rung"] == 1 for t in waiting)
+    runner.enqueue_promotions(copy)  # enqueued once: nothing more is due
+    assert len(copy.get_trials(states=(TrialState.WAITING,))) == len(waiting)
 
 
 def test_study_with_another_space_is_refused_untouched(
