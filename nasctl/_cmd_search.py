@@ -11,6 +11,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Annotated
 
+import numpy as np
 import optuna
 import typer
 from optuna.trial import FrozenTrial, TrialState
@@ -20,7 +21,8 @@ from rich.table import Table
 from estimators import LatencyConfig, get_recipe
 from nasctl._app import app, console, err_console, guarded
 from nasctl._cmd_results import write_outputs
-from results import SearchConfig, SearchError, SearchTarget
+from results import SearchConfig, SearchError, SearchTarget, non_dominated_mask
+from results._halving import ACC_COST
 from results._search import (
     SEARCH_LATENCY,
     TARGET_LABELS,
@@ -107,9 +109,19 @@ class _LiveView:
             "reused": sum(t.user_attrs.get("reused_from") is not None for t in complete),
             "promoted": len(promoted),
         }
+        # Each architecture once, at its highest rung (halving), as the final front.
+        latest: dict[str, FrozenTrial] = {}
+        for t in complete:
+            if not t.user_attrs.get("feasible"):
+                continue
+            arch = str(t.user_attrs.get("arch"))
+            seen = latest.get(arch)
+            if seen is None or t.user_attrs.get("rung", 0) > seen.user_attrs.get("rung", 0):
+                latest[arch] = t
+        points = list(latest.values())
+        on = non_dominated_mask(np.array([t.values for t in points]).reshape(-1, 2), ACC_COST)
         self.front = sorted(
-            (t for t in study.best_trials if t.user_attrs.get("feasible")),
-            key=lambda t: t.values[1],
+            (t for t, keep in zip(points, on, strict=True) if keep), key=lambda t: t.values[1]
         )
         self.live.update(self.render())
         self.ctrl_c.check()

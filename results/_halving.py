@@ -32,6 +32,7 @@ from estimators import Recipe
 from results._pareto import crowding_distances, non_dominated_ranks
 
 __all__ = [
+    "ACC_COST",
     "Promotion",
     "Rung",
     "candidates_done",
