@@ -447,8 +447,12 @@ class ValidationReport:
     bias by leave-one-out (each point predicted by a line fitted without it), ranks by the
     line fitted on all points. ``existing`` scores the correction the table already had
     (None without one); a held-out figure when it was fitted with another seed. ``rows``
-    hold arch, macs, raw_us, corrected_us (the leave-one-out prediction), measured_us.
-    Times in microseconds.
+    hold arch, macs, raw_us, corrected_us (the leave-one-out prediction), measured_us
+    (median of the passes) and measured_passes_us. Times in microseconds.
+
+    ``repeatability`` (None with one pass) scores the first pass against the median of the
+    others with the same figures: the ceiling that measurement noise puts on any predictor
+    judged against one measurement.
 
     "Measured" is drift-cancelled: each architecture's ratio to the reference block (timed
     in the same rounds) times the table's ``reference_us``. ``absolute`` scores the
@@ -457,6 +461,8 @@ class ValidationReport:
 
     n: int
     seed: int
+    passes: int
+    repeatability: dict[str, float] | None
     raw: dict[str, float]
     corrected: dict[str, float]
     existing: dict[str, float] | None
@@ -529,15 +535,23 @@ def validate_table(
     progress: Progress | None = None,
     chunk: int = 10,
     lock_timeout: float | None = None,
+    passes: int = 2,
 ) -> ValidationReport:
     """Measure ``n`` random architectures of the table's space end to end (same protocol
     as the table unless ``config``), compare with the table, and fit a correction.
+
+    Every architecture is measured in ``passes`` separate passes over all of them; its
+    measured latency is the median of its passes, and ``repeatability`` scores the first
+    pass against the median of the others exactly as the table is scored: the agreement a
+    perfect predictor could show against one measurement on this machine.
 
     Architectures come from ``space.random_spec(seed + i)``; the table never saw them.
     ``stored`` tells whether the correction beat the raw sum (leave-one-out MAPE) and was
     set on ``table`` (the caller saves it); otherwise the table keeps what it had."""
     if isinstance(n, bool) or not isinstance(n, int) or n < 3:
         raise LutError(f"n must be an integer >= 3 (a line needs points to be judged), got {n!r}")
+    if isinstance(passes, bool) or not isinstance(passes, int) or passes < 1:
+        raise LutError(f"passes must be an integer >= 1, got {passes!r}")
     config = config or table.config
     space = table_space(table)
     specs = [space.random_spec(seed + i, table.num_classes) for i in range(n)]
@@ -552,22 +566,32 @@ def validate_table(
         reps += 1
     predict_s = (time.perf_counter() - t0) / (reps * n)
 
-    measured: list[float] = []
-    absolute: list[float] = []
+    by_pass: list[list[float]] = []
+    abs_by_pass: list[list[float]] = []
     reference = part_target(REFERENCE_PART, table.num_classes, config.seed)
     t0 = time.perf_counter()
     if progress:
-        progress(0, n)
-    for start in range(0, n, chunk):
-        group = specs[start : start + chunk]
-        results = measure_many(group, config, reference=reference, lock_timeout=lock_timeout)
-        measured += [(r.ratio_to_reference or 0.0) * table.reference_us for r in results]
-        absolute += [r.median_us for r in results]
-        if progress:
-            progress(len(measured), n)
-    measure_s = (time.perf_counter() - t0) / n
+        progress(0, n * passes)
+    for _ in range(passes):
+        measured: list[float] = []
+        absolute: list[float] = []
+        for start in range(0, n, chunk):
+            group = specs[start : start + chunk]
+            results = measure_many(group, config, reference=reference, lock_timeout=lock_timeout)
+            measured += [(r.ratio_to_reference or 0.0) * table.reference_us for r in results]
+            absolute += [r.median_us for r in results]
+            if progress:
+                progress(sum(map(len, by_pass)) + len(measured), n * passes)
+        by_pass.append(measured)
+        abs_by_pass.append(absolute)
+    measure_s = (time.perf_counter() - t0) / (n * passes)
 
-    y = np.asarray(measured)
+    passes_arr = np.asarray(by_pass)
+    y = np.median(passes_arr, axis=0)
+    absolute = list(np.median(np.asarray(abs_by_pass), axis=0))
+    repeatability = (
+        accuracy(np.median(passes_arr[1:], axis=0), passes_arr[0]) if passes > 1 else None
+    )
     loos = {name: _leave_one_out(raw, y, fit) for name, fit in _FITS.items()}
     method = min(loos, key=lambda name: accuracy(loos[name], y)["mape_pct"])
     loo = loos[method]
@@ -585,6 +609,8 @@ def validate_table(
     return ValidationReport(
         n=n,
         seed=seed,
+        passes=passes,
+        repeatability=repeatability,
         raw=before,
         corrected=after,
         existing=accuracy([previous.apply(r) for r in raw], y) if previous else None,
@@ -605,7 +631,10 @@ def validate_table(
                 "corrected_us": float(c),
                 "measured_us": float(v),
                 "measured_abs_us": float(a),
+                "measured_passes_us": [float(v) for v in passes_arr[:, i]],
             }
-            for s, m, r, c, v, a in zip(specs, macs, raw, loo, y, absolute, strict=True)
+            for i, (s, m, r, c, v, a) in enumerate(
+                zip(specs, macs, raw, loo, y, absolute, strict=True)
+            )
         ],
     )

@@ -209,6 +209,14 @@ def lut_validate(
     lut: Annotated[Path, typer.Option("--lut", help="Table file (JSON) from `lut build`.")],
     n: Annotated[int, typer.Option("--n", help="Random architectures to measure.")] = 50,
     seed: Annotated[int, typer.Option(help="Seed of the random architectures.")] = 10_000,
+    passes: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Measure every architecture this many times (separate passes); the median "
+            "is the truth, and pass 1 vs the others shows what noise allows.",
+        ),
+    ] = 2,
     store: Annotated[
         bool, typer.Option(help="Write the fitted correction into the table when it helps.")
     ] = True,
@@ -220,9 +228,13 @@ def lut_validate(
     with the table (share within 5/10%, MAPE, Spearman, Kendall; MACs for comparison)."""
     table = load_table(lut)
     with _progress() as bar:
-        task = bar.add_task("measuring architectures", total=n)
+        task = bar.add_task("measuring architectures", total=n * passes)
         report = validate_table(
-            table, n, seed, progress=lambda d, t: bar.update(task, completed=d, total=t)
+            table,
+            n,
+            seed,
+            progress=lambda d, t: bar.update(task, completed=d, total=t),
+            passes=passes,
         )
     if store and report.stored:
         save_table(table, lut)
@@ -234,6 +246,8 @@ def lut_validate(
     if report.existing is not None:
         scored.append(("correction the table had", report.existing))
     scored.append(("vs plain medians (drift kept)", report.absolute))
+    if report.repeatability is not None:
+        scored.append(("pass 1 vs the other passes (noise ceiling)", report.repeatability))
     for label, m in scored:
         rows.append({
             "predictor": label, "within 5%": f"{m['within_5']:.0%}",

@@ -211,8 +211,20 @@ def test_validate_reports_and_fits(table_file: Path) -> None:
     assert (table.correction is not None) == report.stored
     assert report.correction.method in ("scale", "line")
     assert json.loads(json.dumps(report.to_dict()))["n"] == 4
+    # Two passes by default: the truth is their median, pass 1 vs pass 2 the ceiling.
+    assert report.passes == 2 and report.repeatability is not None
+    for row in report.rows:
+        first, second = row["measured_passes_us"]
+        assert row["measured_us"] == pytest.approx((first + second) / 2)
+    firsts = [r["measured_passes_us"][0] for r in report.rows]
+    seconds = [r["measured_passes_us"][1] for r in report.rows]
+    assert report.repeatability == accuracy(seconds, firsts)
+    one = validate_table(table, n=3, seed=0, passes=1)
+    assert one.repeatability is None and len(one.rows[0]["measured_passes_us"]) == 1
     with pytest.raises(LutError, match="n must be an integer >= 3"):
         validate_table(table, n=2)
+    with pytest.raises(LutError, match="passes must be an integer >= 1"):
+        validate_table(table, n=3, passes=0)
 
 
 def test_accuracy_and_fit_closed_forms() -> None:

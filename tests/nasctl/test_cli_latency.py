@@ -93,7 +93,11 @@ def test_lut_build_resume_and_validate(tmp_path: Path) -> None:
     )
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout[result.stdout.index("{") :])
-    assert report["n"] == 3 and len(report["rows"]) == 3
+    assert report["n"] == 3 and len(report["rows"]) == 3 and report["passes"] == 2
+    assert set(report["repeatability"]) >= {"within_10", "spearman"}
+    shown = runner.invoke(app, ["lut", "validate", "--lut", str(out), "--n", "3", "--passes", "3"])
+    assert shown.exit_code == 0, shown.output
+    assert "noise ceiling" in shown.stdout
     assert (load_table(out).correction is not None) == report["stored"]
 
     bad = runner.invoke(
