@@ -41,7 +41,10 @@ def test_latency_json() -> None:
     result = runner.invoke(app, ["latency", TINY, TINY, *FAST, "--format", "json"])
     assert result.exit_code == 0, result.output
     rows = json.loads(result.stdout)
-    assert len(rows) == 2 and rows[0]["count"] == 3 and rows[0]["backend"] == "torch"
+    # Equal windows: the model that warmed up slower gets exactly the 3 repeats, the other
+    # as many as fill the same time (two copies of one net differ only by noise).
+    assert len(rows) == 2 and min(r["count"] for r in rows) == 3
+    assert rows[0]["backend"] == "torch"
     assert rows[0]["median_us"] > 0 and "iqr_ratio" in rows[0]
 
 
