@@ -509,20 +509,23 @@ class _Runner:
         trials = study.get_trials(deepcopy=False)
         retried = {t.user_attrs.get("retry_of") for t in trials}
         for t in trials:
+            # An enqueued trial (a halving promotion, a retry) cut before it sampled has
+            # no params yet, but its fixed ones.
+            params = t.params or t.system_attrs.get("fixed_params")
             # No reason: failed by Optuna's heartbeat check (PostgreSQL), a worker that
             # stopped beating on another machine.
             if (
                 t.state is TrialState.FAIL
                 and t.user_attrs.get("fail_reason", "worker died") in ("worker died", "interrupted")
                 and t.number not in retried
-                and t.params
+                and params
             ):
                 # A halving promotion is retried at its rung, as the same promotion.
                 attrs: dict[str, Any] = {"retry_of": t.number}
                 attrs.update(
                     (k, t.user_attrs[k]) for k in ("rung", "promoted_from") if k in t.user_attrs
                 )
-                study.enqueue_trial(t.params, user_attrs=attrs)
+                study.enqueue_trial(params, user_attrs=attrs)
 
     # --- halving -------------------------------------------------------------------
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import itertools
 import math
+import subprocess
+import sys
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -34,6 +36,7 @@ from results._halving import (
     to_promote,
 )
 from results._search import Event
+from results._study import worker_id
 
 NAN = math.nan
 RECIPE = get_recipe("search", batch_size=32)
@@ -281,3 +284,27 @@ def test_bad_halving_config(tiny_space: Path, kw: dict[str, Any], message: str) 
 def test_a_lowest_rung_under_one_batch_is_refused(tiny_space: Path, tmp_path: Path) -> None:
     with pytest.raises(SearchError, match="lowest rung trains on 16 images, less than one batch"):
         run_search(_config(tiny_space, min_fidelity=0.125), tmp_path)
+
+
+def test_a_promotion_left_running_by_a_dead_worker_is_retried_at_its_rung(
+    tiny_space: Path, tmp_path: Path
+) -> None:
+    study = run_search(_config(tiny_space, trials=4), tmp_path)
+    source = next(t for t in study.trials if t.user_attrs.get("rung") == 1)
+    # A worker that died as it took a rung-2 promotion of it (before sampling: no params
+    # yet, only the enqueued ones): the trial stays RUNNING.
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
+    study.enqueue_trial(source.params, user_attrs={"rung": 2, "promoted_from": source.number,
+                                                   "arch": source.user_attrs["arch"]})  # fmt: skip
+    trial = study.ask()
+    trial.set_user_attr("worker", worker_id().rsplit(":", 1)[0] + ":" + dead)
+    resumed = run_search(_config(tiny_space, trials=4), tmp_path)
+    killed = resumed.trials[trial.number]
+    assert killed.state is TrialState.FAIL and killed.user_attrs["fail_reason"] == "worker died"
+    retried = [t for t in resumed.trials if t.user_attrs.get("retry_of") == trial.number]
+    assert len(retried) == 1 and retried[0].state is TrialState.COMPLETE
+    assert retried[0].user_attrs["rung"] == 2
+    assert retried[0].user_attrs["promoted_from"] == source.number
+    assert retried[0].user_attrs["arch"] == source.user_attrs["arch"]
+    _check_halving(resumed, 4)
