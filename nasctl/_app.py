@@ -12,7 +12,7 @@ import sys
 from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import pandas as pd
 import typer
@@ -173,3 +173,14 @@ def _cell(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:g}"
     return str(value)
+
+
+# Options that every command taking one ARCH shares (arch show/plot, latency, export,
+# visualize), declared once so that their flags and help read the same everywhere.
+WidthOption = Annotated[
+    float, typer.Option("--width", "-w", help="Width multiplier (baseline names only).")
+]
+ResolutionOption = Annotated[
+    int | None, typer.Option("--resolution", "-r", help="Input resolution override.")
+]
+NumClassesOption = Annotated[int | None, typer.Option(help="Number of classes override.")]

@@ -11,7 +11,17 @@ from typing import Annotated
 import typer
 
 from estimators import count, load_table, part_layers
-from nasctl._app import OutputFormat, app, console, emit, guarded, resolve_arch
+from nasctl._app import (
+    NumClassesOption,
+    OutputFormat,
+    ResolutionOption,
+    WidthOption,
+    app,
+    console,
+    emit,
+    guarded,
+    resolve_arch,
+)
 from results import plot_arch
 from search_space import BlockSpec, SpecError, default_space_text, format_arch, load_space
 
@@ -31,13 +41,9 @@ class ArchFormat(StrEnum):
 @guarded
 def arch_show(
     arch: Annotated[str, typer.Argument(help="Baseline name, arch string or spec .json file.")],
-    width: Annotated[
-        float, typer.Option("--width", "-w", help="Width multiplier (baseline names only).")
-    ] = 1.0,
-    resolution: Annotated[
-        int | None, typer.Option("--resolution", "-r", help="Input resolution override.")
-    ] = None,
-    num_classes: Annotated[int | None, typer.Option(help="Number of classes override.")] = None,
+    width: WidthOption = 1.0,
+    resolution: ResolutionOption = None,
+    num_classes: NumClassesOption = None,
     fmt: Annotated[
         ArchFormat,
         typer.Option("--format", "-f", help="table, json (the spec) or arch (one line)."),
@@ -92,13 +98,9 @@ def arch_plot(
         Path | None,
         typer.Option(help="Latency lookup table (from `nasctl lut build`): per-block latency."),
     ] = None,
-    width: Annotated[
-        float, typer.Option("--width", "-w", help="Width multiplier (baseline names only).")
-    ] = 1.0,
-    resolution: Annotated[
-        int | None, typer.Option("--resolution", "-r", help="Input resolution override.")
-    ] = None,
-    num_classes: Annotated[int | None, typer.Option(help="Number of classes override.")] = None,
+    width: WidthOption = 1.0,
+    resolution: ResolutionOption = None,
+    num_classes: NumClassesOption = None,
     title: Annotated[str | None, typer.Option(help="Title (default: ARCH).")] = None,
 ) -> None:
     """Draw the architecture: one row per stem, block and head with its kernel, expansion,

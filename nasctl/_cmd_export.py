@@ -9,7 +9,16 @@ from typing import Annotated, Any
 
 import typer
 
-from nasctl._app import app, console, err_console, guarded, resolve_arch
+from nasctl._app import (
+    NumClassesOption,
+    ResolutionOption,
+    WidthOption,
+    app,
+    console,
+    err_console,
+    guarded,
+    resolve_arch,
+)
 from results import (
     ExportFormat,
     export_model,
@@ -115,13 +124,9 @@ def export(
             "key (a pt export) or a 'model' key (a nasctl training checkpoint)."
         ),
     ] = None,
-    width: Annotated[
-        float, typer.Option("--width", "-w", help="Width multiplier (baseline names only).")
-    ] = 1.0,
-    resolution: Annotated[
-        int | None, typer.Option("--resolution", "-r", help="Input resolution override.")
-    ] = None,
-    num_classes: Annotated[int | None, typer.Option(help="Number of classes override.")] = None,
+    width: WidthOption = 1.0,
+    resolution: ResolutionOption = None,
+    num_classes: NumClassesOption = None,
     seed: Annotated[
         int, typer.Option(help="Seed of the random init (no checkpoint) and the check input.")
     ] = 0,

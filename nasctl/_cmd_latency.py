@@ -20,7 +20,18 @@ from estimators import (
     save_table,
     validate_table,
 )
-from nasctl._app import OutputFormat, app, console, emit, err_console, guarded, resolve_model
+from nasctl._app import (
+    NumClassesOption,
+    OutputFormat,
+    ResolutionOption,
+    WidthOption,
+    app,
+    console,
+    emit,
+    err_console,
+    guarded,
+    resolve_model,
+)
 from search_space import ArchSpec, ClassicSpec, build_classic, load_space
 
 lut_app = typer.Typer(
@@ -81,13 +92,9 @@ def latency(
     backend: _Backend = BackendChoice.torch,
     threads: _Threads = 1,
     device: _Device = "cpu",
-    width: Annotated[
-        float, typer.Option("--width", "-w", help="Width multiplier (baseline names only).")
-    ] = 1.0,
-    resolution: Annotated[
-        int | None, typer.Option("--resolution", "-r", help="Input resolution override.")
-    ] = None,
-    num_classes: Annotated[int | None, typer.Option(help="Number of classes override.")] = None,
+    width: WidthOption = 1.0,
+    resolution: ResolutionOption = None,
+    num_classes: NumClassesOption = None,
     reference: Annotated[
         str | None,
         typer.Option(help="A model timed in every round; report latency relative to it."),

@@ -7,7 +7,15 @@ from typing import Annotated
 
 import typer
 
-from nasctl._app import app, console, guarded, resolve_model
+from nasctl._app import (
+    NumClassesOption,
+    ResolutionOption,
+    WidthOption,
+    app,
+    console,
+    guarded,
+    resolve_model,
+)
 from results import read_checkpoint
 from results import visualize as draw
 from search_space import ArchSpec, ClassicSpec, SpecError
@@ -41,13 +49,9 @@ def visualize(
         ),
     ] = None,
     maps: Annotated[int, typer.Option(help="Feature maps drawn per layer.")] = 32,
-    width: Annotated[
-        float, typer.Option("--width", "-w", help="Width multiplier (baseline names only).")
-    ] = 1.0,
-    resolution: Annotated[
-        int | None, typer.Option("--resolution", "-r", help="Input resolution override.")
-    ] = None,
-    num_classes: Annotated[int | None, typer.Option(help="Number of classes override.")] = None,
+    width: WidthOption = 1.0,
+    resolution: ResolutionOption = None,
+    num_classes: NumClassesOption = None,
 ) -> None:
     """Draw the first-layer filters as an image grid and the feature maps of chosen layers
     for one image: OUT/input.png, OUT/filters.png, OUT/features_<layer>.png."""
