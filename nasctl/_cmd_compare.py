@@ -42,6 +42,12 @@ def compare(
         list[float] | None,
         typer.Option(help="Baseline width multipliers (repeat for variants; default 1.0)."),
     ] = None,
+    baseline_resolution: Annotated[
+        list[int] | None,
+        typer.Option(
+            help="Baseline input resolutions (repeat for variants; default: the study's)."
+        ),
+    ] = None,
     seed: Annotated[int, typer.Option(help="Seed of every training run.")] = 0,
     threads: Annotated[int | None, typer.Option(help="Training threads.")] = None,
     latency_threads: Annotated[int, typer.Option(help="Threads for latency.")] = 1,
@@ -59,7 +65,9 @@ def compare(
     s = open_existing(study, out, storage)
     meta = s.user_attrs.get("nasctl", {})
     data = data or meta.get("data", "digits")
-    contenders = choose_contenders(s, top, under_latency, baseline_width or [1.0])
+    contenders = choose_contenders(
+        s, top, under_latency, baseline_width or [1.0], baseline_resolution
+    )
     recipe = get_recipe(preset, epochs=epochs, batch_size=batch_size)
     if images is not None:
         size = len(load_data(data, contenders[0].spec.resolution, seed=seed).train_y)

@@ -61,9 +61,12 @@ def choose_contenders(
     top: int,
     under_latency_ms: float | None,
     baseline_widths: list[float],
+    baseline_resolutions: list[int] | None = None,
 ) -> list[Contender]:
     """The ``top`` most accurate front members (under the latency cap) and the baselines
-    at the study's baseline resolution, for each width."""
+    for each width and resolution (default: the study's baseline resolution). A variant
+    off width 1.0 or off the study's resolution is labelled so, e.g.
+    ``mobilenet_v2_0.75_r32``."""
     if top < 1:
         raise CompareError(f"top must be at least 1, got {top}")
     if under_latency_ms is not None and under_latency_ms <= 0:
@@ -89,16 +92,21 @@ def choose_contenders(
         for row in chosen.itertuples()
     ]
     recorded = baselines_of(study)
-    resolution = recorded[0]["resolution"] if recorded else contenders[0].spec.resolution
+    default = recorded[0]["resolution"] if recorded else contenders[0].spec.resolution
     classes = contenders[0].spec.num_classes
     for width in baseline_widths:
         if not 0 < width <= 4:
             raise CompareError(f"baseline width must be in (0, 4], got {width}")
-        for name in baseline_names():
-            label = name if width == 1.0 else f"{name}_{width:g}"
-            contenders.append(
-                Contender(label, get_baseline(name, width, resolution, classes), True)
-            )
+    for resolution in baseline_resolutions or [default]:
+        if not 16 <= resolution <= 1024:
+            raise CompareError(f"baseline resolution must be in [16, 1024], got {resolution}")
+    for resolution in baseline_resolutions or [default]:
+        for width in baseline_widths:
+            for name in baseline_names():
+                label = name if width == 1.0 else f"{name}_{width:g}"
+                label += "" if resolution == default else f"_r{resolution}"
+                spec = get_baseline(name, width, resolution, classes)
+                contenders.append(Contender(label, spec, True))
     return contenders
 
 

@@ -11,6 +11,7 @@ from nasctl.cli import app
 from results import SearchConfig, run_search
 from results._compare import CompareError, choose_contenders, markdown_report, run_compare
 from results._report import pick_trial
+from search_space import get_baseline
 from tests.results.conftest import TINY_SPACE
 
 RECIPE = get_recipe("search", batch_size=32)
@@ -63,6 +64,22 @@ def test_compare_retrains_times_and_resumes(study, tmp_path: Path, monkeypatch) 
     monkeypatch.setattr("results._compare.train_and_evaluate", no_training)
     again = run_compare(contenders, "digits", recipe, folder, FAST_LATENCY, threads=1)
     assert list(again["accuracy"]) == list(frame["accuracy"])
+
+
+def test_baseline_variants_are_labelled(study) -> None:
+    plain = choose_contenders(study, 1, None, [1.0])
+    default = next(c.spec.resolution for c in plain if c.name == "mobilenet_v2")
+    other = 64 if default != 64 else 48
+    contenders = choose_contenders(study, 1, None, [1.0, 0.5], [default, other])
+    bases = {c.name: c.spec for c in contenders if c.baseline}
+    assert len(bases) == 16
+    assert bases["mobilenet_v2"].resolution == default
+    assert bases["mobilenet_v2"] == get_baseline("mobilenet_v2", 1.0, default, 10)
+    assert bases[f"mobilenet_v3_small_0.5_r{other}"] == get_baseline(
+        "mobilenet_v3_small", 0.5, other, 10
+    )
+    with pytest.raises(CompareError, match="baseline resolution must be"):
+        choose_contenders(study, 1, None, [1.0], [8])
 
 
 def test_choose_contenders_errors(study) -> None:
