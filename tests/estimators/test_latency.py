@@ -168,7 +168,9 @@ def test_equal_windows_give_fast_models_more_calls() -> None:
     config = LatencyConfig(rounds=2, repeats=4, min_warmup=8, max_warmup=16)
     slow, fast = measure_many([_busy("slow", 0.002), _busy("fast", 0.0002)], config)
     assert slow.count == 2 * 4
-    assert 2 * 4 * 3 <= fast.count <= 2 * 4 * 10  # about ten times as many, stretched by noise
+    # About ten times as many. The window is set from the slow model's warm-up, which a
+    # descheduled process (a niced CI run beside training) can stretch several-fold.
+    assert 2 * 4 * 3 <= fast.count <= 2 * 4 * 60
     fixed = LatencyConfig(rounds=2, repeats=4, min_warmup=3, max_warmup=3, equal_windows=False)
     _, fast = measure_many([_busy("slow", 0.002), _busy("fast", 0.0002)], fixed)
     assert fast.count == 2 * 4
