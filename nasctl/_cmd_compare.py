@@ -75,7 +75,9 @@ def compare(
     folder = out / study / "compare"
 
     def progress(name: str, p: TrainProgress | None) -> None:
-        if p is None:
+        if p is None and name.startswith("waiting for "):
+            console.print(f"{name} (trained by another compare process)")
+        elif p is None:
             what = "timing all models" if name == "latency" else "training"
             console.print(f"[bold]{name}[/bold]: {what}")
         elif p.batch == p.batches:

@@ -3,8 +3,12 @@ and say which candidate beats which baseline.
 
 Each model's training result is written to ``<folder>/models/<name>.json`` as soon as it
 is known, keyed by its arch string and recipe, so an interrupted comparison resumes
-without retraining what finished. Latency is measured at the end for all models at once,
-in interleaved rounds with MobileNetV2 as the reference of every round.
+without retraining what finished. Several processes can run the same comparison at once
+(one training thread each is the most efficient use of a small machine): a process claims
+a model in ``<name>.claim`` (host:pid) before training it, skips models claimed by a live
+process and waits for their results at the end; a claim whose process died is taken over.
+Latency is measured at the end for all models at once, in interleaved rounds with
+MobileNetV2 as the reference of every round.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,7 +36,7 @@ from estimators import (
 )
 from results._report import front_frame, save_accuracy_plot, study_unit
 from results._search import baselines_of
-from results._study import trials_frame
+from results._study import trials_frame, worker_alive, worker_id
 from search_space import ArchSpec, NasctlError, baseline_names, format_arch, get_baseline
 
 __all__ = [
@@ -123,36 +128,70 @@ def run_compare(
     seed: int = 0,
     threads: int | None = None,
     on_progress: Callable[[str, TrainProgress | None], None] | None = None,
+    poll_seconds: float = 10.0,
 ) -> pd.DataFrame:
     """Train every contender (or reuse its saved result), time them all together, and
     return one row per model, with the baselines each candidate dominates."""
     models = folder / "models"
     models.mkdir(parents=True, exist_ok=True)
+    keys = {
+        c.name: {"arch": format_arch(c.spec), "recipe": recipe.to_dict(), "data": data}
+        | {"seed": seed}
+        for c in contenders
+    }
+
+    def train(c: Contender) -> dict[str, Any]:
+        report_to: Callable[[TrainProgress], None] | None = None
+        if on_progress is not None:
+            on_progress(c.name, None)
+            report_to = functools.partial(on_progress, c.name)
+        result = train_and_evaluate(
+            c.spec,
+            load_data(data, c.spec.resolution, seed=seed),
+            recipe,
+            seed=seed,
+            threads=threads,
+            on_progress=report_to,
+        )
+        record = {
+            "key": keys[c.name],
+            "accuracy": result.top1,
+            "top5": result.top5,
+            "train_seconds": result.train_seconds,
+        }
+        _write(models / f"{c.name}.json", record)
+        return record
+
+    records: dict[str, dict[str, Any]] = {}
+    said: list[str] = []
+    # First pass: what is done, and what this process can claim; then wait for the rest
+    # (trained by another live process, or taken over when that process is gone).
+    while len(records) < len(contenders):
+        waiting = []
+        for c in contenders:
+            if c.name in records:
+                continue
+            record = _read(models / f"{c.name}.json")
+            if record is not None and record.get("key") == keys[c.name]:
+                records[c.name] = record
+            elif _claim(models / f"{c.name}.claim"):
+                try:  # read again: another process may have finished it just now
+                    record = _read(models / f"{c.name}.json")
+                    done = record is not None and record.get("key") == keys[c.name]
+                    records[c.name] = record if done and record is not None else train(c)
+                finally:
+                    (models / f"{c.name}.claim").unlink(missing_ok=True)
+            else:
+                waiting.append(c.name)
+        if waiting:
+            if on_progress is not None and waiting != said:
+                on_progress("waiting for " + ", ".join(waiting), None)
+            said = waiting
+            time.sleep(poll_seconds)
     rows = []
     for c in contenders:
-        path = models / f"{c.name}.json"
-        key = {"arch": format_arch(c.spec), "recipe": recipe.to_dict(), "data": data, "seed": seed}
-        record = _read(path)
-        if record is None or record.get("key") != key:
-            report_to: Callable[[TrainProgress], None] | None = None
-            if on_progress is not None:
-                on_progress(c.name, None)
-                report_to = functools.partial(on_progress, c.name)
-            result = train_and_evaluate(
-                c.spec,
-                load_data(data, c.spec.resolution, seed=seed),
-                recipe,
-                seed=seed,
-                threads=threads,
-                on_progress=report_to,
-            )
-            record = {
-                "key": key,
-                "accuracy": result.top1,
-                "top5": result.top5,
-                "train_seconds": result.train_seconds,
-            }
-            _write(path, record)
+        record = records[c.name]
+        key = keys[c.name]
         report = count(c.spec)
         rows.append(
             {
@@ -200,6 +239,31 @@ def _dominated(row: Any, frame: pd.DataFrame) -> str:
         & (frame["latency_ms"] > row.latency_ms)
     ]
     return ", ".join(beaten["name"])
+
+
+def _claim(path: Path) -> bool:
+    """Take ``path`` for this process; False while another live process holds it."""
+    try:
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+    except FileExistsError:
+        try:
+            holder = path.read_text("utf-8").strip()
+        except OSError:
+            holder = ""
+        if not holder:  # being written this instant, or its writer died at once
+            try:
+                stale = time.time() - path.stat().st_mtime > 60
+            except OSError:
+                stale = False
+            if not stale:
+                return False
+        elif worker_alive(holder):
+            return False
+        path.unlink(missing_ok=True)  # its process died: take it over
+        return _claim(path)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(worker_id())
+    return True
 
 
 def _read(path: Path) -> dict[str, Any] | None:

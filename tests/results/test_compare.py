@@ -1,17 +1,24 @@
 from __future__ import annotations
 
 import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
+import results._compare
 from estimators import LatencyConfig, get_recipe
 from nasctl.cli import app
 from results import SearchConfig, run_search
 from results._compare import CompareError, choose_contenders, markdown_report, run_compare
 from results._report import pick_trial
-from search_space import get_baseline
+from search_space import format_arch, get_baseline
 from tests.results.conftest import TINY_SPACE
 
 RECIPE = get_recipe("search", batch_size=32)
@@ -121,3 +128,45 @@ def test_export_from_a_study(study, runs: Path, tmp_path: Path) -> None:
         ["export", "--study", "c", "--runs", str(runs / "runs"), "-f", "json", "-o", str(out)],
     )
     assert bad.exit_code == 2 and "exactly one of" in bad.stderr
+
+
+def test_compare_processes_share_the_training(study, tmp_path: Path, monkeypatch) -> None:
+    """A model claimed by a live process is waited for, not trained again; a claim whose
+    process died is taken over."""
+    contenders = choose_contenders(study, top=1, under_latency_ms=None, baseline_widths=[1.0])
+    recipe = RECIPE.replace(epochs=1, train_images=64)
+    folder = tmp_path / "cmp"
+    models = folder / "models"
+    models.mkdir(parents=True)
+    first = run_compare(contenders[:1], "digits", recipe, folder, FAST_LATENCY, threads=1)
+    done = json.loads((models / f"{contenders[0].name}.json").read_text())
+    (models / f"{contenders[0].name}.json").unlink()
+    # Held by a live process (ours, under another name): its result appears later.
+    (models / f"{contenders[0].name}.claim").write_text(f"{socket.gethostname()}:{os.getppid()}")
+    # Held by a process that is gone.
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    (models / f"{contenders[1].name}.claim").write_text(f"{socket.gethostname()}:{dead.pid}")
+
+    def finish_later() -> None:
+        time.sleep(0.5)
+        (models / f"{contenders[0].name}.json").write_text(json.dumps(done))
+        (models / f"{contenders[0].name}.claim").unlink()
+
+    trained = []
+    real = results._compare.train_and_evaluate
+
+    def counting(spec, *a, **k):
+        trained.append(format_arch(spec))
+        return real(spec, *a, **k)
+
+    monkeypatch.setattr("results._compare.train_and_evaluate", counting)
+    helper = threading.Thread(target=finish_later)
+    helper.start()
+    frame = run_compare(
+        contenders[:2], "digits", recipe, folder, FAST_LATENCY, threads=1, poll_seconds=0.05
+    )
+    helper.join()
+    assert trained == [format_arch(contenders[1].spec)]
+    assert frame["accuracy"].iloc[0] == first["accuracy"].iloc[0]
+    assert not list(models.glob("*.claim"))
