@@ -72,6 +72,10 @@ BAD = [
     (["export", "-f", "json", "-o", "e.json", "--study", "nope", "--storage", "bad"],
      "storage must be an Optuna storage URL"),
     (["export", "nonsense", "-f", "json", "-o", "e.json"], "ARCH 'nonsense' is not a baseline"),
+    # compare (bad --top and --baseline-resolution: tests/results/test_compare.py)
+    (["compare", "--study", "nope", "--out", "."], "no study 'nope'"),
+    (["compare", "--study", "x", "--storage", "bad"], "storage must be an Optuna storage URL"),
+    (["compare", "--study", "corrupt", "--out", "."], "not an Optuna journal file"),
     # results
     (["results", "show", "--study", "x", "--storage", "nope"], "storage must be an Optuna"),
     (["results", "show", "--study", "x", "--storage", "sqlite:////no/such/dir/x.db"],

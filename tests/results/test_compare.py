@@ -170,3 +170,20 @@ def test_compare_processes_share_the_training(study, tmp_path: Path, monkeypatch
     assert trained == [format_arch(contenders[1].spec)]
     assert frame["accuracy"].iloc[0] == first["accuracy"].iloc[0]
     assert not list(models.glob("*.claim"))
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--top", "0"], "top must be at least 1"),
+        (["--baseline-resolution", "8"], "baseline resolution must be in [16, 1024], got 8"),
+        (["--baseline-width", "5"], "baseline width must be in (0, 4], got 5.0"),
+        (["--under-latency", "-1"], "under-latency must be a positive number of ms"),
+    ],
+)
+def test_compare_cli_refuses_bad_values(study, runs: Path, extra: list[str], message: str) -> None:
+    result = CliRunner().invoke(
+        app, ["compare", "--study", "c", "--out", str(runs / "runs"), *extra]
+    )
+    assert result.exit_code == 2, result.output
+    assert message in result.output and "Traceback" not in result.output
