@@ -2,6 +2,10 @@
 over-budget candidate before training.
 
     python -m bench.search_overhead [--trials 40] [--out bench/results/search_overhead.json]
+        [--dir DIR]
+
+``--dir`` puts the study's journal file on another filesystem (e.g. a tmpfs such as
+/dev/shm) to see how much of a trial is the durable journal writes (each one fsynced).
 
 Training is replaced by a constant accuracy so that what is timed is everything else a
 trial does: sampling (NSGA-II), building the spec, counting MACs/params, measuring latency
@@ -66,11 +70,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--trials", type=int, default=40)
     parser.add_argument("--out", default="bench/results/search_overhead.json")
+    parser.add_argument("--dir", default=None, help="Where the journal file goes.")
     args = parser.parse_args()
     recipe = get_recipe("search")
     result = {}
     with (
-        tempfile.TemporaryDirectory() as tmp,
+        tempfile.TemporaryDirectory(dir=args.dir) as tmp,
         mock.patch("results._search.train_and_evaluate", _fake_training),
     ):
         base = dict(trials=args.trials, recipe=recipe, baselines=False, population=8, seed=0)
@@ -81,6 +86,9 @@ def main() -> None:
         result["accepted_under_budget"] = (
             _stats(_durations(budget, True)) if _durations(budget, True) else None
         )
+        lines = len((Path(tmp) / "budget.journal").read_text().splitlines())
+        result["journal_writes_per_trial"] = lines / len(budget.trials)
+    result["journal_dir"] = "tmp default" if args.dir is None else args.dir
     space = load_space()
     rng = np.random.default_rng(0)
     specs = [space.spec_from_params(space.random_params(rng), 10) for _ in range(500)]

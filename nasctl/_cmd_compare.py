@@ -51,14 +51,23 @@ def compare(
     seed: Annotated[int, typer.Option(help="Seed of every training run.")] = 0,
     threads: Annotated[int | None, typer.Option(help="Training threads.")] = None,
     latency_threads: Annotated[int, typer.Option(help="Threads for latency.")] = 1,
+    latency_rounds: Annotated[
+        int, typer.Option(help="Interleaved latency rounds (every model and MobileNetV2 each).")
+    ] = 10,
+    latency_runs: Annotated[
+        int,
+        typer.Option(help="Whole latency measurements, a candidate must be faster in all of them."),
+    ] = 3,
     fmt: Annotated[OutputFormat, typer.Option("--format", "-f", help="Output format.")] = (
         OutputFormat.table
     ),
 ) -> None:
     """Retrain the best front members and the baselines the same way and compare them.
 
-    One recipe and seed for all; latency measured together in interleaved rounds; each
-    candidate that beats a baseline in accuracy at lower latency is marked. Writes
+    One recipe and seed for all; latency measured together in interleaved rounds with
+    MobileNetV2 timed in every round; each candidate that beats a baseline in accuracy at
+    lower latency relative to that MobileNetV2 (x V2, robust to load drift) in every one
+    of --latency-runs measurements is marked. Writes
     OUT/STUDY/compare/{compare.csv, compare.png, compare.md}; an interrupted run resumes
     without retraining finished models.
     """
@@ -91,10 +100,11 @@ def compare(
         data,
         recipe,
         folder,
-        LatencyConfig(threads=latency_threads),
+        LatencyConfig(threads=latency_threads, rounds=latency_rounds),
         seed,
         threads,
         progress,
+        latency_runs=latency_runs,
     )
     folder.mkdir(parents=True, exist_ok=True)
     frame.to_csv(folder / "compare.csv", index=False)
@@ -109,12 +119,13 @@ def compare(
         "latency_ms",
         "latency_p10_ms",
         "latency_p90_ms",
+        "ratio_to_v2",
         "macs",
         "params",
         "train_seconds",
         "dominates",
     ]
-    rows = frame.sort_values("latency_ms")[cols].to_dict("records")
+    rows = frame.sort_values("ratio_to_v2")[cols].to_dict("records")
     emit(
         rows,
         fmt,
@@ -124,6 +135,7 @@ def compare(
             "latency_ms": lambda v: f"{v:.2f}",
             "latency_p10_ms": lambda v: f"{v:.2f}",
             "latency_p90_ms": lambda v: f"{v:.2f}",
+            "ratio_to_v2": lambda v: f"{v:.3f}",
             "macs": lambda v: f"{v / 1e6:.2f}M",
             "params": lambda v: f"{v / 1e6:.3f}M",
             "train_seconds": lambda v: f"{v:.0f}",
