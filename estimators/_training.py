@@ -524,9 +524,11 @@ def train_and_evaluate(
     seed: int | None = None,
     threads: int | None = None,
     on_progress: Callable[[TrainProgress], None] | None = None,
+    checkpoint: str | Path | None = None,
 ) -> TrainResult:
     """Train ``spec`` from scratch with ``recipe`` (default: the ``search`` preset) and
-    return its validation accuracy. The entry point for a search.
+    return its validation accuracy. The entry point for a search. With ``checkpoint``,
+    the trained state is also written there (``nasctl eval`` / ``export`` read it).
 
     ``data`` may be a loaded ImageData or anything ``load_data`` accepts (loaded at the
     spec's resolution). ``seed`` overrides ``recipe.seed``; ``threads`` sets torch's
@@ -546,6 +548,8 @@ def train_and_evaluate(
         state = fit(new_state(spec, data, recipe), data, on_progress=on_progress)
     finally:
         torch.set_num_threads(previous)
+    if checkpoint is not None:
+        save_checkpoint(state, checkpoint)
     final = state.last_eval or evaluate(
         state.model, data.val_x, data.val_y, data.classes, data.mean, data.std
     )

@@ -68,8 +68,9 @@ def compare(
     MobileNetV2 timed in every round; each candidate that beats a baseline in accuracy at
     lower latency relative to that MobileNetV2 (x V2, robust to load drift) in every one
     of --latency-runs measurements is marked. Writes
-    OUT/STUDY/compare/{compare.csv, compare.png, compare.md}; an interrupted run resumes
-    without retraining finished models.
+    OUT/STUDY/compare/{compare.csv, compare.png, compare.md} and each model's trained
+    weights to OUT/STUDY/compare/models/NAME.pt (for `nasctl export --checkpoint`); an
+    interrupted run resumes without retraining finished models.
     """
     s = open_existing(study, out, storage)
     meta = s.user_attrs.get("nasctl", {})

@@ -219,7 +219,7 @@ def export(
             )
     if state is None and fmt not in (FormatChoice.json, FormatChoice.arch):
         err_console.print(
-            f"[yellow]note:[/yellow] no --checkpoint: the weights are a random "
-            f"initialisation (seed {seed}), not trained",
+            f"[yellow]note:[/yellow] no --checkpoint: the weights are random (seed {seed}, "
+            "scaled to logits of about 1 so that the check means something), not trained",
             highlight=False,
         )

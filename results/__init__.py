@@ -12,6 +12,7 @@ from results._export import (
     exported_latency,
     load_exported,
     load_pt,
+    random_weights,
     read_checkpoint,
 )
 from results._pareto import (
@@ -68,6 +69,7 @@ __all__ = [
     "pareto_front",
     "plot_arch",
     "plot_front",
+    "random_weights",
     "read_checkpoint",
     "run_search",
     "standalone_source",

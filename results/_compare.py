@@ -2,13 +2,16 @@
 and say which candidate beats which baseline.
 
 Each model's training result is written to ``<folder>/models/<name>.json`` as soon as it
-is known, keyed by its arch string and recipe, so an interrupted comparison resumes
-without retraining what finished. Several processes can run the same comparison at once
-(one training thread each is the most efficient use of a small machine): a process claims
-a model in ``<name>.claim`` (host:pid) before training it, skips models claimed by a live
-process and waits for their results at the end; a claim whose process died is taken over.
-Latency is measured at the end for all models at once, in interleaved rounds with
-MobileNetV2 as the reference of every round.
+is known (its trained weights beside it, ``<name>.pt``, a training checkpoint that
+``nasctl export --checkpoint`` reads), keyed by its arch string and recipe, so an
+interrupted comparison resumes without retraining what finished. Several processes can
+run the same comparison at once (one training thread each is the most efficient use of a
+small machine): a process claims a model in ``<name>.claim`` (host:pid) before training
+it, skips models claimed by a live process and waits for their results at the end; a
+claim whose process died is taken over. Latency is measured at the end for all models at
+once, in interleaved rounds with MobileNetV2 as the reference of every round, as many
+times as asked; a candidate is faster than a baseline when its ratio to that MobileNetV2
+is lower in every measurement.
 """
 
 from __future__ import annotations
@@ -158,6 +161,7 @@ def run_compare(
             seed=seed,
             threads=threads,
             on_progress=report_to,
+            checkpoint=models / f"{c.name}.pt",
         )
         record = {
             "key": keys[c.name],

@@ -212,9 +212,37 @@ def read_checkpoint(
     return state, recorded
 
 
+def random_weights(spec: ArchSpec, seed: int = 0) -> dict[str, torch.Tensor]:
+    """Untrained weights whose logits are about 1, for exporting an architecture with no
+    checkpoint. A training init's activations vanish through a deep network (logits
+    ~1e-10, against which a 1e-4 check proves nothing); here convolutions and linear layers
+    are variance-preserving, BatchNorm statistics come from one random batch (variances
+    floored: a channel dead on the whole batch would amplify rounding 300x), and the
+    classifier is scaled to logits of about 1."""
+    model = build_model(spec, seed)
+    gen = torch.Generator().manual_seed(seed)
+    for m in model.modules():
+        if isinstance(m, torch.nn.Conv2d | torch.nn.Linear):
+            torch.nn.init.kaiming_normal_(m.weight, mode="fan_in", generator=gen)
+        elif isinstance(m, torch.nn.BatchNorm2d):
+            m.momentum = None  # cumulative average: one batch sets the statistics
+    x = torch.randn(16, 3, spec.resolution, spec.resolution, generator=gen)
+    with torch.no_grad():
+        model.train()(x)
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm2d) and m.running_var is not None:
+                m.running_var.clamp_(min=0.1)
+        scale = 1.0 / float(model.eval()(x).abs().max())
+        model.head.classifier.weight.mul_(scale)
+        model.head.classifier.bias.mul_(scale)
+    return model.state_dict()
+
+
 def _model(spec: ArchSpec, state_dict: Mapping[str, torch.Tensor] | None, seed: int) -> MobileNet:
     model = build_model(spec, seed)
-    if state_dict is not None:
+    if state_dict is None:
+        model.load_state_dict(random_weights(spec, seed))
+    else:
         try:
             model.load_state_dict(state_dict, strict=True)
         except RuntimeError as exc:
@@ -355,7 +383,7 @@ def export_model(
     tolerance: float = 1e-4,
     batch: int = 2,
 ) -> ExportResult:
-    """Write ``spec`` (with ``state_dict``, else a random init from ``seed``) as ``fmt``
+    """Write ``spec`` (with ``state_dict``, else :func:`random_weights` from ``seed``) as ``fmt``
     to ``out``, then verify it. ``out`` is a directory (created when missing) to hold
     ``fmt.default_name`` when it is one already or has no suffix; otherwise the file.
 

@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 import results._compare
 from estimators import LatencyConfig, get_recipe
 from nasctl.cli import app
-from results import SearchConfig, run_search
+from results import SearchConfig, export_model, read_checkpoint, run_search
 from results._compare import (
     CompareError,
     _dominated,
@@ -81,6 +81,13 @@ def test_compare_retrains_times_and_resumes(study, tmp_path: Path, monkeypatch) 
                     )
                 )
     assert "Reproduce" in markdown_report(frame, "t", "nasctl compare")
+
+    # Each retrained model's weights are kept, in a form export reads: the network to ship.
+    cand = next(c for c in contenders if not c.baseline)
+    state, recorded = read_checkpoint(folder / "models" / f"{cand.name}.pt")
+    assert recorded == cand.spec
+    res = export_model(cand.spec, tmp_path / "ship", "onnx", state)
+    assert res.max_abs_diff is not None and res.max_abs_diff <= 1e-4
 
     # A second run trains nothing: every model's result is on disk.
     def no_training(*a, **k):

@@ -22,6 +22,7 @@ from results import (
     exported_latency,
     load_exported,
     load_pt,
+    random_weights,
     read_checkpoint,
     standalone_source,
 )
@@ -51,33 +52,9 @@ def _one_thread() -> Iterator[None]:
     torch.set_num_threads(before)
 
 
-def trained_like(spec: ArchSpec, seed: int = 0) -> dict[str, torch.Tensor]:
-    """Weights that exercise the check: a fresh init's activations vanish (logits ~1e-10,
-    against which a 1e-4 tolerance proves nothing). Variance-preserving convs, BatchNorm
-    statistics from one batch (variances floored: a channel dead on the whole batch would
-    amplify rounding 300x), and a classifier scaled to logits of about 1."""
-    model = build_model(spec, seed)
-    gen = torch.Generator().manual_seed(seed)
-    for m in model.modules():
-        if isinstance(m, torch.nn.Conv2d | torch.nn.Linear):
-            torch.nn.init.kaiming_normal_(m.weight, mode="fan_in", generator=gen)
-        elif isinstance(m, torch.nn.BatchNorm2d):
-            m.momentum = None  # cumulative average: one batch sets the statistics
-    x = torch.randn(16, 3, spec.resolution, spec.resolution, generator=gen)
-    with torch.no_grad():
-        model.train()(x)
-        for m in model.modules():
-            if isinstance(m, torch.nn.BatchNorm2d):
-                m.running_var.clamp_(min=0.1)
-        scale = 1.0 / float(model.eval()(x).abs().max())
-        model.head.classifier.weight.mul_(scale)
-        model.head.classifier.bias.mul_(scale)
-    return model.state_dict()
-
-
 @functools.cache
 def weights(name: str) -> dict[str, torch.Tensor]:
-    return trained_like(SPECS[name])
+    return random_weights(SPECS[name])
 
 
 @pytest.mark.parametrize("name", SPECS)
@@ -89,6 +66,15 @@ def test_json_and_arch_parse_back_equal(name: str, tmp_path: Path) -> None:
     res = export_model(spec, tmp_path / "a.arch", ExportFormat.ARCH)
     assert parse_arch(res.path.read_text().strip()) == spec
     assert len(res.path.read_text().splitlines()) == 1
+
+
+def test_export_without_checkpoint_checks_logits_of_about_one(tmp_path: Path) -> None:
+    """A training init's logits are ~1e-10 on a deep network; an untrained export must
+    still be checked against logits a 1e-4 tolerance can tell apart."""
+    spec = get_baseline("mobilenet_v3_large", 1.0, 32, 10)
+    res = export_model(spec, tmp_path, ExportFormat.ONNX)
+    assert res.max_abs_output is not None and 0.5 <= res.max_abs_output <= 10
+    assert res.max_abs_diff is not None and res.max_abs_diff <= 1e-4
 
 
 @pytest.mark.parametrize("fmt", MODEL_FORMATS, ids=str)
