@@ -42,7 +42,9 @@ def main() -> None:
     names = [r["name"] for r in rows]
     specs = [parse_arch(r["arch"]) for r in rows]
     baseline = {r["name"]: r["baseline"] == "True" for r in rows}
-    ref_res = specs[names.index(next(n for n in names if n.startswith("mobilenet_v2")))].resolution
+    ref_res = next(
+        parse_arch(r["arch"]).resolution for r in rows if r["name"].startswith("mobilenet_v2")
+    )
     ref = get_baseline("mobilenet_v2", 1.0, ref_res, specs[0].num_classes)
     config = LatencyConfig(threads=args.threads, rounds=args.rounds)
 

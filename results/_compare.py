@@ -239,8 +239,6 @@ def run_compare(
             latency_p90_ms=statistics.median(t.p90_us for t in timed) / 1000,
             iqr_ratio=statistics.median(t.iqr_ratio for t in timed),
             ratio_to_v2=statistics.median(ratios),
-            ratio_to_v2_min=min(ratios),
-            ratio_to_v2_max=max(ratios),
             ratio_to_v2_runs=" ".join(f"{r:.6f}" for r in ratios),
         )
     frame = pd.DataFrame(rows)
