@@ -313,6 +313,9 @@ def _write(path: Path, record: dict[str, Any]) -> None:
 
 
 def markdown_report(frame: pd.DataFrame, title: str, command: str) -> str:
+    """The compare table as Markdown, from run_compare's frame or its CSV read back (where
+    an empty ``dominates`` comes back as NaN)."""
+    frame = frame.assign(dominates=frame["dominates"].fillna("").astype(str))
     runs = len(_runs(next(frame.itertuples())))
     lines = [
         f"# {title}",

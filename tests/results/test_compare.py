@@ -269,6 +269,35 @@ def test_faster_means_a_lower_ratio_to_v2_not_a_lower_absolute_median() -> None:
     )
 
 
+def test_markdown_report_reads_a_compare_csv_back(tmp_path: Path) -> None:
+    """pandas reads an empty ``dominates`` cell back as NaN: the report still names the
+    winner and the losers alike."""
+    frame = pd.DataFrame(
+        [
+            {"name": "cand", "baseline": False, "accuracy": 0.62, "dominates": "v2"},
+            {"name": "slow", "baseline": False, "accuracy": 0.40, "dominates": ""},
+            {"name": "v2", "baseline": True, "accuracy": 0.45, "dominates": ""},
+        ]
+    ).assign(
+        top5=0.9,
+        latency_ms=2.0,
+        latency_p10_ms=1.0,
+        latency_p90_ms=3.0,
+        ratio_to_v2=[0.9, 1.2, 1.0],
+        ratio_to_v2_runs=["0.9 0.91", "1.2 1.21", "1.0 1.0"],
+        macs=1e6,
+        params=1e6,
+        train_seconds=1.0,
+    )
+    frame.to_csv(tmp_path / "compare.csv", index=False)
+    back = pd.read_csv(tmp_path / "compare.csv")
+    assert back["dominates"].isna().sum() == 2  # what made the report fail before
+    report = markdown_report(back, "t", "nasctl compare")
+    assert "| cand | 0.6200 |" in report and report.count("| - |") == 2
+    assert "1 candidate(s) beat at least one baseline" in report
+    assert "Beating every baseline: cand." in report
+
+
 def test_a_candidate_must_be_faster_in_every_latency_run() -> None:
     """Five runs of the CIFAR-10 comparison found trial 4 faster than MobileNetV2 in one
     run only (median 1.012 vs 0.967): faster in some runs is not faster."""
