@@ -593,6 +593,16 @@ class _Runner:
                 continue
             study.set_user_attr(f"baseline-claim:{name}", me)
             mine.append(name)
+        if mine and self.config.baseline_resolution is None and len(self.space.resolutions) > 1:
+            self.on_event(
+                Event(
+                    "note",
+                    f"baselines at {resolution}x{resolution}, the space's largest resolution "
+                    f"(choices {', '.join(map(str, self.space.resolutions))}); nasctl compare "
+                    "retrains and times them at this resolution too: pass "
+                    "--baseline-resolution with the input size you will deploy at",
+                )
+            )
         if mine and len(live_workers(study)) > 1:
             time.sleep(self.settle_s)  # a claim written at the same moment wins or loses now
         attrs = study.user_attrs

@@ -112,6 +112,31 @@ def test_baselines_are_trained_once_per_study(tiny_space: Path, tmp_path: Path) 
     assert {k: v for k, v in again.user_attrs.items() if k.startswith("baseline:")} == records
 
 
+def test_search_says_at_which_resolution_the_baselines_are(
+    tiny_space: Path, tmp_path: Path
+) -> None:
+    """With several resolutions in the space the baselines go to the largest unless told;
+    the user is told so, and how to choose (compare times them there too)."""
+    two = tmp_path / "two_res.toml"
+    text = tiny_space.read_text()
+    assert "resolutions = [32]" in text
+    two.write_text(text.replace("resolutions = [32]", "resolutions = [32, 40]"))
+    for given, expected in ((None, 40), (32, 32)):
+        notes: list[str] = []
+        study = run_search(
+            _config(two, trials=1, baselines=True, baseline_resolution=given),
+            tmp_path / str(given),
+            on_event=lambda e, notes=notes: notes.append(e.message) if e.kind == "note" else None,
+        )
+        records = [v for k, v in study.user_attrs.items() if k.startswith("baseline:")]
+        assert {r["resolution"] for r in records} == {expected}
+        told = [n for n in notes if "the space's largest resolution" in n]
+        if given is None:
+            assert len(told) == 1 and "40x40" in told[0] and "--baseline-resolution" in told[0]
+        else:
+            assert told == []
+
+
 @pytest.mark.parametrize(
     ("images", "size", "epochs", "subset"),
     [(6000, 1438, 4, None), (1000, 1438, 1, 1000), (64, 50000, 1, 64), (2000, 1000, 2, None)],
