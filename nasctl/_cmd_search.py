@@ -63,6 +63,10 @@ class _CtrlC:
             signal.signal(signal.SIGINT, previous)
 
 
+#: A budget's key -> how a trial line names it, and its unit.
+_BUDGETS = {"latency_ms": ("latency", " ms"), "mmacs": ("MACs", "M"), "mparams": ("params", "M")}
+
+
 class _LiveView:
     """Trials done / feasible / infeasible, elapsed time, what runs now and the front."""
 
@@ -97,7 +101,7 @@ class _LiveView:
             self.status = event.message
         self.live.update(self.render())
 
-    def on_trial(self, study: optuna.Study, _: FrozenTrial) -> None:
+    def on_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
         trials = study.get_trials(deepcopy=False)
         complete = [t for t in trials if t.state is TrialState.COMPLETE]
         promoted = [t for t in complete if t.user_attrs.get("promoted_from") is not None]
@@ -124,7 +128,31 @@ class _LiveView:
             (t for t, keep in zip(points, on, strict=True) if keep), key=lambda t: t.values[1]
         )
         self.live.update(self.render())
+        if not console.is_terminal:  # a log file: Live draws only at the end, so a line each
+            console.print(self.trial_line(trial), highlight=False, soft_wrap=True)
         self.ctrl_c.check()
+
+    def trial_line(self, trial: FrozenTrial) -> str:
+        """One finished trial as a plain line, with the study's counts and the time."""
+        a = trial.user_attrs
+        if trial.state is not TrialState.COMPLETE:
+            what = f"failed: {a.get('fail_reason', trial.state.name.lower())}"
+        elif not a.get("feasible", True):
+            over = a.get("violations", {})
+            what = "over budget: " + ", ".join(
+                f"{_BUDGETS[k][0]} +{v:.3g}{_BUDGETS[k][1]}" if k in _BUDGETS else f"{k} +{v:.3g}"
+                for k, v in over.items()
+            )
+        else:
+            cost = f"{TARGET_LABELS[self.target]} {trial.values[1]:.4g}"
+            what = f"accuracy {trial.values[0]:.4f}, {cost}"
+            if a.get("reused_from") is not None:
+                what += f" (reused trial {a['reused_from']})"
+        c = self.counts
+        return (
+            f"trial {trial.number}: {what}  [{c['done']}/{self.trials} done, {c['feasible']} "
+            f"feasible, front {len(self.front)}, {(time.monotonic() - self.started) / 60:.1f} min]"
+        )
 
     def render(self) -> Table:
         grid = Table.grid(padding=(0, 2))

@@ -27,6 +27,12 @@ def test_search_then_results(space: str, tmp_path: Path) -> None:
                                  "2", "--out", out, "--study", "s1", *FAST])  # fmt: skip
     assert result.exit_code == 0, result.output
     assert "Pareto front" in result.output and "mobilenet_v3_small" in result.output
+    # Not a terminal (a log file): the live view draws only at the end, so each finished
+    # trial is also a plain line as it happens.
+    lines = [ln for ln in result.output.splitlines() if ln.startswith("trial ")]
+    assert [ln.split(":")[0] for ln in lines] == ["trial 0", "trial 1"], result.output
+    assert "accuracy 0." in lines[0] and "latency (ms) " in lines[0]
+    assert "[2/2 done, 2 feasible" in lines[1]
     folder = tmp_path / "runs" / "s1"
     assert (folder / "pareto.png").stat().st_size > 10_000
     assert len((folder / "trials.csv").read_text().strip().splitlines()) == 3
@@ -40,6 +46,16 @@ def test_search_then_results(space: str, tmp_path: Path) -> None:
     plotted = runner.invoke(app, ["results", "plot", "--study", "s1", "--out", out,
                                   "--path", str(png)])  # fmt: skip
     assert plotted.exit_code == 0 and png.stat().st_size > 10_000
+
+
+def test_search_log_names_the_budget_a_refused_trial_broke(space: str, tmp_path: Path) -> None:
+    # 0.16 M MACs lies between the cheapest and the dearest of the tiny space.
+    result = runner.invoke(app, ["search", "--target", "latency", "--space", space, "--trials",
+                                 "3", "--out", str(tmp_path), "--no-baselines", "--max-flops",
+                                 "0.16", *FAST])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    refused = [ln for ln in result.output.splitlines() if "over budget: MACs +" in ln]
+    assert refused and all(ln.startswith("trial ") and "M  [" in ln for ln in refused)
 
 
 def test_halving_search_shows_every_rung(space: str, tmp_path: Path) -> None:
