@@ -16,6 +16,23 @@ from results._compare import choose_contenders, markdown_report, plot_compare, r
 from results._search import fidelity_recipe
 
 
+def progress_line(name: str, p: TrainProgress | None) -> str | None:
+    """What compare prints for a progress report: a line per model started and per
+    finished epoch (the report that carries the validation top-1; the last step of the
+    epoch, which has the same batch count, prints nothing), none per step."""
+    if p is None and name.startswith("waiting for "):
+        return f"{name} (trained by another compare process)"
+    if p is None:
+        what = "timing all models" if name == "latency" else "training"
+        return f"[bold]{name}[/bold]: {what}"
+    if p.val_top1 is None:
+        return None
+    return (
+        f"  epoch {p.epoch + 1}/{p.epochs} loss {p.loss:.3f} val top-1 {p.val_top1:.4f} "
+        f"{p.images_per_second:,.0f} img/s"
+    )
+
+
 @app.command()
 @guarded
 def compare(
@@ -85,16 +102,9 @@ def compare(
     folder = out / study / "compare"
 
     def progress(name: str, p: TrainProgress | None) -> None:
-        if p is None and name.startswith("waiting for "):
-            console.print(f"{name} (trained by another compare process)")
-        elif p is None:
-            what = "timing all models" if name == "latency" else "training"
-            console.print(f"[bold]{name}[/bold]: {what}")
-        elif p.batch == p.batches:
-            console.print(
-                f"  epoch {p.epoch + 1}/{p.epochs} loss {p.loss:.3f} "
-                f"{p.images_per_second:,.0f} img/s"
-            )
+        line = progress_line(name, p)
+        if line is not None:
+            console.print(line)
 
     frame = run_compare(
         contenders,

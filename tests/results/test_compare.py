@@ -14,7 +14,8 @@ import pytest
 from typer.testing import CliRunner
 
 import results._compare
-from estimators import LatencyConfig, get_recipe
+from estimators import LatencyConfig, TrainProgress, get_recipe
+from nasctl._cmd_compare import progress_line
 from nasctl.cli import app
 from results import SearchConfig, export_model, read_checkpoint, run_search
 from results._compare import (
@@ -296,6 +297,20 @@ def test_markdown_report_reads_a_compare_csv_back(tmp_path: Path) -> None:
     assert "| cand | 0.6200 |" in report and report.count("| - |") == 2
     assert "1 candidate(s) beat at least one baseline" in report
     assert "Beating every baseline: cand." in report
+
+
+def test_compare_prints_one_line_per_epoch() -> None:
+    """The last step of an epoch and the end-of-epoch report both have batch == batches;
+    only the latter (with the validation top-1) is a line, so a log shows each epoch once."""
+    last_step = TrainProgress(0, 3, 390, 390, 1.817, 0.31, 246.0)
+    epoch_end = TrainProgress(0, 3, 390, 390, 1.817, 0.31, 259.0, val_top1=0.4412)
+    assert progress_line("trial_268", last_step) is None
+    assert progress_line("trial_268", TrainProgress(0, 3, 5, 390, 2.2, 0.1, 200.0)) is None
+    assert progress_line("trial_268", epoch_end) == (
+        "  epoch 1/3 loss 1.817 val top-1 0.4412 259 img/s"
+    )
+    assert "training" in str(progress_line("trial_268", None))
+    assert "another compare process" in str(progress_line("waiting for trial_1", None))
 
 
 def test_a_candidate_must_be_faster_in_every_latency_run() -> None:
