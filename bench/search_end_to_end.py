@@ -14,10 +14,14 @@ full preset on the whole data set and measures them against the four baselines. 
 baselines' trained results are shared by the arms: ``--baselines-from`` is a compare
 ``models/`` folder whose records (same architecture, recipe, data and seed) compare
 reuses instead of retraining; they are the yardstick, not search work, and are outside
-either budget. Search and validation use ``--val-per-class`` images per class of the test
-split (the same for both arms); latency in the search comes from ``--lut`` with the hard
-budget ``--max-latency``. Run as a module (bench/results would shadow the results
-package); CIFAR_DIR is CIFAR-10 unpacked outside the project:
+either budget. The default folder is the one the README's CIFAR-10 compare run writes
+(`nasctl compare --study nsga2-seed0 --out runs/bench_samplers --top 2 --data CIFAR_DIR
+--baseline-resolution 32 --threads 1`, after `python -m bench.search_samplers`); the
+records must name the same ``--data`` path. Search and validation use
+``--val-per-class`` images per class of the test split (the same for both arms); latency
+in the search comes from ``--lut`` with the hard budget ``--max-latency``. Run as a module
+(bench/results would shadow the results package); CIFAR_DIR is CIFAR-10 unpacked outside
+the project:
 
     python -m bench.search_end_to_end arm supernet --data CIFAR_DIR --budget 105 &
     python -m bench.search_end_to_end arm train --data CIFAR_DIR --budget 105
