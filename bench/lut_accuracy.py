@@ -27,7 +27,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
-import numpy as np
+from lut_validate_plot import predicted_vs_measured  # run as a script: bench/ is on the path
 
 from estimators import LatencyConfig, build_table, save_table, validate_table
 
@@ -113,23 +113,9 @@ def main() -> None:
 
 
 def _plot(result: dict) -> None:
-    rows = result["rows"]
-    meas = np.array([r["measured_us"] for r in rows]) / 1000
-    raw = np.array([r["raw_us"] for r in rows]) / 1000
-    cal = np.array([r["calibrated_us"] for r in rows]) / 1000
     m = result["held_out"]["calibrated_table"]
     fig, ax = plt.subplots(figsize=(6, 6))
-    every = np.concatenate([meas, raw, cal])
-    lo, hi = 0.9 * every.min(), 1.1 * every.max()
-    line = np.linspace(lo, hi, 50)
-    ax.fill_between(line, 0.9 * line, 1.1 * line, color="tab:green", alpha=0.15, label="+-10%")
-    ax.plot(line, line, color="tab:green", lw=1)
-    ax.scatter(meas, raw, s=14, color="tab:gray", alpha=0.6, label="sum of parts (raw)")
-    ax.scatter(meas, cal, s=18, color="tab:blue", label="calibrated table")
-    ax.set_xlim(lo, hi)
-    ax.set_ylim(lo, hi)
-    ax.set_xlabel("measured latency (ms)")
-    ax.set_ylabel("predicted latency (ms)")
+    predicted_vs_measured(ax, result["rows"], "calibrated_us", "calibrated table")
     p = result["protocol"]
     ax.set_title(
         f"{result['held_out']['n']} held-out archs, {p['backend']} {p['threads']} thread, batch 1\n"

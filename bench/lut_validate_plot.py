@@ -16,12 +16,32 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
+
+
+def predicted_vs_measured(ax: Any, rows: list[dict], fitted: str, fitted_label: str) -> None:
+    """One panel: the raw sum of parts and the fitted prediction (``rows[i][fitted]``, us)
+    against the measured latency, in ms, with the identity line and its +-10% band."""
+    meas = np.array([r["measured_us"] for r in rows]) / 1000
+    raw = np.array([r["raw_us"] for r in rows]) / 1000
+    fit = np.array([r[fitted] for r in rows]) / 1000
+    every = np.concatenate([meas, raw, fit])
+    lo, hi = 0.9 * every.min(), 1.1 * every.max()
+    line = np.linspace(lo, hi, 50)
+    ax.fill_between(line, 0.9 * line, 1.1 * line, color="tab:green", alpha=0.15, label="+-10%")
+    ax.plot(line, line, color="tab:green", lw=1)
+    ax.scatter(meas, raw, s=12, color="tab:gray", alpha=0.6, label="sum of parts (raw)")
+    ax.scatter(meas, fit, s=16, color="tab:blue", label=fitted_label)
+    ax.set_xlim(lo, hi)
+    ax.set_ylim(lo, hi)
+    ax.set_xlabel("measured latency (ms)")
+    ax.set_ylabel("predicted latency (ms)")
 
 
 def main() -> None:
@@ -33,20 +53,8 @@ def main() -> None:
     runs = [json.loads(p.read_text()) for p in args.reports]
     fig, axes = plt.subplots(1, len(runs), figsize=(4.6 * len(runs), 4.8), squeeze=False)
     for ax, run in zip(axes[0], runs, strict=True):
-        meas = np.array([r["measured_us"] for r in run["rows"]]) / 1000
-        raw = np.array([r["raw_us"] for r in run["rows"]]) / 1000
-        cor = np.array([r["corrected_us"] for r in run["rows"]]) / 1000
-        every = np.concatenate([meas, raw, cor])
-        lo, hi = 0.9 * every.min(), 1.1 * every.max()
-        line = np.linspace(lo, hi, 50)
-        ax.fill_between(line, 0.9 * line, 1.1 * line, color="tab:green", alpha=0.15, label="+-10%")
-        ax.plot(line, line, color="tab:green", lw=1)
-        ax.scatter(meas, raw, s=12, color="tab:gray", alpha=0.6, label="sum of parts (raw)")
-        ax.scatter(meas, cor, s=16, color="tab:blue", label="corrected (leave-one-out)")
-        ax.set_xlim(lo, hi)
-        ax.set_ylim(lo, hi)
+        predicted_vs_measured(ax, run["rows"], "corrected_us", "corrected (leave-one-out)")
         ax.set_xlabel(f"measured latency (ms, median of {run['passes']} passes)")
-        ax.set_ylabel("predicted latency (ms)")
         c = run["corrected"]
         ax.set_title(
             f"seed {run['seed']}, {run['n']} archs: {c['within_10']:.0%} within 10%,\n"
