@@ -17,7 +17,16 @@ A small run that fits a CPU budget limits the training images:
 
 The JSON (default bench/results/estimator_ranking.json) is rewritten after every
 architecture; running the same command again skips the architectures it holds and
-resumes the supernet's training from its file.
+resumes the supernet's training from its file (saved every 5 minutes and on Ctrl-C).
+
+Each standalone reference is also kept in its own file in a folder beside the JSON
+(``<out>.standalone/``), so the work can be split over processes, one core each, and
+joined by the plain command, which then only scores:
+
+    python -m bench.estimator_ranking ... --threads 1 --only supernet &
+    python -m bench.estimator_ranking ... --threads 1 --only standalone --shard 0/2 &
+    python -m bench.estimator_ranking ... --threads 1 --only standalone --shard 1/2
+    python -m bench.estimator_ranking ...
 """
 
 from __future__ import annotations
@@ -129,6 +138,46 @@ class Clock:
         return {**values, "wall_seconds": round(self.wall, 3), "cpu_seconds": round(self.cpu, 3)}
 
 
+REFERENCE_KEYS = ("data", "train_images", "space_sha", "seed", "recipe")
+
+
+def reference_folder(out: Path) -> Path:
+    return out.with_suffix(".standalone")
+
+
+def standalone_reference(
+    spec: ArchSpec, d: ImageData, recipe: Any, out: Path, settings: dict[str, Any]
+) -> dict[str, Any]:
+    """The architecture trained standalone: read from its file in the reference folder,
+    or trained and written there (one file per architecture, so processes can share it)."""
+    arch = format_arch(spec)
+    path = reference_folder(out) / f"{hashlib.sha256(arch.encode()).hexdigest()[:16]}.json"
+    if path.exists():
+        saved = json.loads(path.read_text())
+        if saved["settings"] != settings or saved["arch"] != arch:
+            raise SystemExit(f"{path} holds a reference with other settings; pass another --out")
+        return dict(saved["standalone"])
+    with Clock() as clock:
+        result = train_and_evaluate(spec, d, recipe)
+    record = clock.record(top1=result.top1, epochs=result.epochs, loadavg=os.getloadavg())
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps({"arch": arch, "settings": settings, "standalone": record}) + "\n")
+    tmp.replace(path)
+    return record
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """``K/N``: this process takes every N-th architecture starting at the K-th."""
+    try:
+        k, n = (int(part) for part in text.split("/"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected K/N such as 0/2, got {text!r}") from None
+    if not 0 <= k < n:
+        raise argparse.ArgumentTypeError(f"K/N needs 0 <= K < N, got {text!r}")
+    return k, n
+
+
 def train_supernet(
     args: argparse.Namespace, text: str, data: dict[int, ImageData], report: dict[str, Any]
 ) -> Any:
@@ -167,7 +216,12 @@ def train_supernet(
                 saved = time.monotonic()
 
         with Clock() as clock:
-            fit_supernet(state, data, on_progress=progress)
+            try:
+                fit_supernet(state, data, on_progress=progress)
+            except KeyboardInterrupt:
+                save_supernet(state, args.supernet)  # the last completed step
+                message = f"interrupted; saved {args.supernet}; run again to resume"
+                raise SystemExit(message) from None
         save_supernet(state, args.supernet)
         record["cpu_seconds"] = round(record["cpu_seconds"] + clock.cpu, 1)
     record.update(
@@ -198,7 +252,22 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument(
+        "--only",
+        choices=("supernet", "standalone"),
+        default=None,
+        help="only train the supernet, or only the standalone references (joined later by "
+        "the command without --only)",
+    )
+    parser.add_argument(
+        "--shard",
+        type=parse_shard,
+        default=(0, 1),
+        help="K/N: with --only standalone, train every N-th reference from the K-th",
+    )
     args = parser.parse_args()
+    if args.shard != (0, 1) and args.only != "standalone":
+        parser.error("--shard goes with --only standalone")
     torch.set_num_threads(args.threads)
 
     text = args.space.read_text("utf-8") if args.space else default_space_text()
@@ -238,20 +307,34 @@ def main() -> None:
             raise SystemExit(f"{args.out} holds a run with other settings; pass another --out")
         report["results"] = old["results"]
         report["supernet"] = old.get("supernet", {"cpu_seconds": 0.0})
+    settings = {k: report[k] for k in REFERENCE_KEYS}
+    specs = sample_archs(space, args.n, args.seed, first.num_classes)
+    if args.only == "standalone":
+        k, n = args.shard
+        for i in range(k, len(specs), n):
+            spec = specs[i]
+            ref = standalone_reference(spec, data[spec.resolution], recipe, args.out, settings)
+            print(
+                f"[{i + 1}/{len(specs)}] w{space.params_of(spec)['width']:g} r{spec.resolution}: "
+                f"standalone {ref['top1']:.4f} ({ref['wall_seconds']:.0f} s)",
+                flush=True,
+            )
+        print(f"references in {reference_folder(args.out)}")
+        return
     supernet = train_supernet(args, text, data, report)
     write(report, args.out)
+    if args.only == "supernet":
+        print(f"supernet in {args.supernet}; wrote {args.out}")
+        return
 
     done = {r["arch"] for r in report["results"]}
-    specs = sample_archs(space, args.n, args.seed, first.num_classes)
     for i, spec in enumerate(specs):
         arch = format_arch(spec)
         if arch in done:
             continue
         d = data[spec.resolution]
         cost = count(spec)
-        with Clock() as clock:
-            result = train_and_evaluate(spec, d, recipe)
-        standalone = clock.record(top1=result.top1, epochs=result.epochs)
+        standalone = standalone_reference(spec, d, recipe, args.out, settings)
         with Clock() as clock:
             score = supernet.score(
                 spec,
@@ -283,7 +366,7 @@ def main() -> None:
         write(report, args.out)
         print(
             f"[{i + 1}/{len(specs)}] w{report['results'][-1]['width']:g} r{spec.resolution}: "
-            f"standalone {result.top1:.4f} ({standalone['wall_seconds']:.0f} s), supernet "
+            f"standalone {standalone['top1']:.4f} ({standalone['wall_seconds']:.0f} s), supernet "
             f"{score:.4f} ({scored['wall_seconds']:.1f} s), naswot {proxy:.1f}",
             flush=True,
         )
