@@ -20,8 +20,9 @@ architecture; running the same command again skips the architectures it holds an
 resumes the supernet's training from its file (saved every 5 minutes and on Ctrl-C).
 
 Each standalone reference is also kept in its own file in a folder beside the JSON
-(``<out>.standalone/``), so the work can be split over processes, one core each, and
-joined by the plain command, which then only scores:
+(``OUT.standalone/``, or ``--references``), so the work can be split over processes, one
+core each, and joined by the plain command, which then only scores; another ``--out``
+with the same ``--references`` scores the same references with other settings:
 
     python -m bench.estimator_ranking ... --threads 1 --only supernet &
     python -m bench.estimator_ranking ... --threads 1 --only standalone --shard 0/2 &
@@ -141,17 +142,13 @@ class Clock:
 REFERENCE_KEYS = ("data", "train_images", "space_sha", "seed", "recipe")
 
 
-def reference_folder(out: Path) -> Path:
-    return out.with_suffix(".standalone")
-
-
 def standalone_reference(
-    spec: ArchSpec, d: ImageData, recipe: Any, out: Path, settings: dict[str, Any]
+    spec: ArchSpec, d: ImageData, recipe: Any, folder: Path, settings: dict[str, Any]
 ) -> dict[str, Any]:
-    """The architecture trained standalone: read from its file in the reference folder,
-    or trained and written there (one file per architecture, so processes can share it)."""
+    """The architecture trained standalone: read from its file in ``folder``, or trained
+    and written there (one file per architecture, so processes can share it)."""
     arch = format_arch(spec)
-    path = reference_folder(out) / f"{hashlib.sha256(arch.encode()).hexdigest()[:16]}.json"
+    path = folder / f"{hashlib.sha256(arch.encode()).hexdigest()[:16]}.json"
     if path.exists():
         saved = json.loads(path.read_text())
         if saved["settings"] != settings or saved["arch"] != arch:
@@ -265,7 +262,15 @@ def main() -> None:
         default=(0, 1),
         help="K/N: with --only standalone, train every N-th reference from the K-th",
     )
+    parser.add_argument(
+        "--references",
+        type=Path,
+        default=None,
+        help="folder of the standalone references (default: beside --out, OUT.standalone); "
+        "another --out can share them to score with other settings",
+    )
     args = parser.parse_args()
+    args.references = args.references or args.out.with_suffix(".standalone")
     if args.shard != (0, 1) and args.only != "standalone":
         parser.error("--shard goes with --only standalone")
     torch.set_num_threads(args.threads)
@@ -313,13 +318,14 @@ def main() -> None:
         k, n = args.shard
         for i in range(k, len(specs), n):
             spec = specs[i]
-            ref = standalone_reference(spec, data[spec.resolution], recipe, args.out, settings)
+            d = data[spec.resolution]
+            ref = standalone_reference(spec, d, recipe, args.references, settings)
             print(
                 f"[{i + 1}/{len(specs)}] w{space.params_of(spec)['width']:g} r{spec.resolution}: "
                 f"standalone {ref['top1']:.4f} ({ref['wall_seconds']:.0f} s)",
                 flush=True,
             )
-        print(f"references in {reference_folder(args.out)}")
+        print(f"references in {args.references}")
         return
     supernet = train_supernet(args, text, data, report)
     write(report, args.out)
@@ -334,7 +340,7 @@ def main() -> None:
             continue
         d = data[spec.resolution]
         cost = count(spec)
-        standalone = standalone_reference(spec, d, recipe, args.out, settings)
+        standalone = standalone_reference(spec, d, recipe, args.references, settings)
         with Clock() as clock:
             score = supernet.score(
                 spec,
