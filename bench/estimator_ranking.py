@@ -232,6 +232,52 @@ def train_supernet(
     return state.supernet
 
 
+LABELS = {
+    "supernet": "supernet score (top-1 % of the sliced network)",
+    "naswot": "NASWOT score",
+    "params": "parameters",
+    "macs": "MACs",
+}
+
+
+def plot(report: dict[str, Any], path: Path) -> None:
+    """One panel per estimator: its score against the standalone top-1, one colour per
+    width multiplier, Kendall tau and Spearman in the title."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows, summary = report["results"], report["summary"]
+    truth = np.array([r["standalone"]["top1"] for r in rows]) * 100
+    widths = sorted({r["width"] for r in rows})
+    fig, grid = plt.subplots(2, 2, figsize=(9, 8.4))
+    axes = grid.ravel()
+    for ax, name in zip(axes, ESTIMATORS, strict=True):
+        for j, width in enumerate(widths):
+            pick = [i for i, r in enumerate(rows) if r["width"] == width]
+            score = np.array([rows[i][name]["score"] for i in pick], dtype=float)
+            score = score * 100 if name == "supernet" else score
+            ax.scatter(truth[pick], score, s=18, color=f"C{j}", label=f"width {width:g}")
+        if name in ("params", "macs"):
+            ax.set_yscale("log")
+        s = summary[name]
+        title = f"{name}: Kendall tau {s['kendall_tau']}, Spearman {s['spearman']}"
+        ax.set_title(title, fontsize=9)
+        ax.set_xlabel(f"standalone top-1 (%, {report['preset']} preset)")
+        ax.set_ylabel(LABELS[name])
+    axes[0].legend(fontsize=8)
+    fig.suptitle(
+        f"{report['data']}: {summary['architectures']} architectures trained standalone on "
+        f"{report['train_images']:,} images;\nsupernet trained on {report['supernet']['images']:,} "
+        "images (all epochs)",
+        fontsize=10,
+    )
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default="digits", help="digits, cifar10 or a directory")
@@ -269,7 +315,16 @@ def main() -> None:
         help="folder of the standalone references (default: beside --out, OUT.standalone); "
         "another --out can share them to score with other settings",
     )
+    parser.add_argument(
+        "--plot-only",
+        action="store_true",
+        help="only draw OUT.png from the results in --out (drawn after every full run too)",
+    )
     args = parser.parse_args()
+    if args.plot_only:
+        plot(json.loads(args.out.read_text()), args.out.with_suffix(".png"))
+        print(f"wrote {args.out.with_suffix('.png')}")
+        return
     args.references = args.references or args.out.with_suffix(".standalone")
     if args.shard != (0, 1) and args.only != "standalone":
         parser.error("--shard goes with --only standalone")
@@ -393,7 +448,8 @@ def main() -> None:
         f"  supernet one-time training: {sn['train_seconds']:.0f} s wall, "
         f"{sn['cpu_seconds']:.0f} CPU s (this script's share), {sn['images']:,} images"
     )
-    print(f"wrote {args.out}")
+    plot(report, args.out.with_suffix(".png"))
+    print(f"wrote {args.out} and {args.out.with_suffix('.png')}")
 
 
 if __name__ == "__main__":
