@@ -116,12 +116,17 @@ def summarise(report: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def write(report: dict[str, Any], path: Path) -> None:
-    report["summary"] = summarise(report)
+def write_json(value: Any, path: Path) -> None:
+    """Write ``value`` to ``path`` whole or not at all (a temporary file, then a rename)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(report, indent=2) + "\n")
+    tmp.write_text(json.dumps(value, indent=2) + "\n")
     tmp.replace(path)
+
+
+def write(report: dict[str, Any], path: Path) -> None:
+    report["summary"] = summarise(report)
+    write_json(report, path)
 
 
 class Clock:
@@ -152,15 +157,13 @@ def standalone_reference(
     if path.exists():
         saved = json.loads(path.read_text())
         if saved["settings"] != settings or saved["arch"] != arch:
-            raise SystemExit(f"{path} holds a reference with other settings; pass another --out")
+            message = f"{path} holds a reference with other settings; pass another --references"
+            raise SystemExit(message)
         return dict(saved["standalone"])
     with Clock() as clock:
         result = train_and_evaluate(spec, d, recipe)
     record = clock.record(top1=result.top1, epochs=result.epochs, loadavg=os.getloadavg())
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps({"arch": arch, "settings": settings, "standalone": record}) + "\n")
-    tmp.replace(path)
+    write_json({"arch": arch, "settings": settings, "standalone": record}, path)
     return record
 
 
@@ -322,6 +325,8 @@ def main() -> None:
     )
     args = parser.parse_args()
     if args.plot_only:
+        if not args.out.exists():
+            parser.error(f"--plot-only: {args.out} does not exist")
         plot(json.loads(args.out.read_text()), args.out.with_suffix(".png"))
         print(f"wrote {args.out.with_suffix('.png')}")
         return
