@@ -96,9 +96,10 @@ def open_storage(storage: str | None, out: Path, study: str) -> BaseStorage:
             f"storage must be an Optuna storage URL (sqlite:///file.db, "
             f"postgresql://user@host/db) or a .journal file, got {storage!r}"
         )
-    # Workers that start together on an empty database race to create Optuna's tables;
-    # the loser's error is transient, so try again (the tables are there then).
-    for attempt in range(3):
+    # Workers that start together on an empty database race to create Optuna's tables
+    # and stamp its schema version; the loser's error is transient, so try again (the
+    # tables are there then).
+    for attempt in range(_OPEN_ATTEMPTS):
         try:
             with warnings.catch_warnings():  # "heartbeat_interval is experimental"
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
@@ -109,12 +110,32 @@ def open_storage(storage: str | None, out: Path, study: str) -> BaseStorage:
                     failed_trial_callback=None,
                 )
         except Exception as exc:  # sqlalchemy raises many types: one line for the user
-            if "IntegrityError" in type(exc).__name__ and attempt < 2:
-                time.sleep(1.0 + attempt)
+            if _schema_race(exc) and attempt < _OPEN_ATTEMPTS - 1:
+                time.sleep(0.5 + attempt + _jitter())
                 continue
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise StudyError(f"cannot open storage {_redact(storage)!r}: {reason}") from None
     raise AssertionError("unreachable")
+
+
+_OPEN_ATTEMPTS = 5
+
+
+def _jitter() -> float:
+    """A fraction of a second that differs between processes, so workers that collided
+    once do not retry in step; taken from the process id, not from a random generator."""
+    return (os.getpid() * 7919 % 1000) / 1000
+
+
+def _schema_race(exc: Exception) -> bool:
+    """Whether opening failed only because another worker was creating the same schema:
+    a duplicate key (IntegrityError) or a table or type created under it
+    ("relation "alembic_version" already exists", a ProgrammingError on PostgreSQL)."""
+    import sqlalchemy.exc  # optuna's own dependency; only RDB storages get here
+
+    if isinstance(exc, sqlalchemy.exc.IntegrityError):
+        return True
+    return isinstance(exc, sqlalchemy.exc.ProgrammingError) and "already exists" in str(exc)
 
 
 def _driver(url: str) -> str:

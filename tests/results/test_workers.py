@@ -28,7 +28,7 @@ from nasctl.cli import app
 from results import SearchConfig, StudyError, run_search
 from results._halving import due_promotions
 from results._search import _cores, _Runner, worker_seed
-from results._study import open_storage, worker_id
+from results._study import _driver, open_storage, worker_id
 from search_space import format_arch
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -188,6 +188,86 @@ def test_two_workers_share_postgresql(tiny_space: Path, tmp_path: Path) -> None:
     assert len({v["seed"] for v in workers.values()}) == 2
     _check_accounted(study.get_trials(), 4)
     assert (tmp_path / name / "trials.csv").exists()
+
+
+# Each process sleeps until the same instant, then opens the storage.
+_OPEN_AT = """
+import sys, time
+from pathlib import Path
+from results._study import StudyError, open_storage
+time.sleep(max(0.0, float(sys.argv[2]) - time.time()))
+try:
+    open_storage(sys.argv[1], Path("."), "s")
+except StudyError as exc:
+    sys.exit(str(exc))
+"""
+
+
+@pytest.mark.skipif(
+    not os.environ.get("NASCTL_TEST_POSTGRES"),
+    reason="needs a PostgreSQL server: set NASCTL_TEST_POSTGRES=postgresql://... (.ci/run does)",
+)
+def test_workers_opening_an_empty_postgresql_database_together_all_get_in() -> None:
+    # Optuna creates its tables and stamps their version on first open; workers that
+    # start at the same instant race to do it. Every one of them must get in.
+    import sqlalchemy
+
+    url = os.environ["NASCTL_TEST_POSTGRES"]
+    server, _ = url.rsplit("/", 1)
+    admin = sqlalchemy.create_engine(_driver(f"{server}/postgres"), isolation_level="AUTOCOMMIT")
+    failures: list[str] = []
+    for round_ in range(3):  # a fresh, empty database each round
+        db = f"race{os.getpid()}_{round_}"
+        with admin.connect() as conn:
+            conn.execute(sqlalchemy.text(f"CREATE DATABASE {db}"))
+        at = time.time() + 4.0  # past every process's imports
+        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        procs = [subprocess.Popen([sys.executable, "-c", _OPEN_AT, f"{server}/{db}", str(at)],
+                                  cwd=ROOT, env=env, text=True, stderr=subprocess.PIPE)
+                 for _ in range(4)]  # fmt: skip
+        errors = [p.communicate(timeout=120)[1].strip() for p in procs]
+        failures += [e for p, e in zip(procs, errors, strict=True) if p.returncode != 0]
+    admin.dispose()
+    assert not failures, failures
+
+
+@pytest.mark.parametrize(
+    ("error", "message"),
+    [
+        ("IntegrityError", 'duplicate key value violates unique constraint "pg_type_typname"'),
+        ("ProgrammingError", 'relation "alembic_version" already exists'),
+        ("ProgrammingError", "permission denied for schema public"),
+        ("OperationalError", "could not connect to server"),
+    ],
+)
+def test_only_a_schema_race_is_retried_when_opening_storage(
+    error: str, message: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # The race above is timing-dependent; this pins which errors count as "another worker
+    # is creating the schema" (tried again) and which reach the user at once.
+    import sqlalchemy.exc
+
+    from results import _study
+
+    race = error == "IntegrityError" or "already exists" in message
+    calls: list[str] = []
+
+    def storage(url: str, **_: object) -> str:
+        calls.append(url)
+        if len(calls) == 1:
+            raise getattr(sqlalchemy.exc, error)("CREATE TABLE ...", {}, Exception(message))
+        return "opened"
+
+    monkeypatch.setattr(_study, "RDBStorage", storage)
+    monkeypatch.setattr(_study.time, "sleep", lambda _: None)
+    url = "postgresql://u@127.0.0.1:1/db"
+    if race:
+        assert open_storage(url, tmp_path, "s") == "opened"
+        assert len(calls) == 2
+    else:
+        with pytest.raises(StudyError, match=message.split()[0]):
+            open_storage(url, tmp_path, "s")
+        assert len(calls) == 1
 
 
 # --- in-process: divergence, broken storage ---------------------------------------------
