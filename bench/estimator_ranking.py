@@ -21,8 +21,11 @@ resumes the supernet's training from its file (saved every 5 minutes and on Ctrl
 
 Each standalone reference is also kept in its own file in a folder beside the JSON
 (``OUT.standalone/``, or ``--references``), so the work can be split over processes, one
-core each, and joined by the plain command, which then only scores; another ``--out``
-with the same ``--references`` scores the same references with other settings:
+core each, and joined by the plain command; another ``--out`` with the same
+``--references`` scores the same references with other settings. ``--only supernet``
+trains the supernet and then records every architecture's scores in the JSON, so once it
+has finished the supernet file is no longer needed (the JSON and the reference files are
+small enough to commit; the supernet is 50 MB):
 
     python -m bench.estimator_ranking ... --threads 1 --only supernet &
     python -m bench.estimator_ranking ... --threads 1 --only standalone --shard 0/2 &
@@ -198,6 +201,7 @@ def train_supernet(
         state.recipe = state.recipe.replace(epochs=max(state.recipe.epochs, args.supernet_epochs))
     else:
         state = new_supernet_state(text, first, recipe, data_seed=args.seed)
+        report["supernet"] = {"cpu_seconds": 0.0}  # a lost file's CPU time is not this one's
     record = report.setdefault("supernet", {"cpu_seconds": 0.0})
     if not state.done:
         saved = time.monotonic()
@@ -233,6 +237,35 @@ def train_supernet(
     )
     state.supernet.eval()
     return state.supernet
+
+
+def score_candidate(
+    spec: ArchSpec, d: ImageData, supernet: Any, args: argparse.Namespace
+) -> dict[str, Any]:
+    """Every cheap estimator's score of one architecture, with the time each took."""
+    with Clock() as clock:
+        score = supernet.score(
+            spec,
+            d,
+            recal_batches=args.recal_batches,
+            seed=args.seed,
+            val_images=args.score_val_images,
+        )
+    scored = clock.record(score=score)
+    pick = torch.randperm(len(d.train_y), generator=torch.Generator().manual_seed(args.seed))
+    mean, std = torch.tensor(d.mean).view(1, 3, 1, 1), torch.tensor(d.std).view(1, 3, 1, 1)
+    images = (d.train_x[pick[: args.proxy_images]].float().div(255) - mean) / std
+    with Clock() as clock:
+        proxy = naswot(build_model(spec, seed=args.seed), images)
+    cost = count(spec)
+    return {
+        "supernet": scored,
+        # a singular kernel (log 0) ranks last; JSON has no -inf
+        "naswot": clock.record(score=proxy if math.isfinite(proxy) else -1e9),
+        "params": {"score": cost.params},
+        "macs": {"score": cost.macs},
+        "loadavg": os.getloadavg(),
+    }
 
 
 LABELS = {
@@ -372,6 +405,7 @@ def main() -> None:
             raise SystemExit(f"{args.out} holds a run with other settings; pass another --out")
         report["results"] = old["results"]
         report["supernet"] = old.get("supernet", {"cpu_seconds": 0.0})
+        report["scores"] = old.get("scores", {})
     settings = {k: report[k] for k in REFERENCE_KEYS}
     specs = sample_archs(space, args.n, args.seed, first.num_classes)
     if args.only == "standalone":
@@ -387,53 +421,54 @@ def main() -> None:
             )
         print(f"references in {args.references}")
         return
-    supernet = train_supernet(args, text, data, report)
-    write(report, args.out)
+    # Scores are kept per architecture in the JSON, so the supernet file (50 MB, not
+    # committed) is needed only until every candidate is scored.
+    scores: dict[str, Any] = report.setdefault("scores", {})
+    done = {r["arch"] for r in report["results"]}
+    todo = {format_arch(spec) for spec in specs} - set(scores) - done
+    if args.only == "supernet" or todo:
+        supernet = train_supernet(args, text, data, report)
+        write(report, args.out)
+        for i, spec in enumerate(specs):
+            arch = format_arch(spec)
+            if arch in done:
+                continue
+            if arch not in scores:
+                scores[arch] = score_candidate(spec, data[spec.resolution], supernet, args)
+                write(report, args.out)
+            row = scores[arch]
+            print(
+                f"[{i + 1}/{len(specs)}] w{space.params_of(spec)['width']:g} r{spec.resolution}: "
+                f"supernet {row['supernet']['score']:.4f} "
+                f"({row['supernet']['wall_seconds']:.1f} s), naswot {row['naswot']['score']:.1f}",
+                flush=True,
+            )
     if args.only == "supernet":
-        print(f"supernet in {args.supernet}; wrote {args.out}")
+        print(f"supernet in {args.supernet}; scores in {args.out}")
         return
 
-    done = {r["arch"] for r in report["results"]}
     for i, spec in enumerate(specs):
         arch = format_arch(spec)
         if arch in done:
             continue
-        d = data[spec.resolution]
-        cost = count(spec)
-        standalone = standalone_reference(spec, d, recipe, args.references, settings)
-        with Clock() as clock:
-            score = supernet.score(
-                spec,
-                d,
-                recal_batches=args.recal_batches,
-                seed=args.seed,
-                val_images=args.score_val_images,
-            )
-        scored = clock.record(score=score)
-        pick = torch.randperm(len(d.train_y), generator=torch.Generator().manual_seed(args.seed))
-        mean, std = torch.tensor(d.mean).view(1, 3, 1, 1), torch.tensor(d.std).view(1, 3, 1, 1)
-        images = (d.train_x[pick[: args.proxy_images]].float().div(255) - mean) / std
-        with Clock() as clock:
-            proxy = naswot(build_model(spec, seed=args.seed), images)
+        standalone = standalone_reference(
+            spec, data[spec.resolution], recipe, args.references, settings
+        )
+        row = scores[arch]
         report["results"].append(
             {
                 "arch": arch,
                 "width": space.params_of(spec)["width"],
                 "resolution": spec.resolution,
                 "standalone": standalone,
-                "supernet": scored,
-                # a singular kernel (log 0) ranks last; JSON has no -inf
-                "naswot": clock.record(score=proxy if math.isfinite(proxy) else -1e9),
-                "params": {"score": cost.params},
-                "macs": {"score": cost.macs},
-                "loadavg": os.getloadavg(),
+                **row,
             }
         )
         write(report, args.out)
         print(
             f"[{i + 1}/{len(specs)}] w{report['results'][-1]['width']:g} r{spec.resolution}: "
             f"standalone {standalone['top1']:.4f} ({standalone['wall_seconds']:.0f} s), supernet "
-            f"{score:.4f} ({scored['wall_seconds']:.1f} s), naswot {proxy:.1f}",
+            f"{row['supernet']['score']:.4f}, naswot {row['naswot']['score']:.1f}",
             flush=True,
         )
     write(report, args.out)
