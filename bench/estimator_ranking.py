@@ -31,6 +31,9 @@ small enough to commit; the supernet is 50 MB):
     python -m bench.estimator_ranking ... --threads 1 --only standalone --shard 0/2 &
     python -m bench.estimator_ranking ... --threads 1 --only standalone --shard 1/2
     python -m bench.estimator_ranking ...
+
+While the references train, ``--without-supernet`` prints how NASWOT, params and MACs
+rank the ones finished so far.
 """
 
 from __future__ import annotations
@@ -150,23 +153,37 @@ class Clock:
 REFERENCE_KEYS = ("data", "train_images", "space_sha", "seed", "recipe")
 
 
+def reference_path(spec: ArchSpec, folder: Path) -> Path:
+    return folder / f"{hashlib.sha256(format_arch(spec).encode()).hexdigest()[:16]}.json"
+
+
+def saved_reference(
+    spec: ArchSpec, folder: Path, settings: dict[str, Any]
+) -> dict[str, Any] | None:
+    """The standalone reference of ``spec`` in ``folder``, or None if it is not trained yet."""
+    arch, path = format_arch(spec), reference_path(spec, folder)
+    if not path.exists():
+        return None
+    saved = json.loads(path.read_text())
+    if saved["settings"] != settings or saved["arch"] != arch:
+        message = f"{path} holds a reference with other settings; pass another --references"
+        raise SystemExit(message)
+    return dict(saved["standalone"])
+
+
 def standalone_reference(
     spec: ArchSpec, d: ImageData, recipe: Any, folder: Path, settings: dict[str, Any]
 ) -> dict[str, Any]:
     """The architecture trained standalone: read from its file in ``folder``, or trained
     and written there (one file per architecture, so processes can share it)."""
-    arch = format_arch(spec)
-    path = folder / f"{hashlib.sha256(arch.encode()).hexdigest()[:16]}.json"
-    if path.exists():
-        saved = json.loads(path.read_text())
-        if saved["settings"] != settings or saved["arch"] != arch:
-            message = f"{path} holds a reference with other settings; pass another --references"
-            raise SystemExit(message)
-        return dict(saved["standalone"])
+    saved = saved_reference(spec, folder, settings)
+    if saved is not None:
+        return saved
     with Clock() as clock:
         result = train_and_evaluate(spec, d, recipe)
     record = clock.record(top1=result.top1, epochs=result.epochs, loadavg=os.getloadavg())
-    write_json({"arch": arch, "settings": settings, "standalone": record}, path)
+    write_json({"arch": format_arch(spec), "settings": settings, "standalone": record},
+               reference_path(spec, folder))  # fmt: skip
     return record
 
 
@@ -239,6 +256,22 @@ def train_supernet(
     return state.supernet
 
 
+def cheap_scores(spec: ArchSpec, d: ImageData, args: argparse.Namespace) -> dict[str, Any]:
+    """The scores that need no supernet: NASWOT (timed) and the parameter and MAC counts."""
+    pick = torch.randperm(len(d.train_y), generator=torch.Generator().manual_seed(args.seed))
+    mean, std = torch.tensor(d.mean).view(1, 3, 1, 1), torch.tensor(d.std).view(1, 3, 1, 1)
+    images = (d.train_x[pick[: args.proxy_images]].float().div(255) - mean) / std
+    with Clock() as clock:
+        proxy = naswot(build_model(spec, seed=args.seed), images)
+    cost = count(spec)
+    return {
+        # a singular kernel (log 0) ranks last; JSON has no -inf
+        "naswot": clock.record(score=proxy if math.isfinite(proxy) else -1e9),
+        "params": {"score": cost.params},
+        "macs": {"score": cost.macs},
+    }
+
+
 def score_candidate(
     spec: ArchSpec, d: ImageData, supernet: Any, args: argparse.Namespace
 ) -> dict[str, Any]:
@@ -251,21 +284,30 @@ def score_candidate(
             seed=args.seed,
             val_images=args.score_val_images,
         )
-    scored = clock.record(score=score)
-    pick = torch.randperm(len(d.train_y), generator=torch.Generator().manual_seed(args.seed))
-    mean, std = torch.tensor(d.mean).view(1, 3, 1, 1), torch.tensor(d.std).view(1, 3, 1, 1)
-    images = (d.train_x[pick[: args.proxy_images]].float().div(255) - mean) / std
-    with Clock() as clock:
-        proxy = naswot(build_model(spec, seed=args.seed), images)
-    cost = count(spec)
     return {
-        "supernet": scored,
-        # a singular kernel (log 0) ranks last; JSON has no -inf
-        "naswot": clock.record(score=proxy if math.isfinite(proxy) else -1e9),
-        "params": {"score": cost.params},
-        "macs": {"score": cost.macs},
+        "supernet": clock.record(score=score),
+        **cheap_scores(spec, d, args),
         "loadavg": os.getloadavg(),
     }
+
+
+def rank_without_supernet(
+    specs: list[ArchSpec], data: dict[int, ImageData], settings: dict[str, Any], args: Any
+) -> None:
+    """Print how NASWOT, params and MACs rank the references trained so far (a look at a
+    run in progress: trains nothing, writes nothing)."""
+    truth: list[float] = []
+    rows: list[dict[str, Any]] = []
+    for spec in specs:
+        ref = saved_reference(spec, args.references, settings)
+        if ref is not None:
+            truth.append(ref["top1"])
+            rows.append(cheap_scores(spec, data[spec.resolution], args))
+    print(f"{len(truth)} of {len(specs)} references in {args.references}", end="")
+    print(f" (top-1 {min(truth):.4f} to {max(truth):.4f})" if truth else "")
+    for name in ("naswot", "params", "macs"):
+        c = correlations(truth, [r[name]["score"] for r in rows])
+        print(f"  {name:9s} Kendall tau {c['kendall_tau']}, Spearman {c['spearman']}")
 
 
 LABELS = {
@@ -352,6 +394,12 @@ def main() -> None:
         "another --out can share them to score with other settings",
     )
     parser.add_argument(
+        "--without-supernet",
+        action="store_true",
+        help="only print how NASWOT, params and MACs rank the references trained so far "
+        "(a look at a run in progress; trains nothing, writes nothing)",
+    )
+    parser.add_argument(
         "--plot-only",
         action="store_true",
         help="only draw OUT.png from the results in --out (drawn after every full run too)",
@@ -408,6 +456,9 @@ def main() -> None:
         report["scores"] = old.get("scores", {})
     settings = {k: report[k] for k in REFERENCE_KEYS}
     specs = sample_archs(space, args.n, args.seed, first.num_classes)
+    if args.without_supernet:
+        rank_without_supernet(specs, data, settings, args)
+        return
     if args.only == "standalone":
         k, n = args.shard
         for i in range(k, len(specs), n):
