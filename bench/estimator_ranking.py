@@ -372,6 +372,14 @@ def main() -> None:
     parser.add_argument("--proxy-images", type=int, default=64)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--reference-seed",
+        type=int,
+        default=None,
+        help="training seed of the standalone references (default --seed); the same "
+        "architectures trained with another seed (another --out) measure the references' "
+        "own noise: python -m bench.reference_noise",
+    )
     parser.add_argument("--out", type=Path, default=OUT)
     parser.add_argument(
         "--only",
@@ -421,8 +429,9 @@ def main() -> None:
     data = {r: load_data(args.data, r, seed=args.seed) for r in space.resolutions}
     first = data[min(data)]
     print(first.describe(), flush=True)
+    seed = args.seed if args.reference_seed is None else args.reference_seed
     recipe = PRESETS[args.preset].replace(
-        seed=args.seed, batch_size=args.batch_size, train_images=args.train_limit
+        seed=seed, batch_size=args.batch_size, train_images=args.train_limit
     )
     if args.epochs:
         recipe = recipe.replace(epochs=args.epochs)
