@@ -5,7 +5,7 @@ The same architectures trained standalone with two training seeds (the ranking b
 Kendall tau any estimator can reach against one seed's references: even the
 architectures' true accuracies would not order them perfectly. This script matches two
 reference folders by architecture and reports the seed-to-seed differences, the Kendall
-tau between the two seeds, and an estimated ceiling: the mean tau between the first
+tau between the two seeds, and an estimated ceiling: the median tau between the first
 seed's top-1 of every reference and the same values with the measured noise added
 (Monte Carlo; an estimate, since the first seed's values carry noise themselves):
 
