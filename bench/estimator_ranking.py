@@ -104,14 +104,43 @@ def correlations(truth: list[float], scores: list[float]) -> dict[str, float | N
     return {"kendall_tau": round(float(tau), 4), "spearman": round(float(rho), 4)}
 
 
+def bootstrap_taus(
+    truth: list[float], columns: dict[str, list[float]], draws: int = 2000, seed: int = 0
+) -> dict[str, np.ndarray]:
+    """Kendall tau of every column against ``truth`` on ``draws`` bootstrap resamples of
+    the architectures, the same resamples for every column (so differences are paired).
+    A resample whose truth or column is constant gives NaN."""
+    rng = np.random.default_rng(seed)
+    t = np.asarray(truth)
+    cols = {name: np.asarray(v) for name, v in columns.items()}
+    taus: dict[str, list[float]] = {name: [] for name in cols}
+    for _ in range(draws):
+        pick = rng.integers(0, len(t), len(t))
+        for name, v in cols.items():
+            taus[name].append(float(stats.kendalltau(t[pick], v[pick]).statistic))
+    return {name: np.array(v) for name, v in taus.items()}
+
+
+def interval(values: np.ndarray) -> list[float] | None:
+    """The 5th and 95th percentiles of the finite ``values`` (a 90% interval)."""
+    finite = values[np.isfinite(values)]
+    if len(finite) == 0:
+        return None
+    return [round(float(v), 3) for v in np.percentile(finite, [5, 95])]
+
+
 def summarise(report: dict[str, Any]) -> dict[str, Any]:
     rows = report["results"]
     truth = [r["standalone"]["top1"] for r in rows]
     out: dict[str, Any] = {"architectures": len(rows)}
+    columns = {name: [r[name]["score"] for r in rows] for name in ESTIMATORS}
+    boot = bootstrap_taus(truth, columns) if len(rows) >= 3 else {}
     for name in ("standalone", *ESTIMATORS):
         entry: dict[str, Any] = {}
         if name != "standalone":
-            entry.update(correlations(truth, [r[name]["score"] for r in rows]))
+            entry.update(correlations(truth, columns[name]))
+            if name in boot:
+                entry["kendall_tau_ci90"] = interval(boot[name])
         cpu = [r[name]["cpu_seconds"] for r in rows if "cpu_seconds" in r[name]]
         wall = [r[name]["wall_seconds"] for r in rows if "wall_seconds" in r[name]]
         if cpu:
@@ -119,6 +148,9 @@ def summarise(report: dict[str, Any]) -> dict[str, Any]:
             entry["candidates_per_cpu_hour"] = round(3600 / max(float(np.mean(cpu)), 1e-9), 1)
             entry["wall_seconds_per_candidate"] = round(float(np.mean(wall)), 3)
         out[name] = entry
+    if boot:
+        # paired: is the supernet's tau distinguishable from the best counter's?
+        out["supernet_minus_macs_tau_ci90"] = interval(boot["supernet"] - boot["macs"])
     return out
 
 
@@ -537,10 +569,16 @@ def main() -> None:
     for name in ESTIMATORS:
         s = summary[name]
         rate = s.get("candidates_per_cpu_hour")
+        ci = s.get("kendall_tau_ci90")
         print(
-            f"  {name:9s} Kendall tau {s['kendall_tau']}, Spearman {s['spearman']}"
+            f"  {name:9s} Kendall tau {s['kendall_tau']}"
+            + (f" (90% bootstrap {ci[0]:.2f} to {ci[1]:.2f})" if ci else "")
+            + f", Spearman {s['spearman']}"
             + (f", {rate:,.0f} candidates per CPU-hour" if rate else "")
         )
+    if summary.get("supernet_minus_macs_tau_ci90"):
+        lo, hi = summary["supernet_minus_macs_tau_ci90"]
+        print(f"  supernet tau minus MACs tau: 90% bootstrap {lo:+.2f} to {hi:+.2f}")
     s = summary["standalone"]
     print(f"  standalone training: {s.get('candidates_per_cpu_hour')} candidates per CPU-hour")
     sn = report["supernet"]
