@@ -12,7 +12,12 @@ seed's top-1 of every reference and the same values with the measured noise adde
     python -m bench.estimator_ranking --data CIFAR_DIR --n 20 --threads 1 \\
         --only standalone --reference-seed 1 --out bench/results/estimator_ranking_full_seed1.json
     python -m bench.reference_noise bench/results/estimator_ranking_full.standalone \\
-        bench/results/estimator_ranking_full_seed1.standalone
+        bench/results/estimator_ranking_full_seed1.standalone \\
+        --ranking bench/results/estimator_ranking_full.json
+
+With ``--ranking`` it also gives each estimator's Kendall tau against either seed and
+against the mean of both seeds, on the architectures trained with both: the mean of two
+runs is a less noisy truth than one.
 """
 
 from __future__ import annotations
@@ -51,6 +56,29 @@ def ceiling(top1: np.ndarray, sigma: float, draws: int, seed: int) -> dict[str, 
     return {name: round(float(v), 3) for name, v in (("median", p50), ("p10", p10), ("p90", p90))}
 
 
+def against_references(
+    ranking: dict[str, Any], common: list[str], a: np.ndarray, b: np.ndarray
+) -> dict[str, dict[str, float | None]]:
+    """Kendall tau of every estimator of a ranking bench report against the first seed's
+    top-1, the second seed's, and their mean, on the architectures in both folders (the
+    mean of two runs carries half the variance of one: a less noisy truth)."""
+    rows = {r["arch"]: r for r in ranking["results"]}
+    keep = [i for i, arch in enumerate(common) if arch in rows]
+    if len(keep) < 3:
+        raise SystemExit(f"{len(keep)} of the ranking's architectures have both seeds; need 3")
+    truths = {"first": a[keep], "second": b[keep], "mean": (a[keep] + b[keep]) / 2}
+    estimators = [k for k, v in rows[common[keep[0]]].items() if isinstance(v, dict)
+                  and "score" in v]  # fmt: skip
+    out: dict[str, dict[str, float | None]] = {}
+    for name in estimators:
+        scores = np.array([rows[common[i]][name]["score"] for i in keep])
+        out[name] = {
+            truth: round(float(stats.kendalltau(values, scores).statistic), 3)
+            for truth, values in truths.items()
+        }
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("first", type=Path, help="reference folder (the ranking's references)")
@@ -58,14 +86,21 @@ def main() -> None:
     parser.add_argument("--draws", type=int, default=10000)
     parser.add_argument("--seed", type=int, default=0, help="of the Monte Carlo draws")
     parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument(
+        "--ranking",
+        type=Path,
+        default=None,
+        help="a ranking bench report (estimator_ranking_*.json): also give each estimator's "
+        "Kendall tau against either seed and against the mean of both",
+    )
     args = parser.parse_args()
     first, second = read_folder(args.first), read_folder(args.second)
     common = sorted(set(first) & set(second))
     if len(common) < 2:
         raise SystemExit(f"{len(common)} architecture(s) in both folders; need at least 2")
-    seeds = {first[common[0]]["settings"]["recipe"]["seed"],
-             second[common[0]]["settings"]["recipe"]["seed"]}  # fmt: skip
-    if len(seeds) < 2:
+    seeds_order = [first[common[0]]["settings"]["recipe"]["seed"],
+                   second[common[0]]["settings"]["recipe"]["seed"]]  # fmt: skip
+    if len(set(seeds_order)) < 2:
         raise SystemExit("both folders hold references of the same training seed")
     a = np.array([first[arch]["standalone"]["top1"] for arch in common])
     b = np.array([second[arch]["standalone"]["top1"] for arch in common])
@@ -73,7 +108,7 @@ def main() -> None:
     # The difference of two runs has twice one run's variance.
     sigma = float(np.std(diff, ddof=1) / np.sqrt(2))
     all_first = np.array([r["standalone"]["top1"] for r in first.values()])
-    report = {
+    report: dict[str, Any] = {
         "bench": "reference_noise",
         "architectures_in_both": len(common),
         "references_in_first": len(first),
@@ -90,6 +125,11 @@ def main() -> None:
         "first_top1_range": [float(all_first.min()), float(all_first.max())],
         "ceiling_kendall_tau": ceiling(all_first, sigma, args.draws, args.seed),
     }
+    vs_seeds: dict[str, dict[str, float | None]] = {}
+    if args.ranking:
+        vs_seeds = against_references(json.loads(args.ranking.read_text()), common, a, b)
+        report["ranking"] = str(args.ranking)
+        report["estimators_vs_seeds"] = vs_seeds
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")
     for arch, x, y in zip(common, a, b, strict=True):
@@ -102,8 +142,14 @@ def main() -> None:
         f"{report['kendall_tau_between_seeds']}\n"
         f"ceiling on Kendall tau against the first seed's {len(first)} references "
         f"(range {all_first.min():.4f}-{all_first.max():.4f}): median {c['median']} "
-        f"(p10 {c['p10']}, p90 {c['p90']})\nwrote {args.out}"
+        f"(p10 {c['p10']}, p90 {c['p90']})"
     )
+    for name, taus in vs_seeds.items():
+        print(
+            f"  {name:9s} Kendall tau vs seed {seeds_order[0]} {taus['first']}, vs seed "
+            f"{seeds_order[1]} {taus['second']}, vs their mean {taus['mean']}"
+        )
+    print(f"wrote {args.out}")
 
 
 if __name__ == "__main__":
