@@ -127,6 +127,8 @@ def main() -> None:
     }
     vs_seeds: dict[str, dict[str, float | None]] = {}
     if args.ranking:
+        if not args.ranking.is_file():
+            raise SystemExit(f"--ranking: {args.ranking} is not a file")
         vs_seeds = against_references(json.loads(args.ranking.read_text()), common, a, b)
         report["ranking"] = str(args.ranking)
         report["estimators_vs_seeds"] = vs_seeds
