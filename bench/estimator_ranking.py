@@ -151,6 +151,26 @@ def summarise(report: dict[str, Any]) -> dict[str, Any]:
     if boot:
         # paired: is the supernet's tau distinguishable from the best counter's?
         out["supernet_minus_macs_tau_ci90"] = interval(boot["supernet"] - boot["macs"])
+    out["by_width"] = by_width(rows)
+    return out
+
+
+def by_width(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per width multiplier: the mean standalone top-1 and, for every estimator, its mean
+    score and its Kendall tau among the architectures of that width alone."""
+    out: dict[str, Any] = {}
+    for width in sorted({r["width"] for r in rows}):
+        group = [r for r in rows if r["width"] == width]
+        truth = [r["standalone"]["top1"] for r in group]
+        entry: dict[str, Any] = {"architectures": len(group),
+                                 "standalone_mean": round(float(np.mean(truth)), 4)}  # fmt: skip
+        for name in ESTIMATORS:
+            scores = [r[name]["score"] for r in group]
+            entry[name] = {
+                "mean_score": round(float(np.mean(scores)), 4),
+                "kendall_tau": correlations(truth, scores)["kendall_tau"],
+            }
+        out[f"{width:g}"] = entry
     return out
 
 
