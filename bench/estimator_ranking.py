@@ -129,12 +129,14 @@ def interval(values: np.ndarray) -> list[float] | None:
     return [round(float(v), 3) for v in np.percentile(finite, [5, 95])]
 
 
-def summarise(report: dict[str, Any]) -> dict[str, Any]:
+def summarise(report: dict[str, Any], intervals: bool = True) -> dict[str, Any]:
+    """Correlations and throughput of every estimator; ``intervals`` adds the bootstrap
+    intervals (about a second and a half: left out of the saves after every candidate)."""
     rows = report["results"]
     truth = [r["standalone"]["top1"] for r in rows]
     out: dict[str, Any] = {"architectures": len(rows)}
     columns = {name: [r[name]["score"] for r in rows] for name in ESTIMATORS}
-    boot = bootstrap_taus(truth, columns) if len(rows) >= 3 else {}
+    boot = bootstrap_taus(truth, columns) if intervals and len(rows) >= 3 else {}
     for name in ("standalone", *ESTIMATORS):
         entry: dict[str, Any] = {}
         if name != "standalone":
@@ -182,8 +184,8 @@ def write_json(value: Any, path: Path) -> None:
     tmp.replace(path)
 
 
-def write(report: dict[str, Any], path: Path) -> None:
-    report["summary"] = summarise(report)
+def write(report: dict[str, Any], path: Path, final: bool = False) -> None:
+    report["summary"] = summarise(report, intervals=final)
     write_json(report, path)
 
 
@@ -583,7 +585,7 @@ def main() -> None:
             f"{row['supernet']['score']:.4f}, naswot {row['naswot']['score']:.1f}",
             flush=True,
         )
-    write(report, args.out)
+    write(report, args.out, final=True)
     summary = report["summary"]
     print(f"\n{summary['architectures']} architectures; vs standalone top-1 ({args.preset}):")
     for name in ESTIMATORS:
