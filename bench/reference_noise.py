@@ -30,6 +30,8 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
+from bench.estimator_ranking import bootstrap_taus, interval
+
 OUT = Path(__file__).parent / "results" / "reference_noise.json"
 
 
@@ -58,10 +60,12 @@ def ceiling(top1: np.ndarray, sigma: float, draws: int, seed: int) -> dict[str, 
 
 def against_references(
     ranking: dict[str, Any], common: list[str], a: np.ndarray, b: np.ndarray
-) -> dict[str, dict[str, float | None]]:
+) -> dict[str, dict[str, Any]]:
     """Kendall tau of every estimator of a ranking bench report against the first seed's
     top-1, the second seed's, and their mean, on the architectures in both folders (the
-    mean of two runs carries half the variance of one: a less noisy truth)."""
+    mean of two runs carries half the variance of one: a less noisy truth). Against the
+    mean also a 90% bootstrap interval, and one of the difference from the MAC count's tau
+    (paired: the same resamples)."""
     rows = {r["arch"]: r for r in ranking["results"]}
     keep = [i for i, arch in enumerate(common) if arch in rows]
     if len(keep) < 3:
@@ -69,13 +73,17 @@ def against_references(
     truths = {"first": a[keep], "second": b[keep], "mean": (a[keep] + b[keep]) / 2}
     estimators = [k for k, v in rows[common[keep[0]]].items() if isinstance(v, dict)
                   and "score" in v]  # fmt: skip
-    out: dict[str, dict[str, float | None]] = {}
+    columns = {name: [rows[common[i]][name]["score"] for i in keep] for name in estimators}
+    boot = bootstrap_taus(list(truths["mean"]), columns)
+    out: dict[str, Any] = {}
     for name in estimators:
-        scores = np.array([rows[common[i]][name]["score"] for i in keep])
         out[name] = {
-            truth: round(float(stats.kendalltau(values, scores).statistic), 3)
+            truth: round(float(stats.kendalltau(values, columns[name]).statistic), 3)
             for truth, values in truths.items()
         }
+        out[name]["mean_ci90"] = interval(boot[name])
+        if name != "macs" and "macs" in boot:
+            out[name]["mean_minus_macs_ci90"] = interval(boot[name] - boot["macs"])
     return out
 
 
@@ -125,7 +133,7 @@ def main() -> None:
         "first_top1_range": [float(all_first.min()), float(all_first.max())],
         "ceiling_kendall_tau": ceiling(all_first, sigma, args.draws, args.seed),
     }
-    vs_seeds: dict[str, dict[str, float | None]] = {}
+    vs_seeds: dict[str, dict[str, Any]] = {}
     if args.ranking:
         if not args.ranking.is_file():
             raise SystemExit(f"--ranking: {args.ranking} is not a file")
@@ -150,6 +158,12 @@ def main() -> None:
         print(
             f"  {name:9s} Kendall tau vs seed {seeds_order[0]} {taus['first']}, vs seed "
             f"{seeds_order[1]} {taus['second']}, vs their mean {taus['mean']}"
+            + (f" (90% bootstrap {ci[0]:.2f} to {ci[1]:.2f})" if (ci := taus["mean_ci90"]) else "")
+            + (
+                f"; minus the MAC count's {d[0]:+.2f} to {d[1]:+.2f}"
+                if (d := taus.get("mean_minus_macs_ci90"))
+                else ""
+            )
         )
     print(f"wrote {args.out}")
 
