@@ -8,7 +8,7 @@ from estimators._counting import (
     part_layers,
     standard_conv_macs,
 )
-from estimators._data import DEFAULT_DATA, ImageData, load_data
+from estimators._data import DEFAULT_DATA, DataMode, DiskImages, ImageData, load_data
 from estimators._download import CIFAR10_MD5, CIFAR10_URL, DataError, cache_dir, download_cifar10
 from estimators._fvcore import fvcore_macs
 from estimators._latency import (
@@ -84,6 +84,8 @@ __all__ = [
     "CostReport",
     "DataError",
     "DataIdentity",
+    "DataMode",
+    "DiskImages",
     "EvalResult",
     "ImageData",
     "LatencyConfig",

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from estimators._data import ImageData, load_data
+from estimators._data import ImageData, Images, load_data
 from search_space import ArchSpec, NasctlError, build_model
 
 __all__ = [
@@ -447,7 +447,7 @@ def fit(
 @torch.no_grad()
 def recalibrate_bn(
     model: nn.Module,
-    images: torch.Tensor,
+    images: Images,
     mean: tuple[float, ...],
     std: tuple[float, ...],
     count: int = 2048,
@@ -480,7 +480,7 @@ def recalibrate_bn(
 @torch.no_grad()
 def evaluate(
     model: nn.Module,
-    images: torch.Tensor,
+    images: Images,
     labels: torch.Tensor,
     classes: tuple[str, ...],
     mean: tuple[float, ...],
