@@ -23,7 +23,7 @@ from nasctl._app import (
     resolve_arch,
 )
 from results import plot_arch
-from search_space import BlockSpec, SpecError, default_space_text, format_arch, load_space
+from search_space import BlockSpec, SpecError, format_arch, load_space, space_source
 
 arch_app = typer.Typer(help="Inspect one architecture.", no_args_is_help=True)
 space_app = typer.Typer(help="Inspect a search space.", no_args_is_help=True)
@@ -122,18 +122,20 @@ def arch_plot(
 @guarded
 def space_show(
     space: Annotated[
-        Path | None, typer.Option(help="Space file (TOML); default: the built-in space.")
+        Path | None,
+        typer.Option(help="A space file (TOML) or a built-in space: default, photos, tiny."),
     ] = None,
     fmt: Annotated[
         OutputFormat, typer.Option("--format", "-f", help="Output format.")
     ] = OutputFormat.table,
     dump: Annotated[
-        bool, typer.Option("--dump", help="Print the built-in space file to copy and edit.")
+        bool,
+        typer.Option("--dump", help="Print the space file (e.g. a built-in) to copy and edit."),
     ] = False,
 ) -> None:
     """The choices of a search space and its size (number of distinct architectures)."""
     if dump:
-        print(default_space_text(), end="")
+        print(space_source(space)[0], end="")
         return
     sp = load_space(space)
     if fmt is OutputFormat.json:

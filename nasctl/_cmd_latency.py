@@ -159,7 +159,8 @@ def latency(
 def lut_build(
     out: Annotated[Path, typer.Option("--out", "-o", help="Table file to write (JSON).")],
     space: Annotated[
-        Path | None, typer.Option(help="Space file (TOML); default: the built-in space.")
+        Path | None,
+        typer.Option(help="A space file (TOML) or a built-in space: default, photos, tiny."),
     ] = None,
     backend: _Backend = BackendChoice.torch,
     threads: _Threads = 1,

@@ -194,7 +194,8 @@ def search(
         ),
     ] = "digits",
     space: Annotated[
-        Path | None, typer.Option(help="Search space file (TOML); default: built-in.")
+        Path | None,
+        typer.Option(help="A space file (TOML) or a built-in space: default, photos, tiny."),
     ] = None,
     trials: Annotated[
         int,

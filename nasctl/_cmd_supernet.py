@@ -34,7 +34,7 @@ from estimators import (
 )
 from nasctl._app import OutputFormat, app, console, emit, err_console, guarded, resolve_arch
 from nasctl._cmd_train import DATA_HELP, _load
-from search_space import NasctlError, SearchSpace, baseline_names, default_space_text
+from search_space import NasctlError, SearchSpace, baseline_names, space_source
 
 supernet_app = typer.Typer(
     help="Train a weight-sharing supernet over a search space; score architectures with it.",
@@ -55,14 +55,8 @@ def _threads(threads: int | None) -> None:
 
 
 def _space_text(space: Path | None) -> str:
-    if space is None:
-        return default_space_text()
-    try:
-        text = space.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = getattr(exc, "strerror", None) or "not UTF-8 text"
-        raise NasctlError(f"cannot read space file {str(space)!r}: {reason}") from None
-    SearchSpace.from_text(text, f"space file {str(space)!r}")  # refuse a bad file up front
+    text, where = space_source(space)
+    SearchSpace.from_text(text, where)  # refuse a bad file up front
     return text
 
 
@@ -85,7 +79,10 @@ def train(
     data: Annotated[str, typer.Option(help=DATA_HELP)] = DEFAULT_DATA,
     space: Annotated[
         Path | None,
-        typer.Option(help="Search space TOML (default: the built-in space).", show_default=False),
+        typer.Option(
+            help="A space file (TOML) or a built-in space: default, photos, tiny.",
+            show_default=False,
+        ),
     ] = None,
     epochs: Annotated[
         int | None,

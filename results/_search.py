@@ -75,10 +75,10 @@ from search_space import (
     SearchSpace,
     SpaceError,
     baseline_names,
-    default_space_text,
     format_arch,
     get_baseline,
     load_space,
+    space_source,
 )
 
 __all__ = [
@@ -266,9 +266,7 @@ class _Runner:
         self.on_event = on_event
         self.out = out
         self.space: SearchSpace = load_space(config.space_path)
-        self.space_text = (
-            config.space_path.read_text("utf-8") if config.space_path else default_space_text()
-        )
+        self.space_text = space_source(config.space_path)[0]
         self.table: LatencyTable | None = load_table(config.lut_path) if config.lut_path else None
         self.supernet: Supernet | None = None
         self.supernet_digest = ""
@@ -425,6 +423,7 @@ class _Runner:
             space_sha=StudyMeta.space_digest(self.space_text),
             space_text=self.space_text,
             data=c.data,
+            data_id=self.data_at(max(self.space.resolutions)).identity,
             num_classes=self.num_classes,
             fidelity=self.study_fidelity,
             recipe=self.recipe.to_dict(),

@@ -70,6 +70,9 @@ class StudyMeta:
     latency: dict[str, Any]
     budgets: dict[str, float | None]
     seed: int
+    #: The data's content identity (``ImageData.identity``: classes, relative file list
+    #: and sizes): workers may give ``--data`` at different paths on different machines.
+    data_id: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -197,8 +200,10 @@ def check_meta(study: optuna.Study, meta: StudyMeta) -> None:
         study.set_user_attr("nasctl", meta.to_dict())
         return
     for key in _IDENTITY:
+        if key == "data" and stored.get("data_id") and meta.data_id:
+            key = "data_id"  # by content: the same files at another path are the same data
         if stored.get(key) != getattr(meta, key):
-            what = "space file" if key == "space_sha" else key
+            what = {"space_sha": "space file", "data_id": "data (by content)"}.get(key, key)
             raise StudyError(
                 f"study {study.study_name!r} was created with another {what} "
                 f"({stored.get(key)!r}, now {getattr(meta, key)!r}); use a new --study or "

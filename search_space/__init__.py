@@ -20,12 +20,14 @@ from search_space._classic_spec import ClassicSpec
 from search_space._codec import format_arch, looks_like_arch, parse_arch
 from search_space._errors import NasctlError, SpaceError, SpecError
 from search_space._space import (
+    BUILTIN_SPACES,
     BlockChoice,
     SearchSpace,
     StageSpace,
     builtin_space_text,
     default_space_text,
     load_space,
+    space_source,
 )
 from search_space._spec import (
     SPEC_FORMAT,
@@ -42,6 +44,7 @@ from search_space._spec import (
 
 __all__ = [
     "BASELINES",
+    "BUILTIN_SPACES",
     "CLASSICS",
     "REFERENCE_COUNTS",
     "SPEC_FORMAT",
@@ -78,4 +81,5 @@ __all__ = [
     "parse_arch",
     "register_baseline",
     "register_classic",
+    "space_source",
 ]

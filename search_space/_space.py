@@ -484,11 +484,16 @@ def _listed(values: Any) -> str:
 # --- loading ------------------------------------------------------------------------------
 
 
+#: The spaces shipped in ``search_space/spaces``, by the name ``--space`` takes.
+BUILTIN_SPACES = ("default", "photos", "tiny")
+
+
 def builtin_space_text(name: str) -> str:
-    """The text of a space file shipped in ``search_space/spaces`` ("default", "tiny")."""
+    """The text of a space file shipped in ``search_space/spaces`` (``BUILTIN_SPACES``)."""
     path = resources.files("search_space").joinpath(f"spaces/{name}.toml")
-    if not path.is_file():
-        raise SpaceError(f"no built-in space named {name!r} (known: default, tiny)")
+    if name not in BUILTIN_SPACES or not path.is_file():
+        known = ", ".join(BUILTIN_SPACES)
+        raise SpaceError(f"no built-in space named {name!r} (known: {known})")
     return path.read_text("utf-8")
 
 
@@ -496,17 +501,29 @@ def default_space_text() -> str:
     return builtin_space_text("default")
 
 
+def space_source(space: str | Path | None = None) -> tuple[str, str]:
+    """The text of ``space`` and how to name it in messages. ``space`` is a file, or the
+    name of a built-in space (``default``, ``photos``, ``tiny``) when no file of that
+    name exists; None is the default space."""
+    if space is None:
+        return default_space_text(), "default space"
+    name = str(space)
+    if name in BUILTIN_SPACES and not Path(space).exists():
+        return builtin_space_text(name), f"built-in space {name!r}"
+    try:
+        text = Path(space).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = getattr(exc, "strerror", None) or "not UTF-8 text"
+        hint = (
+            f" (built-in spaces: {', '.join(BUILTIN_SPACES)})" if isinstance(exc, OSError) else ""
+        )
+        raise SpaceError(f"cannot read space file {name!r}: {reason}{hint}") from None
+    return text, f"space file {name!r}"
+
+
 def load_space(path: str | Path | None = None) -> SearchSpace:
-    """Load a space file (TOML); None loads the built-in default."""
-    if path is None:
-        text, where = default_space_text(), "default space"
-    else:
-        try:
-            text = Path(path).read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            reason = getattr(exc, "strerror", None) or "not UTF-8 text"
-            raise SpaceError(f"cannot read space file {str(path)!r}: {reason}") from None
-        where = f"space file {str(path)!r}"
+    """Load a space file (TOML) or a built-in space by name; None loads the default."""
+    text, where = space_source(path)
     return SearchSpace.from_text(text, where)
 
 
