@@ -1,77 +1,21 @@
 """What an architecture costs and how good it is: MACs/params, latency, accuracy."""
 
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from estimators._counting import (
     CostReport,
     LayerCost,
-    classic_layers,
     count,
+    layer_cost,
     part_layers,
     standard_conv_macs,
 )
-from estimators._data import DEFAULT_DATA, DataMode, DiskImages, ImageData, load_data
 from estimators._download import CIFAR10_MD5, CIFAR10_URL, DataError, cache_dir, download_cifar10
-from estimators._fvcore import fvcore_macs
-from estimators._latency import (
-    Backend,
-    LatencyConfig,
-    LatencyError,
-    LatencyResult,
-    LockTimeout,
-    Target,
-    fold_batchnorm,
-    host_info,
-    latency_lock,
-    measure,
-    measure_many,
-    part_target,
-)
-from estimators._lut import (
-    Correction,
-    LatencyTable,
-    LutError,
-    ValidationReport,
-    build_table,
-    load_table,
-    part_key,
-    predict,
-    save_table,
-    validate_table,
-)
 from estimators._memory import MemoryReport, memory
-from estimators._proxies import naswot
-from estimators._supernet import DataIdentity, Supernet, SupernetError, data_identity
-from estimators._supernet_train import (
-    SUPERNET_FORMAT,
-    SupernetProgress,
-    SupernetRecipe,
-    SupernetState,
-    fit_supernet,
-    load_supernet,
-    load_supernet_state,
-    new_supernet_state,
-    save_supernet,
-)
-from estimators._training import (
-    PRESETS,
-    EvalResult,
-    Optimizer,
-    Recipe,
-    RecipeError,
-    TrainingDiverged,
-    TrainProgress,
-    TrainResult,
-    TrainState,
-    augment,
-    batches_per_epoch,
-    evaluate,
-    fit,
-    get_recipe,
-    load_checkpoint,
-    new_state,
-    recalibrate_bn,
-    save_checkpoint,
-    train_and_evaluate,
-)
+from estimators._options import DEFAULT_DATA, Optimizer, Precision
 
 __all__ = [
     "CIFAR10_MD5",
@@ -85,6 +29,7 @@ __all__ = [
     "DataError",
     "DataIdentity",
     "DataMode",
+    "DeviceError",
     "DiskImages",
     "EvalResult",
     "ImageData",
@@ -97,6 +42,7 @@ __all__ = [
     "LutError",
     "MemoryReport",
     "Optimizer",
+    "Precision",
     "Recipe",
     "RecipeError",
     "Supernet",
@@ -105,6 +51,7 @@ __all__ = [
     "SupernetRecipe",
     "SupernetState",
     "Target",
+    "TrainDevice",
     "TrainProgress",
     "TrainResult",
     "TrainState",
@@ -114,7 +61,6 @@ __all__ = [
     "batches_per_epoch",
     "build_table",
     "cache_dir",
-    "classic_layers",
     "count",
     "data_identity",
     "download_cifar10",
@@ -126,6 +72,7 @@ __all__ = [
     "get_recipe",
     "host_info",
     "latency_lock",
+    "layer_cost",
     "load_checkpoint",
     "load_data",
     "load_supernet",
@@ -137,15 +84,164 @@ __all__ = [
     "naswot",
     "new_state",
     "new_supernet_state",
+    "parse_device",
     "part_key",
     "part_layers",
     "part_target",
     "predict",
     "recalibrate_bn",
+    "resolve_device",
     "save_checkpoint",
     "save_supernet",
     "save_table",
     "standard_conv_macs",
     "train_and_evaluate",
+    "train_batch",
     "validate_table",
 ]
+
+
+# These submodules import torch, optuna or pandas (seconds): they load on first use, so that
+# the light parts (and `nasctl --help`) do not pay for them.
+if TYPE_CHECKING:
+    from estimators._data import DataMode, DiskImages, ImageData, load_data
+    from estimators._device import (
+        DeviceError,
+        TrainDevice,
+        parse_device,
+        resolve_device,
+    )
+    from estimators._fvcore import fvcore_macs
+    from estimators._latency import (
+        Backend,
+        LatencyConfig,
+        LatencyError,
+        LatencyResult,
+        LockTimeout,
+        Target,
+        fold_batchnorm,
+        host_info,
+        latency_lock,
+        measure,
+        measure_many,
+        part_target,
+    )
+    from estimators._lut import (
+        Correction,
+        LatencyTable,
+        LutError,
+        ValidationReport,
+        build_table,
+        load_table,
+        part_key,
+        predict,
+        save_table,
+        validate_table,
+    )
+    from estimators._proxies import naswot
+    from estimators._supernet import DataIdentity, Supernet, SupernetError, data_identity
+    from estimators._supernet_train import (
+        SUPERNET_FORMAT,
+        SupernetProgress,
+        SupernetRecipe,
+        SupernetState,
+        fit_supernet,
+        load_supernet,
+        load_supernet_state,
+        new_supernet_state,
+        save_supernet,
+    )
+    from estimators._training import (
+        PRESETS,
+        EvalResult,
+        Recipe,
+        RecipeError,
+        TrainingDiverged,
+        TrainProgress,
+        TrainResult,
+        TrainState,
+        augment,
+        batches_per_epoch,
+        evaluate,
+        fit,
+        get_recipe,
+        load_checkpoint,
+        new_state,
+        recalibrate_bn,
+        save_checkpoint,
+        train_and_evaluate,
+        train_batch,
+    )
+
+_LAZY = {
+    "ImageData": "estimators._data",
+    "DataMode": "estimators._data",
+    "DiskImages": "estimators._data",
+    "load_data": "estimators._data",
+    "DeviceError": "estimators._device",
+    "TrainDevice": "estimators._device",
+    "parse_device": "estimators._device",
+    "resolve_device": "estimators._device",
+    "fvcore_macs": "estimators._fvcore",
+    "Backend": "estimators._latency",
+    "LatencyConfig": "estimators._latency",
+    "LatencyError": "estimators._latency",
+    "LatencyResult": "estimators._latency",
+    "LockTimeout": "estimators._latency",
+    "Target": "estimators._latency",
+    "fold_batchnorm": "estimators._latency",
+    "host_info": "estimators._latency",
+    "latency_lock": "estimators._latency",
+    "measure": "estimators._latency",
+    "measure_many": "estimators._latency",
+    "part_target": "estimators._latency",
+    "Correction": "estimators._lut",
+    "LatencyTable": "estimators._lut",
+    "LutError": "estimators._lut",
+    "ValidationReport": "estimators._lut",
+    "build_table": "estimators._lut",
+    "load_table": "estimators._lut",
+    "part_key": "estimators._lut",
+    "predict": "estimators._lut",
+    "save_table": "estimators._lut",
+    "validate_table": "estimators._lut",
+    "naswot": "estimators._proxies",
+    "DataIdentity": "estimators._supernet",
+    "Supernet": "estimators._supernet",
+    "SupernetError": "estimators._supernet",
+    "data_identity": "estimators._supernet",
+    "SUPERNET_FORMAT": "estimators._supernet_train",
+    "SupernetProgress": "estimators._supernet_train",
+    "SupernetRecipe": "estimators._supernet_train",
+    "SupernetState": "estimators._supernet_train",
+    "fit_supernet": "estimators._supernet_train",
+    "load_supernet": "estimators._supernet_train",
+    "load_supernet_state": "estimators._supernet_train",
+    "new_supernet_state": "estimators._supernet_train",
+    "save_supernet": "estimators._supernet_train",
+    "PRESETS": "estimators._training",
+    "EvalResult": "estimators._training",
+    "Recipe": "estimators._training",
+    "RecipeError": "estimators._training",
+    "TrainingDiverged": "estimators._training",
+    "TrainProgress": "estimators._training",
+    "TrainResult": "estimators._training",
+    "TrainState": "estimators._training",
+    "augment": "estimators._training",
+    "batches_per_epoch": "estimators._training",
+    "evaluate": "estimators._training",
+    "fit": "estimators._training",
+    "get_recipe": "estimators._training",
+    "load_checkpoint": "estimators._training",
+    "new_state": "estimators._training",
+    "recalibrate_bn": "estimators._training",
+    "save_checkpoint": "estimators._training",
+    "train_and_evaluate": "estimators._training",
+    "train_batch": "estimators._training",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

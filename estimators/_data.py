@@ -36,6 +36,7 @@ import torch.nn.functional as F
 from PIL import Image, UnidentifiedImageError
 
 from estimators._download import DataError, ProgressFn, cache_dir, download_cifar10
+from estimators._options import DEFAULT_DATA
 
 __all__ = [
     "DEFAULT_DATA",
@@ -50,7 +51,6 @@ __all__ = [
     "load_data",
 ]
 
-DEFAULT_DATA = "digits"
 IMAGE_EXTENSIONS = frozenset(
     {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".ppm", ".pgm", ".tif", ".tiff", ".webp"}
 )

@@ -1,10 +1,12 @@
-"""Accuracy of a candidate: a training recipe, a deterministic CPU training loop, and
-evaluation (top-1, top-5, per class).
+"""Accuracy of a candidate: a training recipe, a deterministic training loop (CPU, or a
+CUDA device with mixed precision: ``estimators/_device.py``), and evaluation (top-1,
+top-5, per class).
 
 Everything random is owned: the batch order of epoch e comes from a generator seeded
 with (seed, e), augmentation from one seeded generator whose state is checkpointed, and
-dropout from torch's global generator, seeded inside ``fork_rng`` and checkpointed. So a
-run is bit-identical for a seed on CPU, and a resumed run equals an uninterrupted one.
+dropout from torch's global generator, seeded inside ``fork_rng`` and checkpointed (on
+CUDA, from the device's generator seeded with (seed, step)). So a run is bit-identical
+for a seed on CPU, and a resumed run equals an uninterrupted one.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from estimators._data import ImageData, Images, load_data
+from estimators._device import TrainDevice, move_optimizer_state, resolve_device
+from estimators._options import Optimizer
 from search_space import ArchSpec, NasctlError, build_model
 
 __all__ = [
@@ -45,6 +49,7 @@ __all__ = [
     "recalibrate_bn",
     "save_checkpoint",
     "train_and_evaluate",
+    "train_batch",
 ]
 
 CHECKPOINT_FORMAT = "nasctl-checkpoint/1"
@@ -60,11 +65,6 @@ class TrainingDiverged(NasctlError):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
-
-
-class Optimizer(StrEnum):
-    SGD = "sgd-nesterov"
-    ADAMW = "adamw"
 
 
 @dataclass(frozen=True)
@@ -192,6 +192,8 @@ class TrainResult:
     epochs: int
     per_class: dict[str, float]
     history: list[dict[str, float]] = field(default_factory=list)
+    #: Where and at what precision it trained: "cpu/fp32", "cuda:0 NVIDIA H200/bf16".
+    device: str = "cpu/fp32"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -220,6 +222,11 @@ class TrainState:
     images: int = 0
     epoch_stats: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0])
     last_eval: EvalResult | None = None  # of the latest epoch; not checkpointed
+    #: ``TrainDevice.label`` of the latest training (a checkpoint from before devices
+    #: were recorded trained on the CPU at fp32).
+    device: str = "cpu/fp32"
+    #: fp16's gradient scaler (its scale and growth counter), for an exact resume.
+    scaler_state: dict[str, Any] | None = None
 
     @property
     def done(self) -> bool:
@@ -309,6 +316,28 @@ def _normalise(images: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> t
     return images.float().div_(255).sub_(mean).div_(std).contiguous()
 
 
+def train_batch(data: ImageData, indices: torch.Tensor) -> torch.Tensor:
+    """The uint8 NCHW training images at ``indices``: the one place the loops read
+    training images, so a store that does not hold the split in memory plugs in here."""
+    return data.train_x[indices]
+
+
+def _stats(
+    mean: tuple[float, ...], std: tuple[float, ...], device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
+    return (
+        torch.tensor(mean, device=device).view(1, 3, 1, 1),
+        torch.tensor(std, device=device).view(1, 3, 1, 1),
+    )
+
+
+def _diverged(value: float, epoch: int, batch: int, lr: float) -> TrainingDiverged:
+    return TrainingDiverged(
+        f"training loss became {value} at epoch {epoch + 1}, batch {batch + 1} (lr {lr:.3g}): "
+        "lower the learning rate"
+    )
+
+
 def _lr_at(step: int, steps_per_epoch: int, recipe: Recipe) -> float:
     """Linear warm-up from lr/steps to lr, then half-cosine to zero (per step)."""
     total = recipe.epochs * steps_per_epoch
@@ -338,11 +367,14 @@ def fit(
     data: ImageData,
     *,
     on_progress: Callable[[TrainProgress], None] | None = None,
+    device: TrainDevice | str | None = None,
 ) -> TrainState:
     """Train ``state`` up to ``recipe.epochs``, from wherever it stands (resume).
 
     Evaluates on the validation split after every epoch (``state.history``). Raises
-    TrainingDiverged on a NaN/inf loss. Uses torch's current thread count.
+    TrainingDiverged on a NaN/inf loss. Uses torch's current thread count (on CUDA, for
+    augmentation). ``device`` (default the CPU at fp32) is where the model trains; the
+    model and its optimizer state are moved there and stay there.
     """
     _check_fit(state.spec, data)
     if tuple(data.classes) != tuple(state.classes):
@@ -350,15 +382,34 @@ def fit(
             f"the checkpoint was trained on classes {list(state.classes)[:5]}... but data "
             f"{data.name!r} has {list(data.classes)[:5]}..."
         )
+    dev = resolve_device(device)
     recipe, model, opt = state.recipe, state.model, state.optimizer
+    dev.place(model)
+    move_optimizer_state(opt, dev.device)
+    scaler = dev.scaler()
+    if scaler is not None and state.scaler_state:
+        scaler.load_state_dict(state.scaler_state)
+    state.device = dev.label
     indices = _train_indices(data, recipe)
     n = len(indices)
     batch_size = min(recipe.batch_size, n)
     batches = batches_per_epoch(n, recipe)
     pad = round(recipe.pad * data.resolution)
-    mean = torch.tensor(state.mean).view(1, 3, 1, 1)
-    std = torch.tensor(state.std).view(1, 3, 1, 1)
-    with torch.random.fork_rng(devices=[]):
+    mean, std = _stats(state.mean, state.std, dev.device)
+    # Augmentation draws from a copy; a step's draws reach the state when it commits.
+    aug = torch.Generator()
+    aug.set_state(state.aug_gen.get_state())
+
+    def prepare(order: torch.Tensor, b: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        idx = order[b * batch_size : (b + 1) * batch_size]
+        images = dev.batch(augment(train_batch(data, idx), aug, pad, recipe.flip))
+        return (
+            dev.layout(_normalise(images, mean, std)),
+            dev.labels(data.train_y[idx]),
+            (aug.get_state()),
+        )
+
+    with torch.random.fork_rng(devices=[]), dev.session():
         while not state.done:
             epoch = state.epoch
             order = indices[
@@ -369,29 +420,38 @@ def fit(
             model.train()
             loss_sum, correct, seen = state.epoch_stats
             started = time.perf_counter()
+            ahead = None
             for b in range(state.batch, batches):
                 torch.set_rng_state(state.rng)
-                idx = order[b * batch_size : (b + 1) * batch_size]
-                x = _normalise(
-                    augment(data.train_x[idx], state.aug_gen, pad, recipe.flip), mean, std
-                )
-                y = data.train_y[idx]
+                dev.seed_step(_mix(recipe.seed, "dropout", state.step))
+                x, y, aug_after = ahead if ahead is not None else prepare(order, b)
                 lr = _lr_at(state.step, batches, recipe)
                 for group in opt.param_groups:
                     group["lr"] = lr
-                logits = model(x)
-                loss = F.cross_entropy(logits, y, label_smoothing=recipe.label_smoothing)
-                if not torch.isfinite(loss):
-                    raise TrainingDiverged(
-                        f"training loss became {loss.item()} at epoch {epoch + 1}, batch "
-                        f"{b + 1} (lr {lr:.3g}): lower the learning rate"
-                    )
+                with dev.autocast():
+                    logits = model(x)
+                    loss = F.cross_entropy(logits, y, label_smoothing=recipe.label_smoothing)
+                if not dev.is_cuda and not torch.isfinite(loss):
+                    raise _diverged(loss.item(), epoch, b, lr)
                 opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
+                if scaler is not None:
+                    scaler.scale(loss).backward()
+                    scaler.step(opt)
+                    scaler.update()
+                else:
+                    loss.backward()
+                    opt.step()
+                # On CUDA the step runs while the next batch is augmented and copied.
+                ahead = prepare(order, b + 1) if dev.is_cuda and b + 1 < batches else None
+                value = loss.item()
+                if not math.isfinite(value):
+                    raise _diverged(value, epoch, b, lr)
                 # Commit the step: from here on, an interrupt leaves a consistent state.
                 state.rng = torch.get_rng_state()
-                loss_sum += loss.item() * len(y)
+                state.aug_gen.set_state(aug_after)
+                if scaler is not None:
+                    state.scaler_state = scaler.state_dict()
+                loss_sum += value * len(y)
                 correct += int((logits.argmax(1) == y).sum())
                 seen += len(y)
                 state.epoch_stats = [loss_sum, correct, seen]
@@ -414,8 +474,12 @@ def fit(
                     )
             if recipe.bn_images:
                 pick = torch.linspace(0, n - 1, min(recipe.bn_images, n)).long()
-                recalibrate_bn(model, data.train_x[indices[pick]], state.mean, state.std)
-            result = evaluate(model, data.val_x, data.val_y, state.classes, state.mean, state.std)
+                recalibrate_bn(
+                    model, train_batch(data, indices[pick]), state.mean, state.std, device=dev
+                )
+            result = evaluate(
+                model, data.val_x, data.val_y, state.classes, state.mean, state.std, device=dev
+            )
             state.last_eval = result
             record = {
                 "epoch": epoch + 1,
@@ -444,6 +508,16 @@ def fit(
     return state
 
 
+def _device_for(model: nn.Module, device: TrainDevice | str | None) -> TrainDevice:
+    """``device`` resolved, or (None) the device the model's weights are on, at fp32."""
+    if device is not None:
+        return resolve_device(device)
+    first = next(model.parameters(), None)
+    if first is None or first.device.type == "cpu":
+        return resolve_device("cpu")
+    return TrainDevice(first.device)
+
+
 @torch.no_grad()
 def recalibrate_bn(
     model: nn.Module,
@@ -452,9 +526,12 @@ def recalibrate_bn(
     std: tuple[float, ...],
     count: int = 2048,
     batch_size: int = 256,
+    *,
+    device: TrainDevice | str | None = None,
 ) -> None:
     """Replace BatchNorm running statistics by exact averages over ``count`` images
-    spread evenly over ``images`` (no augmentation, no dropout, no weight change)."""
+    spread evenly over ``images`` (no augmentation, no dropout, no weight change).
+    ``device``: where the model is (default: where its weights are, at fp32)."""
     norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     if not norms or len(images) < 2:
         return
@@ -465,13 +542,14 @@ def recalibrate_bn(
         bn.reset_running_stats()
         bn.momentum = None  # cumulative average over the batches below
         bn.train()
+    dev = _device_for(model, device)
     pick = torch.linspace(0, len(images) - 1, min(count, len(images))).long()
-    m = torch.tensor(mean).view(1, 3, 1, 1)
-    s = torch.tensor(std).view(1, 3, 1, 1)
+    m, s = _stats(mean, std, dev.device)
     for start in range(0, len(pick), batch_size):
         chunk = pick[start : start + batch_size]
         if len(chunk) > 1:
-            model(_normalise(images[chunk], m, s))
+            with dev.autocast():
+                model(dev.layout(_normalise(dev.batch(images[chunk]), m, s)))
     for bn, momentum in zip(norms, momenta, strict=True):
         bn.momentum = momentum
     model.train(was_training)
@@ -486,27 +564,31 @@ def evaluate(
     mean: tuple[float, ...],
     std: tuple[float, ...],
     batch_size: int = 512,
+    *,
+    device: TrainDevice | str | None = None,
 ) -> EvalResult:
     """Top-1, top-5 (top-k with k = min(5, classes)), mean cross-entropy and per-class
-    top-1 of ``model`` in eval mode (BatchNorm running statistics, no dropout)."""
+    top-1 of ``model`` in eval mode (BatchNorm running statistics, no dropout).
+    ``device``: where the model is (default: where its weights are, at fp32)."""
+    dev = _device_for(model, device)
     was_training = model.training
     model.eval()
-    m = torch.tensor(mean).view(1, 3, 1, 1)
-    s = torch.tensor(std).view(1, 3, 1, 1)
+    m, s = _stats(mean, std, dev.device)
     k = min(5, len(classes))
     loss_sum, top1, top5 = 0.0, 0, 0
     hits = torch.zeros(len(classes), dtype=torch.int64)
     totals = torch.bincount(labels, minlength=len(classes))
     for start in range(0, len(labels), batch_size):
-        x = _normalise(images[start : start + batch_size], m, s)
-        y = labels[start : start + batch_size]
-        logits = model(x)
+        x = dev.layout(_normalise(dev.batch(images[start : start + batch_size]), m, s))
+        y = dev.labels(labels[start : start + batch_size])
+        with dev.autocast():
+            logits = model(x).float()
         loss_sum += float(F.cross_entropy(logits, y, reduction="sum"))
         best = logits.topk(k, dim=1).indices
         right = best[:, 0] == y
         top1 += int(right.sum())
         top5 += int((best == y[:, None]).any(1).sum())
-        hits += torch.bincount(y[right], minlength=len(classes))
+        hits += torch.bincount(y[right], minlength=len(classes)).cpu()
     model.train(was_training)
     n = max(len(labels), 1)
     per_class = {
@@ -525,6 +607,7 @@ def train_and_evaluate(
     threads: int | None = None,
     on_progress: Callable[[TrainProgress], None] | None = None,
     checkpoint: str | Path | None = None,
+    device: TrainDevice | str | None = None,
 ) -> TrainResult:
     """Train ``spec`` from scratch with ``recipe`` (default: the ``search`` preset) and
     return its validation accuracy. The entry point for a search. With ``checkpoint``,
@@ -532,8 +615,10 @@ def train_and_evaluate(
 
     ``data`` may be a loaded ImageData or anything ``load_data`` accepts (loaded at the
     spec's resolution). ``seed`` overrides ``recipe.seed``; ``threads`` sets torch's
-    intra-op threads for the call. Raises TrainingDiverged on a NaN/inf loss.
+    intra-op threads for the call; ``device`` is where it trains (default the CPU at
+    fp32; see ``resolve_device``). Raises TrainingDiverged on a NaN/inf loss.
     """
+    dev = resolve_device(device)
     recipe = recipe or PRESETS["search"]
     if seed is not None:
         recipe = recipe.replace(seed=seed)
@@ -545,13 +630,13 @@ def train_and_evaluate(
             raise RecipeError(f"threads must be >= 1, got {threads}")
         torch.set_num_threads(threads)
     try:
-        state = fit(new_state(spec, data, recipe), data, on_progress=on_progress)
+        state = fit(new_state(spec, data, recipe), data, on_progress=on_progress, device=dev)
     finally:
         torch.set_num_threads(previous)
     if checkpoint is not None:
         save_checkpoint(state, checkpoint)
     final = state.last_eval or evaluate(
-        state.model, data.val_x, data.val_y, data.classes, data.mean, data.std
+        state.model, data.val_x, data.val_y, data.classes, data.mean, data.std, device=dev
     )
     last = state.history[-1]
     return TrainResult(
@@ -564,6 +649,7 @@ def train_and_evaluate(
         epochs=recipe.epochs,
         per_class=final.per_class,
         history=state.history,
+        device=state.device,
     )
 
 
@@ -595,6 +681,8 @@ def save_checkpoint(state: TrainState, path: str | Path) -> Path:
         "train_seconds": state.train_seconds,
         "images": state.images,
         "epoch_stats": state.epoch_stats,
+        "device": state.device,
+        "scaler": state.scaler_state,
     }
     tmp = path.with_suffix(path.suffix + ".tmp")
     torch.save(payload, tmp)
@@ -640,4 +728,6 @@ def load_checkpoint(path: str | Path) -> TrainState:
         train_seconds=payload["train_seconds"],
         images=payload["images"],
         epoch_stats=list(payload["epoch_stats"]),
+        device=str(payload.get("device", "cpu/fp32")),
+        scaler_state=payload.get("scaler"),
     )

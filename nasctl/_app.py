@@ -6,25 +6,35 @@ and exit code 2.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import functools
+import importlib.metadata
 import json
+import os
 import sys
-from collections.abc import Callable
+import tempfile
+import warnings
+from collections.abc import Callable, Iterator
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
-import pandas as pd
 import typer
 from rich.console import Console
 from rich.table import Table
+from typer._click.exceptions import NoArgsIsHelpError, UsageError  # typer's bundled click
+from typer.core import TyperGroup
 
 from search_space import (
     ArchSpec,
     ClassicSpec,
     NasctlError,
+    NasctlWarning,
     SpecError,
     baseline_names,
+    check_finite,
+    check_threads,
     classic_names,
     get_baseline,
     get_classic,
@@ -36,6 +46,7 @@ from search_space import (
 __all__ = [
     "OutputFormat",
     "app",
+    "check_output",
     "console",
     "emit",
     "err_console",
@@ -45,7 +56,33 @@ __all__ = [
     "resolve_model",
 ]
 
+
+class _OneLineGroup(TyperGroup):
+    """Click's usage errors (a word where a number goes, an unknown option) as one red
+    line and exit 2 too, like every other refusal, instead of a boxed usage message."""
+
+    def make_context(self, *args: Any, **kwargs: Any) -> Any:
+        with _usage_errors_as_lines():
+            return super().make_context(*args, **kwargs)
+
+    def invoke(self, ctx: Any) -> Any:
+        with _usage_errors_as_lines():
+            return super().invoke(ctx)
+
+
+@contextlib.contextmanager
+def _usage_errors_as_lines() -> Iterator[None]:
+    try:
+        yield
+    except NoArgsIsHelpError:  # a bare `nasctl lut`: click prints the help
+        raise
+    except UsageError as exc:
+        where = f"{exc.ctx.command_path}: " if exc.ctx is not None else ""
+        raise fail(f"{where}{exc.format_message()} (see --help)") from None
+
+
 app = typer.Typer(
+    cls=_OneLineGroup,
     name="nasctl",
     help="Hardware-aware neural architecture search for MobileNet-style image classifiers.",
     no_args_is_help=True,
@@ -58,6 +95,24 @@ console = Console(width=None if sys.stdout.isatty() else 160)
 err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        print(f"nasctl {importlib.metadata.version('nasctl')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """Hardware-aware neural architecture search for MobileNet-style image classifiers."""
 
 
 class OutputFormat(StrEnum):
@@ -79,7 +134,9 @@ def guarded(fn: F) -> F:
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
-            return fn(*args, **kwargs)
+            _check_numbers(kwargs)
+            with _warnings_as_lines():
+                return fn(*args, **kwargs)
         except NasctlError as exc:
             raise fail(str(exc)) from None
         except KeyboardInterrupt:
@@ -87,6 +144,76 @@ def guarded(fn: F) -> F:
             raise typer.Exit(130) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+@contextlib.contextmanager
+def _warnings_as_lines() -> Iterator[None]:
+    """Print every NasctlWarning (a repaired journal, ...) as one yellow line on stderr;
+    other warnings go where they went."""
+    shown = warnings.showwarning
+
+    def show(message: Warning | str, category: type[Warning], *args: Any, **kw: Any) -> None:
+        if not issubclass(category, NasctlWarning):
+            shown(message, category, *args, **kw)
+            return
+        line = " ".join(str(message).split())
+        err_console.print(f"[yellow]warning:[/yellow] {line}", highlight=False, soft_wrap=True)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", NasctlWarning)
+        warnings.showwarning = show
+        yield
+
+
+#: The largest integer any option takes (a C int: seeds, counts, sizes).
+MAX_OPTION_INT = 2**31 - 1
+
+
+def _check_numbers(options: dict[str, Any]) -> None:
+    """Every number given to a command, before it starts: thread counts from 1 to 4 per
+    core (ONNX Runtime segfaults at 100,000), floats finite and not negative (NaN passes
+    every ``x <= 0`` test), integers from 0 to MAX_OPTION_INT. No option of nasctl means
+    anything below zero; each command still checks its own lower bound (``--trials 0``)."""
+    for name, value in options.items():
+        flag = "--" + name.replace("_", "-")
+        for v in value if isinstance(value, list | tuple) else [value]:
+            if isinstance(v, bool) or not isinstance(v, int | float):
+                continue
+            if name == "threads" or name.endswith("_threads"):
+                check_threads(v, flag)
+            elif isinstance(v, float):
+                check_finite(v, flag)
+            elif not 0 <= v <= MAX_OPTION_INT:
+                raise NasctlError(f"{flag} must be an integer from 0 to {MAX_OPTION_INT}, got {v}")
+
+
+def check_output(path: Path, flag: str, *, directory: bool) -> None:
+    """Refuse an output path that cannot be written, before any work starts: a file
+    where a directory goes (or the reverse), a parent that is a file, a place where no
+    file can be created (/proc, a read-only mount, no permission). A file is created
+    and removed in the nearest existing folder to find out, so that nothing is left."""
+    shown = repr(str(path))
+    if directory and path.exists() and not path.is_dir():
+        raise NasctlError(f"{flag} {shown} is a file, not a directory")
+    if not directory and path.is_dir():
+        raise NasctlError(f"{flag} {shown} is a directory, not a file")
+    folder = path if directory else path.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        raise NasctlError(f"{flag} {shown} cannot be written: {str(folder)!r} is a file")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".nasctl-probe-", dir=folder)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        reason = exc.strerror or errno.errorcode.get(exc.errno or 0, str(exc))
+        raise NasctlError(
+            f"{flag} {shown} cannot be written: no file can be created in {str(folder)!r} "
+            f"({reason})"
+        ) from None
+    if not directory and path.exists() and not os.access(path, os.W_OK):
+        raise NasctlError(f"{flag} {shown} cannot be written: permission denied")
 
 
 def resolve_arch(
@@ -150,6 +277,8 @@ def emit(
         print(json.dumps(rows, indent=2, default=str))
         return
     if fmt is OutputFormat.csv:
+        import pandas as pd  # lazily: seconds to import, and only CSV needs it
+
         print(pd.DataFrame(rows).to_csv(index=False), end="")
         return
     formats = formats or {}

@@ -10,19 +10,19 @@ from typing import Annotated
 
 import typer
 
-from estimators import count, load_table, part_layers
+from estimators import count, part_layers
 from nasctl._app import (
     NumClassesOption,
     OutputFormat,
     ResolutionOption,
     WidthOption,
     app,
+    check_output,
     console,
     emit,
     guarded,
     resolve_arch,
 )
-from results import plot_arch
 from search_space import BlockSpec, SpecError, format_arch, load_space, space_source
 
 arch_app = typer.Typer(help="Inspect one architecture.", no_args_is_help=True)
@@ -106,10 +106,14 @@ def arch_plot(
     """Draw the architecture: one row per stem, block and head with its kernel, expansion,
     SE, activation, stride, channels and MACs (colour for the choices), and its latency
     from a lookup table with --lut."""
+    from estimators import load_table
+    from results import plot_arch
+
     spec = resolve_arch(arch, width, resolution, num_classes)
     table = load_table(lut) if lut is not None else None
     if out.suffix.lower() != ".png":
         raise SpecError(f"--out must be a .png file, got {str(out)!r}")
+    check_output(out, "--out", directory=False)
     name = title or (arch if len(arch) <= 60 else "architecture")
     try:
         path = plot_arch(spec, out, table, name)

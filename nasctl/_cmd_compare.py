@@ -5,15 +5,15 @@ from __future__ import annotations
 import shlex
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from estimators import LatencyConfig, TrainProgress, get_recipe, load_data
-from nasctl._app import OutputFormat, app, console, emit, guarded
-from results import open_existing
-from results._compare import choose_contenders, markdown_report, plot_compare, run_compare
-from results._search import fidelity_recipe
+from nasctl._app import OutputFormat, app, check_output, console, emit, guarded
+from nasctl._device_options import PrecisionChoice, PrecisionOption, training_device
+
+if TYPE_CHECKING:
+    from estimators import TrainProgress
 
 
 def progress_line(name: str, p: TrainProgress | None) -> str | None:
@@ -78,6 +78,19 @@ def compare(
     fmt: Annotated[OutputFormat, typer.Option("--format", "-f", help="Output format.")] = (
         OutputFormat.table
     ),
+    device: Annotated[
+        str,
+        typer.Option(
+            "--device",
+            help="Where the models train: cpu, cuda, cuda:N or auto. --latency-device is "
+            "where latency is measured.",
+        ),
+    ] = "cpu",
+    precision: PrecisionOption = PrecisionChoice.auto,
+    latency_device: Annotated[
+        str,
+        typer.Option(help="Where latency is measured: cpu or cuda[:N] (--device: training)."),
+    ] = "cpu",
 ) -> None:
     """Retrain the best front members and the baselines the same way and compare them.
 
@@ -87,9 +100,18 @@ def compare(
     of --latency-runs measurements is marked. Writes
     OUT/STUDY/compare/{compare.csv, compare.png, compare.md} and each model's trained
     weights to OUT/STUDY/compare/models/NAME.pt (for `nasctl export --checkpoint`); an
-    interrupted run resumes without retraining finished models.
+    interrupted run resumes without retraining finished models. compare.csv records the
+    device and precision each model trained with (--device, --precision).
     """
+    from estimators import LatencyConfig, get_recipe, load_data
+    from results import open_existing
+    from results._compare import choose_contenders, markdown_report, plot_compare, run_compare
+    from results._search import fidelity_recipe
+
+    dev = training_device(device, precision)  # a missing GPU: one line, before any work
+    timing = LatencyConfig(threads=latency_threads, rounds=latency_rounds, device=latency_device)
     s = open_existing(study, out, storage)
+    check_output(out / study / "compare", "--out", directory=True)
     meta = s.user_attrs.get("nasctl", {})
     data = data or meta.get("data", "digits")
     contenders = choose_contenders(
@@ -111,11 +133,12 @@ def compare(
         data,
         recipe,
         folder,
-        LatencyConfig(threads=latency_threads, rounds=latency_rounds),
+        timing,
         seed,
         threads,
         progress,
         latency_runs=latency_runs,
+        device=dev,
     )
     folder.mkdir(parents=True, exist_ok=True)
     frame.to_csv(folder / "compare.csv", index=False)
@@ -134,6 +157,7 @@ def compare(
         "macs",
         "params",
         "train_seconds",
+        "device",
         "dominates",
     ]
     rows = frame.sort_values("ratio_to_v2")[cols].to_dict("records")

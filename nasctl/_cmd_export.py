@@ -14,19 +14,12 @@ from nasctl._app import (
     ResolutionOption,
     WidthOption,
     app,
+    check_output,
     console,
     err_console,
     guarded,
     resolve_arch,
 )
-from results import (
-    ExportFormat,
-    export_model,
-    exported_latency,
-    open_existing,
-    read_checkpoint,
-)
-from results._report import pick_trial
 from search_space import ArchSpec, SpecError, format_arch
 
 
@@ -60,6 +53,9 @@ def _choose(
     study: StudyChoice | None = None,
 ) -> tuple[ArchSpec, dict[str, Any] | None]:
     """The spec (ARCH, a study's trial, or the checkpoint's own) and its weights."""
+    from results import open_existing, read_checkpoint
+    from results._report import pick_trial
+
     if study is not None:
         if arch is not None:
             raise SpecError("give either ARCH or --study, not both")
@@ -169,12 +165,19 @@ def export(
     `--best-under MS`). Model files are run back on a random batch; logits must match
     PyTorch (max abs diff).
     """
+    from results import ExportFormat, export_model, exported_latency
+
     choice = (
         StudyChoice(study, runs, storage, trial, best, best_under) if study is not None else None
     )
     if choice is None and (trial is not None or best or best_under is not None):
         raise SpecError("--trial, --best and --best-under need --study NAME")
+    check_output(out, "--out", directory=out.is_dir() or not out.suffix)
     spec, state = _choose(arch, checkpoint, width, resolution, num_classes, choice)
+    if state is not None and checkpoint is not None:
+        from results._export import check_weights
+
+        check_weights(spec, state, checkpoint)
     result = export_model(
         spec,
         out,

@@ -5,34 +5,28 @@ from __future__ import annotations
 import json
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from estimators import (
-    Backend,
-    LatencyConfig,
-    Target,
-    build_table,
-    load_table,
-    measure_many,
-    save_table,
-    validate_table,
-)
 from nasctl._app import (
     NumClassesOption,
     OutputFormat,
     ResolutionOption,
     WidthOption,
     app,
+    check_output,
     console,
     emit,
     err_console,
     guarded,
     resolve_model,
 )
-from search_space import ArchSpec, ClassicSpec, build_classic, load_space
+from search_space import ArchSpec, ClassicSpec, load_space
+
+if TYPE_CHECKING:
+    from estimators import Target
 
 lut_app = typer.Typer(
     help="Build and validate per-device latency lookup tables.", no_args_is_help=True
@@ -63,6 +57,9 @@ _Repeats = Annotated[int, typer.Option(help="Timed calls per model per round.")]
 
 def _timed(spec: ArchSpec | ClassicSpec, name: str, seed: int) -> ArchSpec | Target:
     """A classic network is timed as a module (measure_many builds ArchSpecs itself)."""
+    from estimators import Target
+    from search_space import build_classic
+
     if isinstance(spec, ClassicSpec):
         return Target(name, build_classic(spec, seed), spec.input_shape)
     return spec
@@ -108,6 +105,8 @@ def latency(
     """Measure batch-1 inference latency (median of interleaved rounds, one at a time per
     machine). Times in milliseconds in the table, microseconds in JSON. Classic networks run
     at their papers' input unless --resolution / --num-classes say otherwise."""
+    from estimators import Backend, LatencyConfig, measure_many
+
     config = LatencyConfig(
         backend=Backend(backend.value),
         device=device,
@@ -182,6 +181,9 @@ def lut_build(
 ) -> None:
     """Time every distinct stem, block and head of a space; an interrupted build resumes
     from the file it was writing."""
+    from estimators import Backend, LatencyConfig, build_table
+
+    check_output(out, "--out", directory=False)
     config = LatencyConfig(
         backend=Backend(backend.value),
         device=device,
@@ -234,7 +236,11 @@ def lut_validate(
 ) -> None:
     """Measure N random architectures of the table's space end to end and compare them
     with the table (share within 5/10%, MAPE, Spearman, Kendall; MACs for comparison)."""
+    from estimators import load_table, save_table, validate_table
+
     table = load_table(lut)
+    if store:
+        check_output(lut, "--lut", directory=False)
     with _progress() as bar:
         task = bar.add_task("measuring architectures", total=n * passes)
         report = validate_table(

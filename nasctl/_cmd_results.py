@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import optuna
-import pandas as pd
 import typer
 
-from nasctl._app import OutputFormat, app, console, emit, guarded
-from results import baselines_of, front_frame, open_existing, plot_front, trials_frame
-from results._report import TARGET_COLUMNS, study_unit
+from nasctl._app import OutputFormat, app, check_output, console, emit, guarded
+
+if TYPE_CHECKING:
+    import optuna
+    import pandas as pd
 
 results_app = typer.Typer(help="Read a study: trials, Pareto front, plot.", no_args_is_help=True)
 app.add_typer(results_app, name="results")
@@ -82,6 +82,11 @@ _FORMATS = {
 
 def write_outputs(study: optuna.Study, folder: Path, unit: str) -> None:
     """The end of a search: front table printed; trials.csv, pareto.csv, pareto.png."""
+    import pandas as pd
+
+    from results import baselines_of, front_frame, plot_front, trials_frame
+    from results._report import TARGET_COLUMNS
+
     folder.mkdir(parents=True, exist_ok=True)
     frame = trials_frame(study)
     frame.to_csv(folder / "trials.csv", index=False)
@@ -101,6 +106,8 @@ def write_outputs(study: optuna.Study, folder: Path, unit: str) -> None:
 
 
 def _print_front(front: pd.DataFrame, baselines: list[dict[str, Any]], unit: str) -> None:
+    from results._report import TARGET_COLUMNS
+
     columns = ["number", "accuracy", "rung", "rung_accuracy", "latency_ms", "macs", "params"]
     rows = _rows(front, [*columns, "arch"])
     keys = list(rows[0]) if rows else ["number", "accuracy", "latency_ms", "macs", "params"]
@@ -130,6 +137,8 @@ def show(
     fmt: FormatOpt = OutputFormat.table,
 ) -> None:
     """Every trial of a study with its costs, accuracy and arch string."""
+    from results import open_existing, trials_frame
+
     s = open_existing(study, out, storage)
     emit(
         _rows(trials_frame(s), _SHOW),
@@ -149,6 +158,9 @@ def pareto(
     fmt: FormatOpt = OutputFormat.table,
 ) -> None:
     """The Pareto front (feasible trained trials) and the baselines."""
+    from results import baselines_of, front_frame, open_existing, trials_frame
+    from results._report import study_unit
+
     s = open_existing(study, out, storage)
     unit = study_unit(s)
     front = front_frame(trials_frame(s), unit)
@@ -167,9 +179,13 @@ def plot(
     path: Annotated[Path | None, typer.Option("--path", help="PNG file to write.")] = None,
 ) -> None:
     """Accuracy vs the target as a PNG: front highlighted, baselines marked."""
+    from results import baselines_of, open_existing, plot_front, trials_frame
+    from results._report import TARGET_COLUMNS, study_unit
+
     s = open_existing(study, out, storage)
     unit = study_unit(s)
     target = path or out / study / "pareto.png"
+    check_output(target, "--path" if path else "--out", directory=False)
     plot_front(
         trials_frame(s),
         baselines_of(s),

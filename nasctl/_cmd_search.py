@@ -9,29 +9,24 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import numpy as np
-import optuna
 import typer
-from optuna.trial import FrozenTrial, TrialState
 from rich.live import Live
 from rich.table import Table
 
-from estimators import LatencyConfig, get_recipe
-from nasctl._app import app, console, err_console, guarded
+from nasctl._app import app, check_output, console, err_console, guarded
 from nasctl._cmd_results import write_outputs
-from results import SearchConfig, SearchError, SearchTarget, non_dominated_mask
-from results._halving import ACC_COST
-from results._search import (
-    SEARCH_LATENCY,
-    TARGET_LABELS,
-    TARGET_UNITS,
-    AccuracyMode,
-    Event,
-    Sampler,
-    run_search,
-)
+from nasctl._device_options import PrecisionChoice, PrecisionOption, training_device
+from results import SearchTarget, non_dominated_mask
+from results._options import AccuracyMode, Sampler
+
+if TYPE_CHECKING:
+    import optuna
+    from optuna.trial import FrozenTrial
+
+    from results._search import Event
 
 
 class _CtrlC:
@@ -102,6 +97,10 @@ class _LiveView:
         self.live.update(self.render())
 
     def on_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        from optuna.trial import TrialState
+
+        from results._halving import ACC_COST
+
         trials = study.get_trials(deepcopy=False)
         complete = [t for t in trials if t.state is TrialState.COMPLETE]
         promoted = [t for t in complete if t.user_attrs.get("promoted_from") is not None]
@@ -134,6 +133,10 @@ class _LiveView:
 
     def trial_line(self, trial: FrozenTrial) -> str:
         """One finished trial as a plain line, with the study's counts and the time."""
+        from optuna.trial import TrialState
+
+        from results._search import TARGET_LABELS
+
         a = trial.user_attrs
         if trial.state is not TrialState.COMPLETE:
             what = f"failed: {a.get('fail_reason', trial.state.name.lower())}"
@@ -155,6 +158,8 @@ class _LiveView:
         )
 
     def render(self) -> Table:
+        from results._search import TARGET_LABELS
+
         grid = Table.grid(padding=(0, 2))
         elapsed = time.monotonic() - self.started
         c = self.counts
@@ -235,7 +240,21 @@ def search(
     lut: Annotated[
         Path | None, typer.Option(help="Latency lookup table (from `nasctl lut build`).")
     ] = None,
-    device: Annotated[str, typer.Option(help="Latency device: cpu or cuda[:N].")] = "cpu",
+    device: Annotated[
+        str,
+        typer.Option(
+            "--device",
+            help="Where candidates train: cpu, cuda, cuda:N or auto (one search worker per "
+            "GPU: --device cuda:1). --latency-device is where latency is measured.",
+        ),
+    ] = "cpu",
+    precision: PrecisionOption = PrecisionChoice.auto,
+    latency_device: Annotated[
+        str,
+        typer.Option(
+            help="Where latency is measured: cpu or cuda[:N] (--device is where candidates train)."
+        ),
+    ] = "cpu",
     threads: Annotated[
         int | None,
         typer.Option(
@@ -302,7 +321,18 @@ def search(
     larger, up to the full one; the front uses each architecture's highest rung.
     --accuracy supernet scores each candidate with a supernet trained once over the same
     space and data (seconds, no training); baselines outside the space are trained.
+
+    --device is where candidates train (cuda: mixed precision, see docs/gpu.md);
+    --latency-device is where latency is measured.
     """
+    from estimators import LatencyConfig, get_recipe
+    from results import SearchConfig, SearchError
+    from results._search import SEARCH_LATENCY, TARGET_UNITS, run_search
+
+    training_device(device, precision)  # a missing GPU: one line, before any work
+    check_output(out, "--out", directory=True)
+    if storage is not None and storage.endswith(".journal") and "://" not in storage:
+        check_output(Path(storage), "--storage", directory=False)
     if accuracy is AccuracyMode.supernet and supernet is None:
         raise SearchError(
             "--accuracy supernet needs --supernet FILE (from `nasctl supernet train`)"
@@ -342,7 +372,7 @@ def search(
             repeats=SEARCH_LATENCY.repeats,
             min_warmup=SEARCH_LATENCY.min_warmup,
             max_warmup=SEARCH_LATENCY.max_warmup,
-            device=device,
+            device=latency_device,
             threads=latency_threads,
         ),
         threads=threads,
@@ -354,6 +384,8 @@ def search(
         eta=3 if eta is None else eta,
         min_fidelity=min_fidelity,
         supernet_path=supernet,
+        device=device,
+        precision=precision.value,
     )
     view = _LiveView(target, trials)
     interrupted = False

@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import torch
 import typer
 from rich.progress import (
     BarColumn,
@@ -18,23 +17,28 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from estimators import (
-    DEFAULT_DATA,
-    ImageData,
-    Supernet,
-    SupernetProgress,
-    SupernetRecipe,
-    SupernetState,
-    data_identity,
-    fit_supernet,
-    load_supernet,
-    load_supernet_state,
-    new_supernet_state,
-    save_supernet,
+from estimators import DEFAULT_DATA
+from nasctl._app import (
+    OutputFormat,
+    app,
+    check_output,
+    console,
+    emit,
+    err_console,
+    guarded,
+    resolve_arch,
 )
-from nasctl._app import OutputFormat, app, console, emit, err_console, guarded, resolve_arch
 from nasctl._cmd_train import DATA_HELP, _load
+from nasctl._device_options import (
+    DeviceOption,
+    PrecisionChoice,
+    PrecisionOption,
+    training_device,
+)
 from search_space import NasctlError, SearchSpace, baseline_names, space_source
+
+if TYPE_CHECKING:
+    from estimators import ImageData, Supernet, SupernetProgress, SupernetState, TrainDevice
 
 supernet_app = typer.Typer(
     help="Train a weight-sharing supernet over a search space; score architectures with it.",
@@ -48,10 +52,10 @@ _Threads = Annotated[
 
 
 def _threads(threads: int | None) -> None:
+    import torch
+
     if threads is not None:
-        if threads < 1:
-            raise NasctlError(f"--threads must be >= 1, got {threads}")
-        torch.set_num_threads(threads)
+        torch.set_num_threads(threads)  # in range: checked by guarded
 
 
 def _space_text(space: Path | None) -> str:
@@ -110,13 +114,19 @@ def train(
     save_every: Annotated[
         float, typer.Option(help="Seconds between checkpoints (and after every epoch).")
     ] = 120.0,
+    device: DeviceOption = "cpu",
+    precision: PrecisionOption = PrecisionChoice.auto,
 ) -> None:
     """Train one supernet over the space with the sandwich rule and write it to OUT.
 
     Each step trains the largest, the smallest and random sub-networks on one batch.
     OUT is written atomically every --save-every seconds, after every epoch and on
-    Ctrl-C; running the same command again continues it.
+    Ctrl-C; running the same command again continues it (on any --device).
     """
+    from estimators import SupernetRecipe, data_identity, load_supernet_state, new_supernet_state
+
+    dev = training_device(device, precision)
+    check_output(out, "--out", directory=False)
     _threads(threads)
     if save_every <= 0:
         raise NasctlError(f"--save-every must be > 0 seconds, got {save_every:g}")
@@ -166,10 +176,18 @@ def train(
         recipe = SupernetRecipe(**overrides)
         loaded = {r: _load(data, r, seed) for r in resolutions}
         state = new_supernet_state(text, loaded[resolutions[0]], recipe, data_seed=seed)
-    _fit(state, loaded, out, save_every)
+    _fit(state, loaded, out, save_every, dev)
 
 
-def _fit(state: SupernetState, data: dict[int, ImageData], out: Path, save_every: float) -> None:
+def _fit(
+    state: SupernetState,
+    data: dict[int, ImageData],
+    out: Path,
+    save_every: float,
+    device: TrainDevice,
+) -> None:
+    from estimators import fit_supernet, save_supernet
+
     bar = Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -212,7 +230,7 @@ def _fit(state: SupernetState, data: dict[int, ImageData], out: Path, save_every
                     save_supernet(state, out)
                     saved = time.monotonic()
 
-            fit_supernet(state, data, on_progress=on_progress)
+            fit_supernet(state, data, on_progress=on_progress, device=device)
     except KeyboardInterrupt:
         save_supernet(state, out)
         err_console.print(
@@ -224,7 +242,8 @@ def _fit(state: SupernetState, data: dict[int, ImageData], out: Path, save_every
     save_supernet(state, out)
     console.print(
         f"trained {state.epoch} epoch(s) in {state.train_seconds:.1f} s "
-        f"({state.images / max(state.train_seconds, 1e-9):.0f} img/s); wrote {out}",
+        f"({state.images / max(state.train_seconds, 1e-9):.0f} img/s on {state.device}); "
+        f"wrote {out}",
         highlight=False,
     )
 
@@ -261,11 +280,17 @@ def score(
     fmt: Annotated[
         OutputFormat, typer.Option("--format", "-f", help="Output format.")
     ] = OutputFormat.table,
+    device: DeviceOption = "cpu",
+    precision: PrecisionOption = PrecisionChoice.auto,
 ) -> None:
     """Validation top-1 of each ARCH with the supernet's weights (after recalibrating
     BatchNorm on a few training batches): a ranking signal, not trained accuracy."""
+    from estimators import load_supernet
+
+    dev = training_device(device, precision)
     _threads(threads)
     net = load_supernet(supernet)
+    dev.place(net)
     specs = []
     for text in arch:
         res = resolution
@@ -291,6 +316,7 @@ def score(
             recal_batches=recal_batches,
             seed=seed,
             val_images=val_images,
+            device=dev,
         )
         rows.append(
             {
@@ -308,6 +334,6 @@ def _describe(net: Supernet, path: Path) -> None:
     on = f"{trained.name!r}, {len(trained.classes)} classes" if trained else "no data"
     err_console.print(
         f"supernet {path}: space {net.space.name!r}, trained on {on}, "
-        f"{net.epochs_done:g} epoch(s) in {net.train_seconds:.0f} s",
+        f"{net.epochs_done:g} epoch(s) in {net.train_seconds:.0f} s on {net.trained_device}",
         highlight=False,
     )

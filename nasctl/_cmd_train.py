@@ -5,9 +5,8 @@ from __future__ import annotations
 import json
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import torch
 import typer
 from rich.progress import (
     BarColumn,
@@ -20,22 +19,27 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from estimators import (
-    DEFAULT_DATA,
-    ImageData,
-    Optimizer,
-    TrainProgress,
-    batches_per_epoch,
-    evaluate,
-    fit,
-    get_recipe,
-    load_checkpoint,
-    load_data,
-    new_state,
-    save_checkpoint,
+from estimators import DEFAULT_DATA, Optimizer
+from nasctl._app import (
+    OutputFormat,
+    app,
+    check_output,
+    console,
+    emit,
+    err_console,
+    guarded,
+    resolve_arch,
 )
-from nasctl._app import OutputFormat, app, console, emit, err_console, guarded, resolve_arch
+from nasctl._device_options import (
+    DeviceOption,
+    PrecisionChoice,
+    PrecisionOption,
+    training_device,
+)
 from search_space import ArchSpec, NasctlError, baseline_names
+
+if TYPE_CHECKING:
+    from estimators import ImageData, TrainProgress
 
 CHECKPOINT = "checkpoint.pt"
 DATA_HELP = (
@@ -53,6 +57,8 @@ class Preset(StrEnum):
 
 def _load(data: str, resolution: int, seed: int) -> ImageData:
     """load_data with a progress bar for the download and for decoding image files."""
+    from estimators import load_data
+
     tasks: dict[str, TaskID] = {}
     with Progress(
         TextColumn("{task.description}"),
@@ -122,16 +128,31 @@ def train(
     threads: Annotated[
         int | None, typer.Option(help="Torch threads (default: torch's).", show_default=False)
     ] = None,
+    device: DeviceOption = "cpu",
+    precision: PrecisionOption = PrecisionChoice.auto,
 ) -> None:
     """Train an architecture and write OUT/checkpoint.pt, OUT/spec.json, OUT/metrics.json.
 
     Deterministic for a seed on CPU. Ctrl-C saves a checkpoint; --resume continues it
-    exactly where it stopped.
+    exactly where it stopped. On --device cuda it trains with mixed precision
+    (--precision); the checkpoint and metrics record the device and precision.
     """
+    import torch
+
+    from estimators import (
+        batches_per_epoch,
+        evaluate,
+        fit,
+        get_recipe,
+        load_checkpoint,
+        new_state,
+        save_checkpoint,
+    )
+
+    dev = training_device(device, precision)
+    check_output(out, "--out", directory=True)
     if threads is not None:
-        if threads < 1:
-            raise NasctlError(f"--threads must be >= 1, got {threads}")
-        torch.set_num_threads(threads)
+        torch.set_num_threads(threads)  # in range: checked by guarded
     path = out / CHECKPOINT
     if resume:
         state = load_checkpoint(path)
@@ -204,7 +225,7 @@ def train(
                     stats=stats,
                 )
 
-            fit(state, loaded, on_progress=on_progress)
+            fit(state, loaded, on_progress=on_progress, device=dev)
     except KeyboardInterrupt:
         save_checkpoint(state, path)
         err_console.print(
@@ -215,7 +236,7 @@ def train(
         raise typer.Exit(130) from None
     save_checkpoint(state, path)
     final = state.last_eval or evaluate(
-        state.model, loaded.val_x, loaded.val_y, state.classes, state.mean, state.std
+        state.model, loaded.val_x, loaded.val_y, state.classes, state.mean, state.std, device=dev
     )
     metrics: dict[str, Any] = {
         "arch": arch,
@@ -223,6 +244,7 @@ def train(
         "resolution": state.spec.resolution,
         "classes": list(state.classes),
         "recipe": state.recipe.to_dict(),
+        "device": state.device,
         "top1": final.top1,
         "top5": final.top5,
         "val_loss": final.loss,
@@ -235,7 +257,8 @@ def train(
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     console.print(
         f"top-1 {final.top1:.4f}  top-5 {final.top5:.4f}  val loss {final.loss:.4f}  "
-        f"({state.train_seconds:.1f} s, {metrics['images_per_second']:.0f} img/s); "
+        f"({state.train_seconds:.1f} s, {metrics['images_per_second']:.0f} img/s on "
+        f"{state.device}); "
         f"wrote {out}/",
         highlight=False,
     )
@@ -251,8 +274,13 @@ def eval_(
     fmt: Annotated[
         OutputFormat, typer.Option("--format", "-f", help="Output format.")
     ] = OutputFormat.table,
+    device: DeviceOption = "cpu",
+    precision: PrecisionOption = PrecisionChoice.auto,
 ) -> None:
     """Top-1, top-5 and per-class accuracy of a checkpoint on the validation split."""
+    from estimators import evaluate, load_checkpoint
+
+    dev = training_device(device, precision)
     state = load_checkpoint(checkpoint)
     loaded = _load(data, state.spec.resolution, state.recipe.seed)
     spec = resolve_arch(arch, width, state.spec.resolution, state.spec.num_classes)
@@ -262,7 +290,10 @@ def eval_(
             f"data {loaded.name!r} has classes {list(loaded.classes)} but the checkpoint "
             f"was trained on {list(state.classes)}"
         )
-    result = evaluate(state.model, loaded.val_x, loaded.val_y, state.classes, state.mean, state.std)
+    dev.place(state.model)
+    result = evaluate(
+        state.model, loaded.val_x, loaded.val_y, state.classes, state.mean, state.std, device=dev
+    )
     if fmt is OutputFormat.json:
         print(
             json.dumps(
@@ -272,6 +303,8 @@ def eval_(
                     "loss": result.loss,
                     "images": result.images,
                     "per_class": result.per_class,
+                    "trained_on": state.device,
+                    "evaluated_on": dev.label,
                 },
                 indent=2,
             )

@@ -12,12 +12,11 @@ from nasctl._app import (
     ResolutionOption,
     WidthOption,
     app,
+    check_output,
     console,
     guarded,
     resolve_model,
 )
-from results import read_checkpoint
-from results import visualize as draw
 from search_space import ArchSpec, ClassicSpec, SpecError
 
 
@@ -55,6 +54,10 @@ def visualize(
 ) -> None:
     """Draw the first-layer filters as an image grid and the feature maps of chosen layers
     for one image: OUT/input.png, OUT/filters.png, OUT/features_<layer>.png."""
+    from results import read_checkpoint
+    from results import visualize as draw
+
+    check_output(out, "--out", directory=True)
     spec: ArchSpec | ClassicSpec
     if arch is None:
         recorded = read_checkpoint(checkpoint)[1]

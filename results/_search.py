@@ -22,10 +22,11 @@ import contextlib
 import hashlib
 import math
 import os
+import socket
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +47,7 @@ from estimators import (
     load_table,
     measure,
     predict,
+    resolve_device,
     train_and_evaluate,
 )
 from results._halving import (
@@ -56,6 +58,7 @@ from results._halving import (
     fidelity_recipe,
     halving_rungs,
 )
+from results._options import AccuracyMode, Sampler, SearchTarget
 from results._study import (
     StudyError,
     StudyMeta,
@@ -75,6 +78,7 @@ from search_space import (
     SearchSpace,
     SpaceError,
     baseline_names,
+    check_threads,
     format_arch,
     get_baseline,
     load_space,
@@ -94,26 +98,6 @@ __all__ = [
 
 class SearchError(NasctlError):
     """A search request that cannot be run."""
-
-
-class SearchTarget(StrEnum):
-    latency = "latency"
-    flops = "flops"
-    params = "params"
-
-
-class Sampler(StrEnum):
-    nsga2 = "nsga2"
-    tpe = "tpe"
-    random = "random"
-
-
-class AccuracyMode(StrEnum):
-    """How a candidate's accuracy is estimated (README, "Accuracy estimates")."""
-
-    train = "train"  # every candidate trained with the study's recipe
-    halving = "halving"  # successive halving on Pareto rank, up to the study's recipe
-    supernet = "supernet"  # scored by a weight-sharing supernet, no training
 
 
 #: Unit of each target as stored and plotted.
@@ -166,6 +150,11 @@ class SearchConfig:
     #: Supernet: batches of 128 training images each candidate's BatchNorm statistics are
     #: recomputed on (OFA, Cai et al. 2020, sec. 3.2, uses 2,000 images; 8 x 128 here).
     recal_batches: int = 8
+    #: Where candidates train (and the supernet scores): cpu, cuda, cuda:N or auto; and
+    #: at what precision (``estimators.resolve_device``). Latency's device is
+    #: ``latency.device``.
+    device: str = "cpu"
+    precision: str = "auto"
 
     def __post_init__(self) -> None:
         for name, kind in (
@@ -184,8 +173,10 @@ class SearchConfig:
             raise SearchError(f"seed must be an integer >= 0, got {self.seed}")
         if self.trials < 1:
             raise SearchError(f"trials must be at least 1, got {self.trials}")
-        if self.timeout is not None and self.timeout <= 0:
+        if self.timeout is not None and not (self.timeout > 0 and math.isfinite(self.timeout)):
             raise SearchError(f"timeout must be positive seconds, got {self.timeout}")
+        if self.threads is not None:
+            check_threads(self.threads, "threads")
         if self.images_per_candidate is not None and self.images_per_candidate < 1:
             raise SearchError(
                 f"images per candidate must be positive, got {self.images_per_candidate}"
@@ -201,7 +192,7 @@ class SearchConfig:
         if not isinstance(self.eta, int) or isinstance(self.eta, bool) or self.eta < 2:
             raise SearchError(f"eta must be an integer >= 2, got {self.eta!r}")
         low = self.min_fidelity
-        if low is not None and not (0 < low < 1):
+        if low is not None and not (0 < low < 1):  # False for NaN too
             raise SearchError(f"min_fidelity must be a fraction in (0, 1), got {low!r}")
         if low is not None and low > 1 / self.eta + 1e-9:
             raise SearchError(
@@ -210,6 +201,7 @@ class SearchConfig:
             )
         if not isinstance(self.recal_batches, int) or self.recal_batches < 1:
             raise SearchError(f"recal_batches must be an integer >= 1, got {self.recal_batches!r}")
+        resolve_device(self.device, self.precision)  # a missing GPU is refused before any work
         if self.accuracy is AccuracyMode.supernet and self.supernet_path is None:
             raise SearchError("accuracy 'supernet' needs supernet_path (a supernet file)")
         if self.accuracy is not AccuracyMode.supernet and self.supernet_path is not None:
@@ -268,6 +260,7 @@ class _Runner:
         self.space: SearchSpace = load_space(config.space_path)
         self.space_text = space_source(config.space_path)[0]
         self.table: LatencyTable | None = load_table(config.lut_path) if config.lut_path else None
+        self.device = resolve_device(config.device, config.precision)
         self.supernet: Supernet | None = None
         self.supernet_digest = ""
         #: The split of the data: --seed, or the supernet's own (it never scores a
@@ -275,7 +268,6 @@ class _Runner:
         self.data_seed = config.seed
         if config.supernet_path is not None:
             self.load_supernet(config.supernet_path)
-        self.storage = open_storage(storage, out, config.study)
         self._data: dict[int, ImageData] = {}
         self.num_classes = self.data_at(max(self.space.resolutions)).num_classes
         if self.supernet is not None:
@@ -291,6 +283,8 @@ class _Runner:
         self.recipe = fidelity_recipe(config.recipe, config.images_per_candidate, train_size)
         self.fidelity = fidelity_label(config.fidelity, self.recipe)
         self.rungs = self.make_rungs(train_size)
+        # Last: every check above refuses bad input before a study or journal exists.
+        self.storage = open_storage(storage, out, config.study)
 
     def load_supernet(self, path: Path) -> None:
         supernet = load_supernet(path)
@@ -299,6 +293,7 @@ class _Runner:
         with path.open("rb") as fh:
             for chunk in iter(lambda: fh.read(1 << 20), b""):
                 digest.update(chunk)
+        self.device.place(supernet)
         self.supernet, self.supernet_digest = supernet, digest.hexdigest()[:16]
         if supernet.trained_on is not None:
             self.data_seed = supernet.trained_on.seed
@@ -427,7 +422,11 @@ class _Runner:
             num_classes=self.num_classes,
             fidelity=self.study_fidelity,
             recipe=self.recipe.to_dict(),
-            latency={"mode": "lut" if self.table else "measured", **c.latency.to_dict()},
+            latency={
+                "mode": "lut" if self.table else "measured",
+                **c.latency.to_dict(),
+                "host": socket.gethostname(),
+            },
             budgets=c.budgets,
             seed=c.seed,
         )
@@ -477,13 +476,18 @@ class _Runner:
         ]:
             raise StudyError(f"study {study.study_name!r} was not created by nasctl search")
         check_meta(study, self.meta())
+        if study.metric_names is None:  # the dashboard and trials_dataframe() name them
+            with warnings.catch_warnings():  # "set_metric_names is experimental"
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                study.set_metric_names(["accuracy", TARGET_UNITS[self.config.target]])
+        self.warn_mixed_latency(study)
         # Register first, then look: of two workers starting together, the later one
         # always sees the earlier, so at most one of them keeps --seed.
-        register_worker(study, {"seed": self.config.seed})
+        register_worker(study, {"seed": self.config.seed, "device": self.device.label})
         others = [w for w in live_workers(study) if w != worker_id()]
         if others:
             self.seed = worker_seed(self.config.seed, worker_id())
-            register_worker(study, {"seed": self.seed})
+            register_worker(study, {"seed": self.seed, "device": self.device.label})
             study.sampler = self.sampler(self.seed)
             self.on_event(
                 Event(
@@ -502,6 +506,30 @@ class _Runner:
             )
         self.retry_interrupted(study)
         return study
+
+    def warn_mixed_latency(self, study: optuna.Study) -> None:
+        """One note when this worker would time candidates on another host or latency
+        device than the study's first worker did: measured latencies from two machines
+        are not comparable, and the front would mix them."""
+        if self.table is not None:
+            return
+        stored = study.user_attrs.get("nasctl", {}).get("latency", {})
+        if stored.get("mode") != "measured":
+            return
+        mine = self.meta().latency
+        host, device = stored.get("host"), stored.get("device", "cpu")
+        if host in (None, mine["host"]) and device == mine["device"]:
+            return
+        where = f"{host} ({device})" if host else f"latency device {device}"
+        self.on_event(
+            Event(
+                "note",
+                f"warning: this study's latencies were measured on {where}, this worker "
+                f"measures on {mine['host']} ({mine['device']}): the study would mix measured "
+                "latencies from different hardware; use --latency lut for workers on "
+                "different machines",
+            )
+        )
 
     def retry_interrupted(self, study: optuna.Study) -> None:
         """Queue again the candidates of trials that a crash or Ctrl-C cut short."""
@@ -654,10 +682,15 @@ class _Runner:
                     self.data_at(spec.resolution),
                     recal_batches=self.config.recal_batches,
                     seed=self.config.seed,
+                    device=self.device,
                 )
             finally:
                 torch.set_num_threads(previous)
-            return {"accuracy": top1, "score_seconds": time.perf_counter() - started}
+            return {
+                "accuracy": top1,
+                "score_seconds": time.perf_counter() - started,
+                "device": self.device.label,
+            }
         result = train_and_evaluate(
             spec,
             self.data_at(spec.resolution),
@@ -665,12 +698,14 @@ class _Runner:
             seed=self.config.seed,
             threads=threads,
             on_progress=lambda p: self.on_event(Event("training", label, progress=p)),
+            device=self.device,
         )
         return {
             "accuracy": result.top1,
             "top5": result.top5,
             "train_seconds": result.train_seconds,
             "images_per_second": result.images_per_second,
+            "device": result.device,
         }
 
     # --- one trial -----------------------------------------------------------------
@@ -848,6 +883,15 @@ def open_existing(name: str, out: Path, storage: str | None) -> optuna.Study:
             f"no study {name!r} under {str(out)!r} (looked for {name}.journal); pass --out "
             "or --storage"
         )
+    # Reading creates nothing: a journal or SQLite file that is not there holds no study.
+    local = storage.removeprefix("sqlite:///") if storage else ""
+    sqlite_file = bool(storage) and storage != local and local != ":memory:"
+    if (
+        (sqlite_file or local.endswith(".journal"))
+        and "://" not in local
+        and not Path(local).exists()
+    ):
+        raise StudyError(f"no study {name!r}: storage file {local!r} does not exist")
     return load_study(name, open_storage(storage, out, name))
 
 

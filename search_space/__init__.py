@@ -1,5 +1,10 @@
 """What an architecture is: spec, string codec, blocks, builder, baselines, search space."""
 
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from search_space._baselines import (
     BASELINES,
     REFERENCE_COUNTS,
@@ -7,7 +12,6 @@ from search_space._baselines import (
     get_baseline,
     register_baseline,
 )
-from search_space._builder import MobileNet, build_model
 from search_space._classic import (
     CLASSICS,
     ClassicEntry,
@@ -15,10 +19,20 @@ from search_space._classic import (
     get_classic,
     register_classic,
 )
-from search_space._classic_builder import ClassicNet, build_classic
 from search_space._classic_spec import ClassicSpec
 from search_space._codec import format_arch, looks_like_arch, parse_arch
-from search_space._errors import NasctlError, SpaceError, SpecError
+from search_space._errors import NasctlError, NasctlWarning, SpaceError, SpecError
+from search_space._limits import (
+    MAX_BLOCKS,
+    MAX_CHANNELS,
+    MAX_CLASSES,
+    MAX_KERNEL,
+    MAX_RESOLUTION,
+    check_finite,
+    check_threads,
+    max_threads,
+)
+from search_space._plan import INPUT, Layer, LayerOp, plan, plan_part
 from search_space._space import (
     BUILTIN_SPACES,
     BlockChoice,
@@ -46,6 +60,12 @@ __all__ = [
     "BASELINES",
     "BUILTIN_SPACES",
     "CLASSICS",
+    "INPUT",
+    "MAX_BLOCKS",
+    "MAX_CHANNELS",
+    "MAX_CLASSES",
+    "MAX_KERNEL",
+    "MAX_RESOLUTION",
     "REFERENCE_COUNTS",
     "SPEC_FORMAT",
     "Activation",
@@ -57,8 +77,11 @@ __all__ = [
     "ClassicNet",
     "ClassicSpec",
     "HeadSpec",
+    "Layer",
+    "LayerOp",
     "MobileNet",
     "NasctlError",
+    "NasctlWarning",
     "Part",
     "SearchSpace",
     "SpaceError",
@@ -69,6 +92,8 @@ __all__ = [
     "build_classic",
     "build_model",
     "builtin_space_text",
+    "check_finite",
+    "check_threads",
     "classic_names",
     "default_space_text",
     "format_arch",
@@ -78,8 +103,30 @@ __all__ = [
     "load_spec",
     "looks_like_arch",
     "make_divisible",
+    "max_threads",
     "parse_arch",
+    "plan",
+    "plan_part",
     "register_baseline",
     "register_classic",
     "space_source",
 ]
+
+# The builders import torch (seconds): they load on first use, so that reading specs and
+# arch strings (and `nasctl --help`) does not pay for it.
+if TYPE_CHECKING:
+    from search_space._builder import MobileNet, build_model
+    from search_space._classic_builder import ClassicNet, build_classic
+
+_LAZY = {
+    "MobileNet": "search_space._builder",
+    "build_model": "search_space._builder",
+    "ClassicNet": "search_space._classic_builder",
+    "build_classic": "search_space._classic_builder",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'search_space' has no attribute {name!r}")

@@ -42,6 +42,8 @@ def test_trials_record_everything_needed_to_reproduce(tiny_space: Path, tmp_path
         assert a["overhead_s"] > 0  # timed by bench/search_overhead.py, not asserted here
     assert (tmp_path / "t.journal").exists()
     assert study.user_attrs["nasctl"]["target"] == "flops"
+    # what optuna-dashboard and trials_dataframe() call the two objectives
+    assert study.metric_names == ["accuracy", "mmacs"]
 
 
 def test_budget_refuses_before_training(tiny_space: Path, tmp_path: Path) -> None:

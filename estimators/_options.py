@@ -1,0 +1,25 @@
+"""Defaults and choices the CLI's options name, apart from the modules that use them:
+those import torch, and `nasctl --help` must not wait for it."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+__all__ = ["DEFAULT_DATA", "Optimizer", "Precision"]
+
+#: The embedded default data set (scikit-learn's 8x8 digits, shipped in the package).
+DEFAULT_DATA = "digits"
+
+
+class Precision(StrEnum):
+    """``auto``: fp32 on the CPU, bf16 on a CUDA device that supports it, else fp16."""
+
+    auto = "auto"
+    fp32 = "fp32"
+    bf16 = "bf16"
+    fp16 = "fp16"
+
+
+class Optimizer(StrEnum):
+    SGD = "sgd-nesterov"
+    ADAMW = "adamw"
