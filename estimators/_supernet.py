@@ -32,7 +32,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from estimators._data import ImageData
-from estimators._training import evaluate, recalibrate_bn
+from estimators._device import TrainDevice, resolve_device
+from estimators._training import evaluate, recalibrate_bn, train_batch
 from search_space import (
     Activation,
     ArchSpec,
@@ -351,6 +352,7 @@ class Supernet(nn.Module):
         self.trained_on = trained_on
         self.epochs_done = 0.0  # set when loaded from a file
         self.train_seconds = 0.0
+        self.trained_device = "cpu/fp32"  # TrainDevice.label of its training, from the file
         largest = _largest_sizes(self.space, num_classes)
         stem = largest.stem
         with torch.random.fork_rng(devices=[]):
@@ -418,7 +420,8 @@ class Supernet(nn.Module):
     def extract(self, spec: ArchSpec) -> MobileNet:
         """A standalone ``build_model(spec)`` network holding the sliced weights (and the
         shared BatchNorm buffers' first channels: recalibrate before evaluating)."""
-        model = build_model(spec, seed=0)  # every tensor is overwritten next
+        # Built where the supernet is (every tensor is overwritten next).
+        model = build_model(spec, seed=0).to(next(self.parameters()).device)
         state = {k: v.detach().clone().contiguous() for k, v in self.state_of(spec).items()}
         model.load_state_dict(state, strict=True)
         return model
@@ -466,6 +469,7 @@ class Supernet(nn.Module):
         seed: int = 0,
         batch_size: int = 128,
         val_images: int | None = None,
+        device: TrainDevice | str | None = None,
     ) -> float:
         """Top-1 of ``spec`` on the validation split of ``data`` (loaded at
         ``spec.resolution`` with the supernet's split seed), in [0, 1].
@@ -474,7 +478,7 @@ class Supernet(nn.Module):
         ``recal_batches`` batches of ``batch_size`` training images drawn with ``seed``
         (no augmentation), and it is evaluated on the whole validation split, or on its
         first ``val_images`` images in a fixed shuffled order (the same for every
-        candidate)."""
+        candidate). ``device``: where to score (default where the supernet is, at fp32)."""
         for name, value, low in (
             ("recal_batches", recal_batches, 1),
             ("batch_size", batch_size, 2),
@@ -491,18 +495,27 @@ class Supernet(nn.Module):
             )
         self.check_data(data)
         model = self.extract(spec)
+        dev = resolve_device(device) if device is not None else None
+        if dev is not None:
+            dev.place(model)
         n = len(data.train_y)
         gen = torch.Generator().manual_seed(seed)
         pick = torch.randperm(n, generator=gen)[: recal_batches * batch_size]
         recalibrate_bn(
-            model, data.train_x[pick], data.mean, data.std, len(pick), batch_size=batch_size
+            model,
+            train_batch(data, pick),
+            data.mean,
+            data.std,
+            len(pick),
+            batch_size=batch_size,
+            device=dev,
         )
         val_x, val_y = data.val_x, data.val_y
         if val_images is not None and val_images < len(val_y):
             order = torch.randperm(len(val_y), generator=torch.Generator().manual_seed(0))
             keep = order[:val_images].sort().values
             val_x, val_y = val_x[keep], val_y[keep]
-        return evaluate(model, val_x, val_y, data.classes, data.mean, data.std).top1
+        return evaluate(model, val_x, val_y, data.classes, data.mean, data.std, device=dev).top1
 
     # --- sampling ------------------------------------------------------------------------------
 

@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from estimators._data import ImageData
+from estimators._device import TrainDevice, move_optimizer_state, resolve_device
 from estimators._supernet import DataIdentity, Supernet, SupernetError, data_identity
 from estimators._training import (
     Recipe,
@@ -37,6 +38,8 @@ from estimators._training import (
     _make_optimizer,
     _mix,
     _normalise,
+    _stats,
+    train_batch,
 )
 from search_space import ArchSpec
 
@@ -146,6 +149,10 @@ class SupernetState:
     train_seconds: float = 0.0
     images: int = 0
     epoch_stats: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0, 0.0])
+    #: ``TrainDevice.label`` of the latest training ("cpu/fp32" for files from before).
+    device: str = "cpu/fp32"
+    #: fp16's gradient scaler (its scale and growth counter), for an exact resume.
+    scaler_state: dict[str, Any] | None = None
 
     @property
     def done(self) -> bool:
@@ -240,14 +247,24 @@ def fit_supernet(
     data: Mapping[int, ImageData],
     *,
     on_progress: Callable[[SupernetProgress], None] | None = None,
+    device: TrainDevice | str | None = None,
 ) -> SupernetState:
     """Train ``state`` up to ``recipe.epochs`` from wherever it stands (resume).
 
     ``data`` maps every resolution of the space to the data loaded at it. Raises
-    TrainingDiverged on a NaN/inf loss. Uses torch's current thread count.
+    TrainingDiverged on a NaN/inf loss. Uses torch's current thread count. ``device``
+    (default the CPU at fp32): where it trains; the supernet and its optimizer state are
+    moved there and stay there.
     """
     resolutions = _check_data(state, data)
+    dev = resolve_device(device)
     supernet, recipe, opt = state.supernet, state.recipe, state.optimizer
+    dev.place(supernet)
+    move_optimizer_state(opt, dev.device)
+    scaler = dev.scaler()
+    if scaler is not None and state.scaler_state:
+        scaler.load_state_dict(state.scaler_state)
+    state.device = dev.label
     base = recipe.base
     n_train = len(data[resolutions[0]].train_y)
     indices = _train_indices(n_train, recipe)
@@ -255,14 +272,8 @@ def fit_supernet(
     batch_size = min(recipe.batch_size, n)
     batches = steps_per_epoch(n, recipe)
     state.batches = batches
-    norms = {
-        r: (
-            torch.tensor(data[r].mean).view(1, 3, 1, 1),
-            torch.tensor(data[r].std).view(1, 3, 1, 1),
-        )
-        for r in resolutions
-    }
-    with torch.random.fork_rng(devices=[]):
+    norms = {r: _stats(data[r].mean, data[r].std, dev.device) for r in resolutions}
+    with torch.random.fork_rng(devices=[]), dev.session():
         while not state.done:
             epoch = state.epoch
             order_gen = torch.Generator().manual_seed(_mix(recipe.seed, "order", epoch))
@@ -272,41 +283,49 @@ def fit_supernet(
             for b in range(state.batch, batches):
                 step = state.step
                 idx = order[b * batch_size : (b + 1) * batch_size]
-                y = data[resolutions[0]].train_y[idx]
+                y = dev.labels(data[resolutions[0]].train_y[idx])
                 specs = subnets_at(supernet, recipe, step)
                 needed = sorted({s.resolution for s in specs})
                 views = augment_views(
-                    {r: data[r].train_x[idx] for r in needed},
+                    {r: train_batch(data[r], idx) for r in needed},
                     torch.Generator().manual_seed(_mix(recipe.seed, "augment", step)),
                     recipe.pad,
                     recipe.flip,
                 )
-                x = {r: _normalise(views[r], *norms[r]) for r in needed}
+                x = {r: dev.layout(_normalise(dev.batch(views[r]), *norms[r])) for r in needed}
                 lr = _lr_at(step, batches, base)
                 for group in opt.param_groups:
                     group["lr"] = lr
                 torch.manual_seed(_mix(recipe.seed, "dropout", step))
                 opt.zero_grad(set_to_none=True)
-                losses = []
+                pending: list[torch.Tensor] = []  # CUDA: read after the step (one sync)
                 teacher: torch.Tensor | None = None
                 for i, spec in enumerate(specs):
-                    logits = supernet(x[spec.resolution], spec)
-                    if teacher is None or not recipe.distill:
-                        loss = F.cross_entropy(logits, y, label_smoothing=recipe.label_smoothing)
-                    else:
-                        loss = _soft_cross_entropy(logits, teacher)
-                    if not torch.isfinite(loss):
-                        what = "largest" if i == 0 else "smallest" if i == 1 else "a random"
-                        raise TrainingDiverged(
-                            f"supernet loss ({what} sub-network) became {loss.item()} at "
-                            f"epoch {epoch + 1}, batch {b + 1} (lr {lr:.3g}): lower the "
-                            "learning rate"
-                        )
-                    loss.backward()
+                    with dev.autocast():
+                        logits = supernet(x[spec.resolution], spec)
+                        if teacher is None or not recipe.distill:
+                            loss = F.cross_entropy(
+                                logits, y, label_smoothing=recipe.label_smoothing
+                            )
+                        else:
+                            loss = _soft_cross_entropy(logits, teacher)
+                    if not dev.is_cuda and not torch.isfinite(loss):
+                        raise _diverged(loss.item(), i, epoch, b, lr)
+                    (scaler.scale(loss) if scaler is not None else loss).backward()
                     if i == 0:
-                        teacher = logits.detach().softmax(1)
-                    losses.append(loss.item())
-                opt.step()
+                        teacher = logits.detach().float().softmax(1)
+                    pending.append(loss.detach())
+                if scaler is not None:
+                    scaler.step(opt)
+                    scaler.update()
+                else:
+                    opt.step()
+                losses = [float(v) for v in pending]
+                for i, value in enumerate(losses):
+                    if not math.isfinite(value):
+                        raise _diverged(value, i, epoch, b, lr)
+                if scaler is not None:
+                    state.scaler_state = scaler.state_dict()
                 # Commit the step: from here on, an interrupt leaves a consistent state.
                 elapsed = time.perf_counter() - started
                 stats = state.epoch_stats
@@ -343,7 +362,11 @@ def fit_supernet(
                     ("smallest_top1", supernet.smallest()),
                 ):
                     record[name] = supernet.score(
-                        spec, data[spec.resolution], recal_batches=recal, seed=recipe.seed
+                        spec,
+                        data[spec.resolution],
+                        recal_batches=recal,
+                        seed=recipe.seed,
+                        device=dev,
                     )
                 supernet.train()
             state.history.append(record)
@@ -366,6 +389,14 @@ def fit_supernet(
                     )
                 )
     return state
+
+
+def _diverged(value: float, which: int, epoch: int, batch: int, lr: float) -> TrainingDiverged:
+    what = "largest" if which == 0 else "smallest" if which == 1 else "a random"
+    return TrainingDiverged(
+        f"supernet loss ({what} sub-network) became {value} at epoch {epoch + 1}, batch "
+        f"{batch + 1} (lr {lr:.3g}): lower the learning rate"
+    )
 
 
 # --- the file ---------------------------------------------------------------------------
@@ -393,6 +424,8 @@ def save_supernet(state: SupernetState, path: str | Path) -> Path:
         "train_seconds": state.train_seconds,
         "images": state.images,
         "epoch_stats": state.epoch_stats,
+        "device": state.device,
+        "scaler": state.scaler_state,
     }
     tmp = path.with_name(path.name + ".tmp")
     torch.save(payload, tmp)
@@ -427,6 +460,7 @@ def _supernet_of(payload: dict[str, Any], where: str) -> Supernet:
     batches = payload["batches"]
     supernet.epochs_done = payload["epoch"] + (payload["batch"] / batches if batches else 0.0)
     supernet.train_seconds = float(payload["train_seconds"])
+    supernet.trained_device = str(payload.get("device", "cpu/fp32"))
     return supernet
 
 
@@ -449,6 +483,8 @@ def load_supernet_state(path: str | Path) -> SupernetState:
         train_seconds=payload["train_seconds"],
         images=payload["images"],
         epoch_stats=list(payload["epoch_stats"]),
+        device=str(payload.get("device", "cpu/fp32")),
+        scaler_state=payload.get("scaler"),
     )
 
 

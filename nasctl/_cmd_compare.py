@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from nasctl._app import OutputFormat, app, check_output, console, emit, guarded
-from nasctl._device_options import PrecisionChoice, PrecisionOption, training_device
+from nasctl._device_options import Precision, PrecisionOption, training_device
 
 if TYPE_CHECKING:
     from estimators import TrainProgress
@@ -86,7 +86,7 @@ def compare(
             "where latency is measured.",
         ),
     ] = "cpu",
-    precision: PrecisionOption = PrecisionChoice.auto,
+    precision: PrecisionOption = Precision.auto,
     latency_device: Annotated[
         str,
         typer.Option(help="Where latency is measured: cpu or cuda[:N] (--device: training)."),

@@ -18,7 +18,7 @@ from rich.table import Table
 
 from nasctl._app import app, check_output, console, err_console, guarded
 from nasctl._cmd_results import write_outputs
-from nasctl._device_options import PrecisionChoice, PrecisionOption, training_device
+from nasctl._device_options import Precision, PrecisionOption, training_device
 from results import SearchTarget, non_dominated_mask
 from results._options import AccuracyMode, Sampler
 
@@ -248,7 +248,7 @@ def search(
             "GPU: --device cuda:1). --latency-device is where latency is measured.",
         ),
     ] = "cpu",
-    precision: PrecisionOption = PrecisionChoice.auto,
+    precision: PrecisionOption = Precision.auto,
     latency_device: Annotated[
         str,
         typer.Option(

@@ -31,7 +31,7 @@ from nasctl._app import (
 from nasctl._cmd_train import DATA_HELP, _load
 from nasctl._device_options import (
     DeviceOption,
-    PrecisionChoice,
+    Precision,
     PrecisionOption,
     training_device,
 )
@@ -115,7 +115,7 @@ def train(
         float, typer.Option(help="Seconds between checkpoints (and after every epoch).")
     ] = 120.0,
     device: DeviceOption = "cpu",
-    precision: PrecisionOption = PrecisionChoice.auto,
+    precision: PrecisionOption = Precision.auto,
 ) -> None:
     """Train one supernet over the space with the sandwich rule and write it to OUT.
 
@@ -281,7 +281,7 @@ def score(
         OutputFormat, typer.Option("--format", "-f", help="Output format.")
     ] = OutputFormat.table,
     device: DeviceOption = "cpu",
-    precision: PrecisionOption = PrecisionChoice.auto,
+    precision: PrecisionOption = Precision.auto,
 ) -> None:
     """Validation top-1 of each ARCH with the supernet's weights (after recalibrating
     BatchNorm on a few training batches): a ranking signal, not trained accuracy."""

@@ -32,7 +32,7 @@ from nasctl._app import (
 )
 from nasctl._device_options import (
     DeviceOption,
-    PrecisionChoice,
+    Precision,
     PrecisionOption,
     training_device,
 )
@@ -129,7 +129,7 @@ def train(
         int | None, typer.Option(help="Torch threads (default: torch's).", show_default=False)
     ] = None,
     device: DeviceOption = "cpu",
-    precision: PrecisionOption = PrecisionChoice.auto,
+    precision: PrecisionOption = Precision.auto,
 ) -> None:
     """Train an architecture and write OUT/checkpoint.pt, OUT/spec.json, OUT/metrics.json.
 
@@ -275,7 +275,7 @@ def eval_(
         OutputFormat, typer.Option("--format", "-f", help="Output format.")
     ] = OutputFormat.table,
     device: DeviceOption = "cpu",
-    precision: PrecisionOption = PrecisionChoice.auto,
+    precision: PrecisionOption = Precision.auto,
 ) -> None:
     """Top-1, top-5 and per-class accuracy of a checkpoint on the validation split."""
     from estimators import evaluate, load_checkpoint

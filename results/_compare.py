@@ -32,6 +32,7 @@ import pandas as pd
 from estimators import (
     LatencyConfig,
     Recipe,
+    TrainDevice,
     TrainProgress,
     count,
     load_data,
@@ -134,11 +135,14 @@ def run_compare(
     on_progress: Callable[[str, TrainProgress | None], None] | None = None,
     poll_seconds: float = 10.0,
     latency_runs: int = 1,
+    device: TrainDevice | str | None = None,
 ) -> pd.DataFrame:
     """Train every contender (or reuse its saved result), time them all together
     ``latency_runs`` times (each run interleaved rounds with MobileNetV2 as the reference),
     and return one row per model (latency figures: medians over the runs), with the
-    baselines each candidate dominates."""
+    baselines each candidate dominates. ``device``: where models train (default the CPU
+    at fp32); each row's ``device`` says where and at what precision it trained (a saved
+    result is reused whichever device trained it)."""
     if latency_runs < 1:
         raise CompareError(f"latency runs must be at least 1, got {latency_runs}")
     models = folder / "models"
@@ -162,12 +166,14 @@ def run_compare(
             threads=threads,
             on_progress=report_to,
             checkpoint=models / f"{c.name}.pt",
+            device=device,
         )
         record = {
             "key": keys[c.name],
             "accuracy": result.top1,
             "top5": result.top5,
             "train_seconds": result.train_seconds,
+            "device": result.device,
         }
         _write(models / f"{c.name}.json", record)
         return record
@@ -213,6 +219,8 @@ def run_compare(
                 "macs": report.macs,
                 "params": report.params,
                 "train_seconds": record["train_seconds"],
+                # Results saved before devices were recorded were trained on the CPU.
+                "device": record.get("device", "cpu/fp32"),
                 "arch": key["arch"],
             }
         )
@@ -328,6 +336,11 @@ def markdown_report(frame: pd.DataFrame, title: str, command: str) -> str:
         "faster: a candidate beats a baseline when it is more accurate and its x V2 is "
         "lower in every run.",
         "",
+        *(
+            [f"Trained on: {', '.join(sorted(set(frame['device'].astype(str))))}.", ""]
+            if "device" in frame
+            else []
+        ),
         "| model | top-1 | latency ms (p10-p90) | x V2 (runs) | MACs (M) | params (M) | "
         "train s | beats |",
         "| --- | --- | --- | --- | --- | --- | --- | --- |",
