@@ -1,16 +1,17 @@
 """A standalone PyTorch source file for one ``ArchSpec``: torch alone runs it.
 
-The file holds the spec as three small tables (stem, blocks, head) and a copy of the
-block modules of ``search_space._blocks`` / ``_builder``, with the same submodule names
-(``stem.conv``, ``blocks.3.conv_pw.bn``, ``head.classifier`` ...) so that a nasctl
-state_dict loads into it with ``strict=True``. The copy is a second description of the
-modules; ``tests/results/test_export.py`` runs the generated file for every baseline and
-compares its output with nasctl's model, which is what keeps the two in step.
+The file holds the network's layer plan (``search_space.plan``) as a table, one row a
+layer, and a small interpreter that builds a module per row under the row's name and
+runs the rows in order. The plan's names are nasctl's module names, so a nasctl
+state_dict loads into it with ``strict=True``; nothing here knows what a block contains,
+so a new block option needs no change in this file. ``tests/results/test_export.py`` runs
+the generated file for every baseline and compares its output with nasctl's model.
 """
 
 from __future__ import annotations
 
-from search_space import ArchSpec, BlockSpec, format_arch
+from search_space import ArchSpec, Layer, format_arch, plan
+from search_space._blocks import act_layer
 
 __all__ = ["standalone_source"]
 
@@ -34,35 +35,34 @@ from pathlib import Path
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 RESOLUTION = {resolution}
 NUM_CLASSES = {num_classes}
 # Input: float (N, 3, RESOLUTION, RESOLUTION), normalised as in training; output: logits.
 
-# stem: out_channels, kernel, stride, act
-STEM = {stem}
-# blocks: kind ("ds" depthwise separable | "ir" inverted residual), in_channels,
-# out_channels, kernel, stride, mid_channels (expanded width), se_channels (0: no SE), act
-BLOCKS = [
-{blocks}]
-# head: conv_channels (0: none), conv_bn, conv_act, hidden_features (0: none),
-# hidden_act, dropout
-HEAD = {head}
+# The layers in forward order: name (the module's name), op, the tensors it reads
+# ("input": the image), in_channels, out_channels, kernel, stride, groups, BatchNorm
+# (else a bias), activation of its output, dropout on its input. Ops: "conv" and
+# "dwconv" (conv + BatchNorm + activation), "se_reduce" and "se_expand" (1x1 conv with
+# bias, activation), "global_pool", "linear" (on the flattened input), "scale" (first
+# tensor times the second), "add" (sum of the tensors).
+LAYERS = [
+{layers}]
+
+ACTIVATIONS = {{{activations}}}
 '''
 
 _BODY = '''
 
-ACTIVATIONS = {"relu": nn.ReLU, "relu6": nn.ReLU6, "hswish": nn.Hardswish}
-
-
 def act_layer(name: str | None) -> nn.Module:
-    return nn.Identity() if name is None else ACTIVATIONS[name](inplace=True)
+    return nn.Identity() if name is None else ACTIVATIONS[name]()
 
 
 class ConvBnAct(nn.Module):
-    """kxk convolution ('same' padding), BatchNorm (or a conv bias), optional activation."""
+    """kxk convolution ('same' padding), BatchNorm (or a conv bias), activation."""
 
-    def __init__(self, cin, cout, kernel=1, stride=1, groups=1, act="relu", bn=True):
+    def __init__(self, cin, cout, kernel, stride, groups, bn, act):
         super().__init__()
         self.conv = nn.Conv2d(cin, cout, kernel, stride, kernel // 2, groups=groups, bias=not bn)
         self.bn = nn.BatchNorm2d(cout) if bn else nn.Identity()
@@ -72,86 +72,58 @@ class ConvBnAct(nn.Module):
         return self.act(self.bn(self.conv(x)))
 
 
-class SqueezeExcite(nn.Module):
-    """Pool -> 1x1 conv -> ReLU -> 1x1 conv -> hard-sigmoid gate (MobileNetV3)."""
-
-    def __init__(self, channels, squeeze):
-        super().__init__()
-        self.pool = nn.AdaptiveAvgPool2d(1)
-        self.fc1 = nn.Conv2d(channels, squeeze, 1)
-        self.act = nn.ReLU(inplace=True)
-        self.fc2 = nn.Conv2d(squeeze, channels, 1)
-        self.gate = nn.Hardsigmoid(inplace=True)
-
-    def forward(self, x):
-        return x * self.gate(self.fc2(self.act(self.fc1(self.pool(x)))))
-
-
-class DepthwiseSeparable(nn.Module):
-    """MobileNetV1 block: depthwise kxk, [SE], pointwise 1x1; no residual."""
-
-    def __init__(self, cin, cout, kernel, stride, mid, se, act):
-        super().__init__()
-        self.conv_dw = ConvBnAct(cin, cin, kernel, stride, groups=cin, act=act)
-        self.se = SqueezeExcite(cin, se) if se else nn.Identity()
-        self.conv_pw = ConvBnAct(cin, cout, act=act)
-
-    def forward(self, x):
-        return self.conv_pw(self.se(self.conv_dw(x)))
-
-
-class InvertedResidual(nn.Module):
-    """MobileNetV2/V3 block: [1x1 expand], depthwise kxk, [SE], linear 1x1 projection,
-    plus the input when stride 1 and in == out."""
-
-    def __init__(self, cin, cout, kernel, stride, mid, se, act):
-        super().__init__()
-        self.conv_pw = ConvBnAct(cin, mid, act=act) if mid != cin else nn.Identity()
-        self.conv_dw = ConvBnAct(mid, mid, kernel, stride, groups=mid, act=act)
-        self.se = SqueezeExcite(mid, se) if se else nn.Identity()
-        self.conv_pwl = ConvBnAct(mid, cout, act=None)
-        self.has_residual = stride == 1 and cin == cout
-
-    def forward(self, x):
-        out = self.conv_pwl(self.se(self.conv_dw(self.conv_pw(x))))
-        return out + x if self.has_residual else out
-
-
-class Head(nn.Module):
-    """[1x1 conv] -> global average pool -> [hidden linear + act] -> dropout -> classifier."""
-
-    def __init__(self, cin, conv, conv_bn, conv_act, hidden, hidden_act, dropout, classes):
-        super().__init__()
-        self.conv = ConvBnAct(cin, conv, act=conv_act, bn=conv_bn) if conv else nn.Identity()
-        channels = conv or cin
-        self.pool = nn.AdaptiveAvgPool2d(1)
-        self.flatten = nn.Flatten(1)
-        self.hidden = nn.Linear(channels, hidden) if hidden else nn.Identity()
-        self.hidden_act = act_layer(hidden_act) if hidden else nn.Identity()
-        self.dropout = nn.Dropout(dropout)
-        self.classifier = nn.Linear(hidden or channels, classes)
-
-    def forward(self, x):
-        x = self.flatten(self.pool(self.conv(x)))
-        x = self.hidden_act(self.hidden(x))
-        return self.classifier(self.dropout(x))
-
-
-BLOCK_TYPES = {"ds": DepthwiseSeparable, "ir": InvertedResidual}
+def make_layer(op, cin, cout, kernel, stride, groups, bn, act):
+    """The module of one row and the activation after it (None: arithmetic on tensors)."""
+    if op in ("conv", "dwconv"):
+        return ConvBnAct(cin, cout, kernel, stride, groups, bn, act), nn.Identity()
+    if op in ("se_reduce", "se_expand"):
+        return nn.Conv2d(cin, cout, 1), act_layer(act)
+    if op == "linear":
+        return nn.Linear(cin, cout), act_layer(act)
+    if op == "global_pool":
+        return nn.AdaptiveAvgPool2d(1), nn.Identity()
+    return None, None
 
 
 class Net(nn.Module):
-    """stem -> blocks -> head, from the tables above."""
+    """The rows of LAYERS, each a module under its name, run in order."""
 
     def __init__(self):
         super().__init__()
-        out, kernel, stride, act = STEM
-        self.stem = ConvBnAct(3, out, kernel, stride, act=act)
-        self.blocks = nn.Sequential(*(BLOCK_TYPES[b[0]](*b[1:]) for b in BLOCKS))
-        self.head = Head(BLOCKS[-1][2], *HEAD, NUM_CLASSES)
+        self.rows = []
+        last_read = {}
+        for i, (name, op, reads, *shape, dropout) in enumerate(LAYERS):
+            module, act = make_layer(op, *shape)
+            if module is not None:
+                *path, leaf = name.split(".")
+                parent = self
+                for part in path:
+                    if part not in parent._modules:
+                        parent.add_module(part, nn.Module())
+                    parent = parent._modules[part]
+                parent.add_module(leaf, module)
+            self.rows.append((name, op, reads, dropout, module, act))
+            for r in reads:
+                last_read[r] = i
+        # A tensor is dropped once the last row that reads it has run.
+        self.drop = [[r for r in row[2] if last_read[r] == i] for i, row in enumerate(LAYERS)]
 
     def forward(self, x):
-        return self.head(self.blocks(self.stem(x)))
+        t = {"input": x}
+        for (name, op, reads, dropout, module, act), drop in zip(self.rows, self.drop):
+            xs = [t[r] for r in reads]
+            if op == "add":
+                y = sum(xs[1:], xs[0])
+            elif op == "scale":
+                y = xs[0] * xs[1]
+            elif op == "linear":
+                y = act(module(F.dropout(xs[0].flatten(1), dropout, self.training)))
+            else:
+                y = act(module(xs[0]))
+            for r in drop:
+                del t[r]
+            t[name] = y
+        return y
 
 
 def load_model(weights: str | Path | None = None) -> Net:
@@ -173,39 +145,34 @@ if __name__ == "__main__":
 
 def standalone_source(spec: ArchSpec, title: str = "A MobileNet-style image classifier.") -> str:
     """The Python source of a torch-only module defining ``Net`` for ``spec``."""
-    st, hd = spec.stem, spec.head
-    stem = (st.out_channels, st.kernel, st.stride, st.act.value)
-    rows = "".join(f"    {_literal(_block_row(b))},\n" for b in spec.blocks)
-    head = (
-        hd.conv_channels,
-        hd.conv_bn,
-        hd.conv_act.value,
-        hd.hidden_features,
-        hd.hidden_act.value,
-        hd.dropout,
-    )
+    layers = plan(spec)
+    rows = "".join(f"    {_literal(_row(layer))},\n" for layer in layers)
+    acts = sorted({layer.act for layer in layers if layer.act is not None})
+    activations = ", ".join(f'"{a}": nn.{type(act_layer(a)).__name__}' for a in acts)
     header = _HEADER.format(
         title=title.replace('"""', "'''"),
         arch=format_arch(spec),
         resolution=spec.resolution,
         num_classes=spec.num_classes,
-        stem=_literal(stem),
-        blocks=rows,
-        head=_literal(head),
+        layers=rows,
+        activations=activations,
     )
     return header + _BODY
 
 
-def _block_row(b: BlockSpec) -> tuple[str, int, int, int, int, int, int, str]:
+def _row(layer: Layer) -> tuple[object, ...]:
     return (
-        b.kind.value,
-        b.in_channels,
-        b.out_channels,
-        b.kernel,
-        b.stride,
-        b.mid_channels,
-        b.se_channels,
-        b.act.value,
+        layer.name,
+        layer.op.value,
+        layer.reads,
+        layer.in_channels,
+        layer.out_channels,
+        layer.kernel,
+        layer.stride,
+        layer.groups,
+        layer.bn,
+        layer.act,
+        layer.dropout,
     )
 
 

@@ -1,8 +1,8 @@
 """Plain PyTorch modules for the blocks of a spec: named submodules, straight forwards.
 
-Module names are part of the contract: the analytic counter (``estimators``) names its
-layers ``stem``, ``blocks.<i>.conv_pw`` ... exactly like the parameters of these modules,
-so per-layer counts can be checked against the module.
+Module names are part of the contract: the layer plan (``_plan.py``) names its layers
+``stem``, ``blocks.<i>.conv_pw`` ... exactly like these modules (a test proves it), and
+the counter, the memory model and the code generator read the plan.
 """
 
 from __future__ import annotations
@@ -14,17 +14,27 @@ from torch import nn
 
 from search_space._spec import Activation, BlockKind, BlockSpec
 
-__all__ = ["ConvBnAct", "DepthwiseSeparable", "InvertedResidual", "SqueezeExcite", "act_layer"]
+__all__ = [
+    "ACT_LAYERS",
+    "ConvBnAct",
+    "DepthwiseSeparable",
+    "InvertedResidual",
+    "SqueezeExcite",
+    "act_layer",
+]
 
-_ACT_LAYERS: dict[Activation, Callable[[], nn.Module]] = {
+#: The torch module of every activation a layer plan names (``Layer.act``): the spec's
+#: ``Activation`` values and the squeeze-and-excitation gate.
+ACT_LAYERS: dict[str, Callable[[], nn.Module]] = {
     Activation.RELU: lambda: nn.ReLU(inplace=True),
     Activation.RELU6: lambda: nn.ReLU6(inplace=True),
     Activation.HSWISH: lambda: nn.Hardswish(inplace=True),
+    "hsigmoid": lambda: nn.Hardsigmoid(inplace=True),
 }
 
 
-def act_layer(act: Activation | None) -> nn.Module:
-    return nn.Identity() if act is None else _ACT_LAYERS[act]()
+def act_layer(act: str | None) -> nn.Module:
+    return nn.Identity() if act is None else ACT_LAYERS[act]()
 
 
 class ConvBnAct(nn.Module):
@@ -65,7 +75,7 @@ class SqueezeExcite(nn.Module):
         self.fc1 = nn.Conv2d(channels, squeeze_channels, 1)
         self.act = nn.ReLU(inplace=True)
         self.fc2 = nn.Conv2d(squeeze_channels, channels, 1)
-        self.gate = nn.Hardsigmoid(inplace=True)
+        self.gate = act_layer("hsigmoid")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         scale = self.gate(self.fc2(self.act(self.fc1(self.pool(x)))))
