@@ -67,6 +67,8 @@ def test_compare_retrains_times_and_resumes(study, tmp_path: Path, monkeypatch) 
     )
     assert len(frame) == len(contenders) and (frame["latency_ms"] > 0).all()
     assert frame["ratio_to_v2"].notna().all()
+    assert (frame["device"] == "cpu/fp32").all()  # where and at what precision each trained
+    assert "Trained on: cpu/fp32." in markdown_report(frame, "t", "nasctl compare")
     for row in frame.itertuples():  # two whole measurements, their median reported
         runs = [float(v) for v in row.ratio_to_v2_runs.split()]
         assert len(runs) == 2 and row.ratio_to_v2 == pytest.approx(sum(runs) / 2, rel=1e-4)
