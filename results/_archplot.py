@@ -13,8 +13,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from estimators import LatencyTable, LutError, count, part_key, part_layers, predict
-from search_space import Activation, ArchSpec, BlockKind, BlockSpec, HeadSpec, Part, StemSpec
+from estimators import LatencyTable, LutError, count, part_key, predict
+from search_space import (
+    Activation,
+    ArchSpec,
+    BlockKind,
+    BlockSpec,
+    HeadSpec,
+    LayerOp,
+    Part,
+    StemSpec,
+    plan,
+)
 
 __all__ = ["KERNEL_COLOURS", "PartRow", "arch_rows", "plot_arch"]
 
@@ -27,6 +37,17 @@ _ACT_COLOURS = {
     Activation.HSWISH: "#f4a3a3",
 }
 _ACT_NAMES = {Activation.RELU: "ReLU", Activation.RELU6: "ReLU6", Activation.HSWISH: "h-swish"}
+_OTHER_ACT = "#d9d9d9"
+
+
+def _act_colour(act: Activation) -> str:
+    return _ACT_COLOURS.get(act, _OTHER_ACT)
+
+
+def _act_name(act: Activation) -> str:
+    return _ACT_NAMES.get(act, act.value)
+
+
 _SE_COLOUR = "#c7a2e0"
 _STRIDE2 = "#3b3b3b"
 _MACS_BAR = "#6b8fbf"
@@ -42,25 +63,29 @@ _WIDTH = 11.0
 
 @dataclass(frozen=True)
 class PartRow:
-    """What one row shows: the part, its MACs, and its latency from the table (ms)."""
+    """What one row shows: the part, its MACs, its output channels, whether its plan adds
+    a residual, and its latency from the table (ms)."""
 
     part: Part
     macs: int
     out_channels: int
     latency_ms: float | None
+    residual: bool = False
 
 
 def arch_rows(spec: ArchSpec, table: LatencyTable | None = None) -> list[PartRow]:
-    """One row per stem, block and head; latency = the table entry's ratio to the
-    reference block times the table's reference latency (no end-to-end correction)."""
+    """One row per stem, block and head, read from the layer plan; latency = the table
+    entry's ratio to the reference block times the table's reference latency (no
+    end-to-end correction)."""
     if table is not None and spec.num_classes != table.num_classes:
         raise LutError(
             f"num_classes of the architecture ({spec.num_classes}) must equal the table's "
             f"({table.num_classes})"
         )
+    costs = count(spec).layers
+    layers = plan(spec)
     rows = []
     for part in spec.parts():
-        layers = part_layers(part, spec.num_classes)
         latency = None
         if table is not None:
             key = part_key(part, spec.num_classes)
@@ -71,9 +96,10 @@ def arch_rows(spec: ArchSpec, table: LatencyTable | None = None) -> list[PartRow
                     "for a space that contains it"
                 )
             latency = entry.ratio * table.reference_us / 1000
-        rows.append(
-            PartRow(part, sum(layer.macs for layer in layers), layers[-1].out_channels, latency)
-        )
+        mine = [layer for layer in layers if layer.part == part.name]
+        macs = sum(cost.macs for cost in costs if cost.layer.part == part.name)
+        residual = any(layer.op is LayerOp.ADD for layer in mine)
+        rows.append(PartRow(part, macs, mine[-1].out_channels, latency, residual))
     return rows
 
 
@@ -95,10 +121,10 @@ def _millions(value: float) -> str:
 def _head_text(head: HeadSpec, num_classes: int) -> str:
     steps = []
     if head.conv_channels:
-        steps.append(f"1x1 conv {head.conv_channels} {_ACT_NAMES[head.conv_act]}")
+        steps.append(f"1x1 conv {head.conv_channels} {_act_name(head.conv_act)}")
     steps.append("avg pool")
     if head.hidden_features:
-        steps.append(f"fc {head.hidden_features} {_ACT_NAMES[head.hidden_act]}")
+        steps.append(f"fc {head.hidden_features} {_act_name(head.hidden_act)}")
     steps.append(f"fc {num_classes}")
     return " → ".join(steps)
 
@@ -163,7 +189,7 @@ def plot_arch(
             )
             box(16.0, 22.0, i, "white", "–")
             box(22.5, 27.5, i, "white", "–")
-            box(28.0, 36.0, i, _ACT_COLOURS[s.act], _ACT_NAMES[s.act])
+            box(28.0, 36.0, i, _act_colour(s.act), _act_name(s.act))
             stride = s.stride
         elif isinstance(s, BlockSpec):
             kind = "IR" if s.kind is BlockKind.INVERTED_RESIDUAL else "DS"
@@ -177,7 +203,7 @@ def plot_arch(
             box(16.0, 22.0, i, _expansion_colour(s.expansion), f"{s.expansion:.3g}")
             se = (_SE_COLOUR, f"{s.se_channels}") if s.has_se else ("white", "–")
             box(22.5, 27.5, i, se[0], se[1])
-            box(28.0, 36.0, i, _ACT_COLOURS[s.act], _ACT_NAMES[s.act])
+            box(28.0, 36.0, i, _act_colour(s.act), _act_name(s.act))
             stride = s.stride
         else:
             assert isinstance(s, HeadSpec)  # Part.spec is one of three types
@@ -191,7 +217,7 @@ def plot_arch(
             box(
                 37.0, 40.5, i, fill, str(stride), color=ink, fontweight="bold" if dark else "normal"
             )
-        if isinstance(s, BlockSpec) and s.has_residual:
+        if row.residual:
             ax.text(43.0, i, "+", ha="center", fontweight="bold", **font)
         ax.text(50.0, i, f"{part.in_channels} → {row.out_channels}", ha="center", **font)
         ax.text(59.5, i, f"{part.in_size}² → {part.out_size}²", ha="center", **font)
@@ -224,7 +250,7 @@ def plot_arch(
         *(key(c, f"kernel {k}x{k}") for k, c in KERNEL_COLOURS.items()),
         key(_expansion_colour(_EXPANSION_MAX), "expansion (darker: wider)"),
         key(_SE_COLOUR, "SE (squeeze channels)"),
-        *(key(_ACT_COLOURS[a], _ACT_NAMES[a]) for a in Activation),
+        *(key(_act_colour(a), _act_name(a)) for a in Activation),
         key(_STRIDE2, "stride 2"),
     ]
     fig.text(0.99, 1 - 0.55 / height, "+ residual connection", fontsize=8, ha="right",
