@@ -14,7 +14,7 @@ full preset on the whole data set and measures them against the four baselines. 
 baselines' trained results are shared by the arms: ``--baselines-from`` is a compare
 ``models/`` folder whose records (same architecture, recipe, data and seed) compare
 reuses instead of retraining; they are the yardstick, not search work, and are outside
-either budget. The default folder is the one the README's CIFAR-10 compare run writes
+either budget. The default folder is the one docs/benchmarks.md's CIFAR-10 compare run writes
 (`nasctl compare --study nsga2-seed0 --out runs/bench_samplers --top 2 --data CIFAR_DIR
 --baseline-resolution 32 --threads 1`, after `python -m bench.search_samplers`); the
 records must name the same ``--data`` path. Search and validation use

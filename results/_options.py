@@ -19,7 +19,7 @@ class Sampler(StrEnum):
 
 
 class AccuracyMode(StrEnum):
-    """How a candidate's accuracy is estimated (README, "Accuracy estimates")."""
+    """How a candidate's accuracy is estimated (README and docs/accuracy.md)."""
 
     train = "train"  # every candidate trained with the study's recipe
     halving = "halving"  # successive halving on Pareto rank, up to the study's recipe
