@@ -15,7 +15,7 @@ from estimators._counting import (
 )
 from estimators._download import CIFAR10_MD5, CIFAR10_URL, DataError, cache_dir, download_cifar10
 from estimators._memory import MemoryReport, memory
-from estimators._options import DEFAULT_DATA, Optimizer, Precision
+from estimators._options import DEFAULT_DATA, DataMode, Optimizer, Precision
 
 __all__ = [
     "CIFAR10_MD5",
@@ -104,7 +104,7 @@ __all__ = [
 # These submodules import torch, optuna or pandas (seconds): they load on first use, so that
 # the light parts (and `nasctl --help`) do not pay for them.
 if TYPE_CHECKING:
-    from estimators._data import DataMode, DiskImages, ImageData, load_data
+    from estimators._data import DiskImages, ImageData, load_data
     from estimators._device import (
         DeviceError,
         TrainDevice,
@@ -175,7 +175,6 @@ if TYPE_CHECKING:
 
 _LAZY = {
     "ImageData": "estimators._data",
-    "DataMode": "estimators._data",
     "DiskImages": "estimators._data",
     "load_data": "estimators._data",
     "DeviceError": "estimators._device",

@@ -26,7 +26,6 @@ import os
 import pickle
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +35,7 @@ import torch.nn.functional as F
 from PIL import Image, UnidentifiedImageError
 
 from estimators._download import DataError, ProgressFn, cache_dir, download_cifar10
-from estimators._options import DEFAULT_DATA
+from estimators._options import DEFAULT_DATA, DataMode
 
 __all__ = [
     "DEFAULT_DATA",
@@ -64,15 +63,6 @@ _POOL_THRESHOLD = 2000  # fewer files than this decode faster without worker sta
 _WRITE_BYTES = 64 << 20  # the streaming writer holds at most this many decoded bytes
 _STATS_IMAGES = 5000  # images the normalisation statistics are computed on
 _MEMORY: dict[tuple[object, ...], ImageData] = {}
-
-
-class DataMode(StrEnum):
-    """Where decoded images live: ``memory``, ``stream`` (a file read per batch), or
-    ``auto`` (stream when they would not fit in ``MEMORY_SHARE`` of available memory)."""
-
-    MEMORY = "memory"
-    STREAM = "stream"
-    AUTO = "auto"
 
 
 class DiskImages:

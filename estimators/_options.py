@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-__all__ = ["DEFAULT_DATA", "Optimizer", "Precision"]
+__all__ = ["DEFAULT_DATA", "DataMode", "Optimizer", "Precision"]
 
 #: The embedded default data set (scikit-learn's 8x8 digits, shipped in the package).
 DEFAULT_DATA = "digits"
@@ -23,3 +23,12 @@ class Precision(StrEnum):
 class Optimizer(StrEnum):
     SGD = "sgd-nesterov"
     ADAMW = "adamw"
+
+
+class DataMode(StrEnum):
+    """Where decoded images live: ``memory``, ``stream`` (a file read per batch), or
+    ``auto`` (stream when they would not fit in ``MEMORY_SHARE`` of available memory)."""
+
+    MEMORY = "memory"
+    STREAM = "stream"
+    AUTO = "auto"

@@ -45,6 +45,7 @@ from search_space import (
     SearchSpace,
     build_model,
 )
+from search_space._blocks import ACT_LAYERS
 from search_space._builder import _init_weights
 
 __all__ = [
@@ -97,11 +98,7 @@ def data_identity(data: ImageData, seed: int) -> DataIdentity:
 # --- elastic layers ---------------------------------------------------------------------
 
 
-_ACTS = {
-    Activation.RELU: F.relu,
-    Activation.RELU6: F.relu6,
-    Activation.HSWISH: F.hardswish,
-}
+_ACTS = {act: layer() for act, layer in ACT_LAYERS.items()}  # not in place: autograd
 
 
 def _act(x: torch.Tensor, act: Activation | None) -> torch.Tensor:

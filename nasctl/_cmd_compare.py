@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from nasctl._app import OutputFormat, app, check_output, console, emit, guarded
+from nasctl._cmd_train import _load
+from nasctl._data_options import DataMode, DataModeOption
 from nasctl._device_options import Precision, PrecisionOption, training_device
 
 if TYPE_CHECKING:
@@ -52,7 +54,10 @@ def compare(
     epochs: Annotated[int | None, typer.Option(help="Override the preset's epochs.")] = None,
     images: Annotated[
         int | None,
-        typer.Option(help="Train on about this many images instead (whole epochs or a subset)."),
+        typer.Option(
+            help="Train on about this many images instead: whole epochs at or above the "
+            "training-set size, one epoch of a seeded subset below it."
+        ),
     ] = None,
     batch_size: Annotated[int | None, typer.Option(help="Override the batch size.")] = None,
     baseline_width: Annotated[
@@ -87,6 +92,7 @@ def compare(
         ),
     ] = "cpu",
     precision: PrecisionOption = Precision.auto,
+    data_mode: DataModeOption = DataMode.AUTO,
     latency_device: Annotated[
         str,
         typer.Option(help="Where latency is measured: cpu or cuda[:N] (--device: training)."),
@@ -103,7 +109,7 @@ def compare(
     interrupted run resumes without retraining finished models. compare.csv records the
     device and precision each model trained with (--device, --precision).
     """
-    from estimators import LatencyConfig, get_recipe, load_data
+    from estimators import LatencyConfig, get_recipe
     from results import open_existing
     from results._compare import choose_contenders, markdown_report, plot_compare, run_compare
     from results._search import fidelity_recipe
@@ -118,8 +124,11 @@ def compare(
         s, top, under_latency, baseline_width or [1.0], baseline_resolution
     )
     recipe = get_recipe(preset, epochs=epochs, batch_size=batch_size)
+    # Decoded here, with a progress bar, once per resolution (run_compare reuses them).
+    resolutions = sorted({c.spec.resolution for c in contenders})
+    loaded = {r: _load(data, r, seed, data_mode) for r in resolutions}
     if images is not None:
-        size = len(load_data(data, contenders[0].spec.resolution, seed=seed).train_y)
+        size = len(loaded[contenders[0].spec.resolution].train_y)
         recipe = fidelity_recipe(recipe, images, size)
     folder = out / study / "compare"
 
@@ -139,6 +148,7 @@ def compare(
         progress,
         latency_runs=latency_runs,
         device=dev,
+        data_mode=data_mode.value,
     )
     folder.mkdir(parents=True, exist_ok=True)
     frame.to_csv(folder / "compare.csv", index=False)

@@ -18,6 +18,7 @@ from rich.table import Table
 
 from nasctl._app import app, check_output, console, err_console, guarded
 from nasctl._cmd_results import write_outputs
+from nasctl._data_options import DataMode, DataModeOption
 from nasctl._device_options import Precision, PrecisionOption, training_device
 from results import SearchTarget, non_dominated_mask
 from results._options import AccuracyMode, Sampler
@@ -225,8 +226,8 @@ def search(
     images: Annotated[
         int,
         typer.Option(
-            help="Fidelity: training images each candidate sees (whole epochs of a "
-            "small training split, or a seeded subset of a large one)."
+            help="Fidelity: training images per candidate. At or above the training-set "
+            "size: round(N / size) whole epochs; below it: one epoch of a seeded N-image subset."
         ),
     ] = 6000,
     batch_size: Annotated[int, typer.Option(help="Training batch size.")] = 64,
@@ -249,6 +250,7 @@ def search(
         ),
     ] = "cpu",
     precision: PrecisionOption = Precision.auto,
+    data_mode: DataModeOption = DataMode.AUTO,
     latency_device: Annotated[
         str,
         typer.Option(
@@ -357,6 +359,7 @@ def search(
         target=target,
         space_path=space,
         data=data,
+        data_mode=data_mode.value,
         trials=trials,
         timeout=timeout,
         sampler=sampler,

@@ -29,6 +29,7 @@ from nasctl._app import (
     resolve_arch,
 )
 from nasctl._cmd_train import DATA_HELP, _load
+from nasctl._data_options import DataMode, DataModeOption
 from nasctl._device_options import (
     DeviceOption,
     Precision,
@@ -116,6 +117,7 @@ def train(
     ] = 120.0,
     device: DeviceOption = "cpu",
     precision: PrecisionOption = Precision.auto,
+    data_mode: DataModeOption = DataMode.AUTO,
 ) -> None:
     """Train one supernet over the space with the sandwich rule and write it to OUT.
 
@@ -148,7 +150,7 @@ def train(
                 "--space; choose another --out"
             )
         _same_run(state, out, given)
-        loaded = {r: _load(data, r, seed) for r in resolutions}
+        loaded = {r: _load(data, r, seed, data_mode) for r in resolutions}
         trained, first = state.supernet.trained_on, loaded[resolutions[0]]
         if trained is not None and data_identity(first, seed) != trained:
             raise NasctlError(
@@ -174,7 +176,7 @@ def train(
         if epochs is not None:
             overrides["epochs"] = epochs
         recipe = SupernetRecipe(**overrides)
-        loaded = {r: _load(data, r, seed) for r in resolutions}
+        loaded = {r: _load(data, r, seed, data_mode) for r in resolutions}
         state = new_supernet_state(text, loaded[resolutions[0]], recipe, data_seed=seed)
     _fit(state, loaded, out, save_every, dev)
 

@@ -10,10 +10,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.progress import (
     BarColumn,
-    DownloadColumn,
     MofNCompleteColumn,
     Progress,
-    TaskID,
     TextColumn,
     TimeElapsedColumn,
     TimeRemainingColumn,
@@ -30,6 +28,7 @@ from nasctl._app import (
     guarded,
     resolve_arch,
 )
+from nasctl._data_options import DataMode, DataModeOption, load_progress
 from nasctl._device_options import (
     DeviceOption,
     Precision,
@@ -55,27 +54,12 @@ class Preset(StrEnum):
     full = "full"
 
 
-def _load(data: str, resolution: int, seed: int) -> ImageData:
+def _load(data: str, resolution: int, seed: int, mode: DataMode | str = DataMode.AUTO) -> ImageData:
     """load_data with a progress bar for the download and for decoding image files."""
     from estimators import load_data
 
-    tasks: dict[str, TaskID] = {}
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        DownloadColumn(),
-        TimeRemainingColumn(),
-        console=err_console,
-        transient=True,
-    ) as bar:
-
-        def on_progress(stage: str, done: int, total: int | None) -> None:
-            if stage not in tasks:
-                label = "downloading CIFAR-10" if stage == "download" else "decoding images"
-                tasks[stage] = bar.add_task(label, total=total)
-            bar.update(tasks[stage], completed=done, total=total)
-
-        loaded = load_data(data, resolution, seed=seed, on_progress=on_progress)
+    with load_progress() as on_progress:
+        loaded = load_data(data, resolution, seed=seed, on_progress=on_progress, mode=mode)
     console.print(loaded.describe(), highlight=False)
     if loaded.skipped:
         shown = ", ".join(loaded.skipped[:3]) + (", ..." if len(loaded.skipped) > 3 else "")
@@ -130,6 +114,7 @@ def train(
     ] = None,
     device: DeviceOption = "cpu",
     precision: PrecisionOption = Precision.auto,
+    data_mode: DataModeOption = DataMode.AUTO,
 ) -> None:
     """Train an architecture and write OUT/checkpoint.pt, OUT/spec.json, OUT/metrics.json.
 
@@ -163,7 +148,7 @@ def train(
                 f"{path} has finished {state.epoch} epoch(s); pass --epochs above that to "
                 "train further"
             )
-        loaded = _load(data, state.spec.resolution, state.recipe.seed)
+        loaded = _load(data, state.spec.resolution, state.recipe.seed, data_mode)
         spec = resolve_arch(arch, width, state.spec.resolution, loaded.num_classes)
         _same_arch(spec, state.spec, str(path))
         console.print(f"resuming at epoch {state.epoch + 1}, batch {state.batch}")
@@ -182,7 +167,7 @@ def train(
         )
         if resolution is None:
             resolution = 32 if arch in baseline_names() else resolve_arch(arch).resolution
-        loaded = _load(data, resolution, seed)
+        loaded = _load(data, resolution, seed, data_mode)
         spec = resolve_arch(arch, width, resolution, loaded.num_classes)
         state = new_state(spec, loaded, recipe)
 
@@ -276,13 +261,14 @@ def eval_(
     ] = OutputFormat.table,
     device: DeviceOption = "cpu",
     precision: PrecisionOption = Precision.auto,
+    data_mode: DataModeOption = DataMode.AUTO,
 ) -> None:
     """Top-1, top-5 and per-class accuracy of a checkpoint on the validation split."""
     from estimators import evaluate, load_checkpoint
 
     dev = training_device(device, precision)
     state = load_checkpoint(checkpoint)
-    loaded = _load(data, state.spec.resolution, state.recipe.seed)
+    loaded = _load(data, state.spec.resolution, state.recipe.seed, data_mode)
     spec = resolve_arch(arch, width, state.spec.resolution, state.spec.num_classes)
     _same_arch(spec, state.spec, str(checkpoint))
     if loaded.classes != state.classes:

@@ -11,7 +11,7 @@ the generated file for every baseline and compares its output with nasctl's mode
 from __future__ import annotations
 
 from search_space import ArchSpec, Layer, format_arch, plan
-from search_space._blocks import act_layer
+from search_space._blocks import ACT_LAYERS
 
 __all__ = ["standalone_source"]
 
@@ -148,7 +148,7 @@ def standalone_source(spec: ArchSpec, title: str = "A MobileNet-style image clas
     layers = plan(spec)
     rows = "".join(f"    {_literal(_row(layer))},\n" for layer in layers)
     acts = sorted({layer.act for layer in layers if layer.act is not None})
-    activations = ", ".join(f'"{a}": nn.{type(act_layer(a)).__name__}' for a in acts)
+    activations = ", ".join(f'"{a}": nn.{ACT_LAYERS[a].__name__}' for a in acts)
     header = _HEADER.format(
         title=title.replace('"""', "'''"),
         arch=format_arch(spec),

@@ -136,13 +136,14 @@ def run_compare(
     poll_seconds: float = 10.0,
     latency_runs: int = 1,
     device: TrainDevice | str | None = None,
+    data_mode: str = "auto",
 ) -> pd.DataFrame:
     """Train every contender (or reuse its saved result), time them all together
     ``latency_runs`` times (each run interleaved rounds with MobileNetV2 as the reference),
     and return one row per model (latency figures: medians over the runs), with the
     baselines each candidate dominates. ``device``: where models train (default the CPU
     at fp32); each row's ``device`` says where and at what precision it trained (a saved
-    result is reused whichever device trained it)."""
+    result is reused whichever device trained it). ``data_mode``: ``load_data``'s mode."""
     if latency_runs < 1:
         raise CompareError(f"latency runs must be at least 1, got {latency_runs}")
     models = folder / "models"
@@ -160,7 +161,7 @@ def run_compare(
             report_to = functools.partial(on_progress, c.name)
         result = train_and_evaluate(
             c.spec,
-            load_data(data, c.spec.resolution, seed=seed),
+            load_data(data, c.spec.resolution, seed=seed, mode=data_mode),
             recipe,
             seed=seed,
             threads=threads,

@@ -122,6 +122,8 @@ class SearchConfig:
     target: SearchTarget = SearchTarget.latency
     space_path: Path | None = None
     data: str = "digits"
+    #: Where decoded images live: memory, stream (a file read per batch) or auto.
+    data_mode: str = "auto"
     trials: int = 12
     timeout: float | None = None
     sampler: Sampler = Sampler.nsga2
@@ -226,7 +228,7 @@ class SearchConfig:
 class Event:
     """What the search tells whoever shows progress."""
 
-    kind: str  # baseline | trial-start | training | trial-done | note
+    kind: str  # data | baseline | trial-start | training | trial-done | note
     message: str = ""
     trial: FrozenTrial | None = None
     progress: Any = None
@@ -331,7 +333,23 @@ class _Runner:
 
     def data_at(self, resolution: int) -> ImageData:
         if resolution not in self._data:
-            self._data[resolution] = load_data(self.config.data, resolution, seed=self.data_seed)
+
+            def progress(stage: str, done: int, total: int | None) -> None:
+                what = (
+                    "downloading CIFAR-10 (bytes)"
+                    if stage == "download"
+                    else f"decoding images at {resolution}x{resolution}"
+                )
+                of = f"/{total:,}" if total else ""
+                self.on_event(Event("data", f"{what}: {done:,}{of}"))
+
+            self._data[resolution] = load_data(
+                self.config.data,
+                resolution,
+                seed=self.data_seed,
+                mode=self.config.data_mode,
+                on_progress=progress,
+            )
         return self._data[resolution]
 
     # --- costs ---------------------------------------------------------------------

@@ -7,8 +7,6 @@ the counter, the memory model and the code generator read the plan.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import torch
 from torch import nn
 
@@ -24,17 +22,18 @@ __all__ = [
 ]
 
 #: The torch module of every activation a layer plan names (``Layer.act``): the spec's
-#: ``Activation`` values and the squeeze-and-excitation gate.
-ACT_LAYERS: dict[str, Callable[[], nn.Module]] = {
-    Activation.RELU: lambda: nn.ReLU(inplace=True),
-    Activation.RELU6: lambda: nn.ReLU6(inplace=True),
-    Activation.HSWISH: lambda: nn.Hardswish(inplace=True),
-    "hsigmoid": lambda: nn.Hardsigmoid(inplace=True),
+#: ``Activation`` values and the squeeze-and-excitation gate. The one place an activation
+#: becomes torch: the builder, the supernet and the generated source all read it.
+ACT_LAYERS: dict[str, type[nn.Module]] = {
+    Activation.RELU: nn.ReLU,
+    Activation.RELU6: nn.ReLU6,
+    Activation.HSWISH: nn.Hardswish,
+    "hsigmoid": nn.Hardsigmoid,
 }
 
 
 def act_layer(act: str | None) -> nn.Module:
-    return nn.Identity() if act is None else ACT_LAYERS[act]()
+    return nn.Identity() if act is None else ACT_LAYERS[act](inplace=True)
 
 
 class ConvBnAct(nn.Module):

@@ -12,7 +12,8 @@ Grammar (elements joined by ``,``; tokens inside an element joined by ``_``)::
     SE     := "se" RATIO -> squeeze = make_divisible(mid * RATIO, 8)
             | "sc" C     -> squeeze = C exactly             (absent: no SE)
     head   := "head" ["_c" C ["_nbn"] "_" ACT] ["_h" C "_" ACT] "_d" DROPOUT
-    ACT    := "re" (ReLU) | "r6" (ReLU6) | "hs" (h-swish)
+    ACT    := an activation's token (``_spec.ACT_TOKENS``): "re" (ReLU) | "r6" (ReLU6)
+              | "hs" (h-swish) | ...
 
 Example, the first blocks of MobileNetV3-Large::
 
@@ -31,6 +32,7 @@ import re
 
 from search_space._errors import SpecError
 from search_space._spec import (
+    ACT_TOKENS,
     Activation,
     ArchSpec,
     BlockKind,
@@ -42,15 +44,14 @@ from search_space._spec import (
 
 __all__ = ["format_arch", "looks_like_arch", "parse_arch"]
 
-_ACT_TOKEN = {Activation.RELU: "re", Activation.RELU6: "r6", Activation.HSWISH: "hs"}
-_TOKEN_ACT = {v: k for k, v in _ACT_TOKEN.items()}
-_HEADER = re.compile(r"^r(\d+)_n(\d+)$")
-_VALUE = re.compile(r"^(se|sc|k|s|e|m|c|h|d)(\d+(?:\.\d+)?)$")
+_TOKEN_ACT = {v: k for k, v in ACT_TOKENS.items()}
+_HEADER = re.compile(r"^r(\d+)_n(\d+)$", re.ASCII)  # ASCII digits, not any Unicode digit
+_VALUE = re.compile(r"^(se|sc|k|s|e|m|c|h|d)(\d+(?:\.\d+)?)$", re.ASCII)
 
 
 def looks_like_arch(text: str) -> bool:
     """True when ``text`` is meant as an arch string (starts with a header element)."""
-    return bool(re.match(r"^r\d+_n\d+,", text.strip()))
+    return bool(re.match(r"^r\d+_n\d+,", text.strip(), re.ASCII))
 
 
 def _num(x: float) -> str:
@@ -72,7 +73,7 @@ def _ratio_token(
 def format_arch(spec: ArchSpec) -> str:
     parts = [f"r{spec.resolution}_n{spec.num_classes}"]
     st = spec.stem
-    parts.append(f"stem_k{st.kernel}_s{st.stride}_c{st.out_channels}_{_ACT_TOKEN[st.act]}")
+    parts.append(f"stem_k{st.kernel}_s{st.stride}_c{st.out_channels}_{st.act.token}")
     for b in spec.blocks:
         tokens = [b.kind.value, f"k{b.kernel}", f"s{b.stride}"]
         if b.mid_channels != b.in_channels:
@@ -80,7 +81,7 @@ def format_arch(spec: ArchSpec) -> str:
         tokens.append(f"c{b.out_channels}")
         if b.se_channels:
             tokens.append(_ratio_token(b.mid_channels, b.se_channels, "se", "sc", 0.25))
-        tokens.append(_ACT_TOKEN[b.act])
+        tokens.append(b.act.token)
         parts.append("_".join(tokens))
     h = spec.head
     tokens = ["head"]
@@ -88,9 +89,9 @@ def format_arch(spec: ArchSpec) -> str:
         tokens.append(f"c{h.conv_channels}")
         if not h.conv_bn:
             tokens.append("nbn")
-        tokens.append(_ACT_TOKEN[h.conv_act])
+        tokens.append(h.conv_act.token)
     if h.hidden_features:
-        tokens += [f"h{h.hidden_features}", _ACT_TOKEN[h.hidden_act]]
+        tokens += [f"h{h.hidden_features}", h.hidden_act.token]
     tokens.append(f"d{_num(h.dropout)}")
     parts.append("_".join(tokens))
     return ",".join(parts)
@@ -240,7 +241,9 @@ def _parse_head(tokens: list[str]) -> HeadSpec:
             if key == "c" and j < len(tokens) and tokens[j] == "nbn":
                 bn, j = False, j + 1
             if j >= len(tokens) or tokens[j] not in _TOKEN_ACT:
-                raise SpecError(f"{token!r} must be followed by an activation (re, r6, hs)")
+                raise SpecError(
+                    f"{token!r} must be followed by an activation ({', '.join(_TOKEN_ACT)})"
+                )
             if key == "c":
                 conv, conv_bn, conv_act = int(number), bn, _TOKEN_ACT[tokens[j]]
             else:

@@ -17,6 +17,7 @@ from typing import Any
 from search_space._errors import SpecError
 
 __all__ = [
+    "ACT_TOKENS",
     "SPEC_FORMAT",
     "Activation",
     "ArchSpec",
@@ -49,6 +50,15 @@ class Activation(StrEnum):
     RELU = "relu"
     RELU6 = "relu6"
     HSWISH = "hswish"
+
+    @property
+    def token(self) -> str:
+        """The short form in an arch string (``_codec``)."""
+        return ACT_TOKENS[self]
+
+
+#: Each activation's token in the arch string; its torch module is ``_blocks.ACT_LAYERS``.
+ACT_TOKENS = {Activation.RELU: "re", Activation.RELU6: "r6", Activation.HSWISH: "hs"}
 
 
 class BlockKind(StrEnum):
