@@ -181,9 +181,9 @@ def augment_views(
     resolution and the same flips, so every sub-network sees the same view of an image
     (what ``augment`` does at one resolution)."""
     first = next(iter(images.values()))
-    n = len(first)
-    fractions = torch.rand(n, 2, generator=generator)
-    flips = torch.rand(n, generator=generator) < 0.5
+    n, at = len(first), first.device  # drawn on the CPU, gathered where the images are
+    fractions = torch.rand(n, 2, generator=generator).to(at)
+    flips = (torch.rand(n, generator=generator) < 0.5).to(at)
     out = {}
     for res, batch in images.items():
         p = round(pad * res)
@@ -191,9 +191,9 @@ def augment_views(
             offsets = (fractions * (2 * p + 1)).long().clamp_(max=2 * p)
             padded = F.pad(batch, (p, p, p, p))
             h, w = batch.shape[-2:]
-            rows = (offsets[:, 0, None] + torch.arange(h))[:, :, None]
-            cols = (offsets[:, 1, None] + torch.arange(w))[:, None, :]
-            index = torch.arange(n)[:, None, None]
+            rows = (offsets[:, 0, None] + torch.arange(h, device=at))[:, :, None]
+            cols = (offsets[:, 1, None] + torch.arange(w, device=at))[:, None, :]
+            index = torch.arange(n, device=at)[:, None, None]
             batch = padded.permute(0, 2, 3, 1)[index, rows, cols].permute(0, 3, 1, 2)
         if flip:
             batch = torch.where(flips[:, None, None, None], batch.flip(3), batch)
@@ -287,12 +287,12 @@ def fit_supernet(
                 specs = subnets_at(supernet, recipe, step)
                 needed = sorted({s.resolution for s in specs})
                 views = augment_views(
-                    {r: train_batch(data[r], idx) for r in needed},
+                    {r: dev.batch(train_batch(data[r], idx)) for r in needed},
                     torch.Generator().manual_seed(_mix(recipe.seed, "augment", step)),
                     recipe.pad,
                     recipe.flip,
                 )
-                x = {r: dev.layout(_normalise(dev.batch(views[r]), *norms[r])) for r in needed}
+                x = {r: dev.layout(_normalise(views[r], *norms[r])) for r in needed}
                 lr = _lr_at(step, batches, base)
                 for group in opt.param_groups:
                     group["lr"] = lr

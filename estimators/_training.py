@@ -296,18 +296,21 @@ def augment(
     images: torch.Tensor, generator: torch.Generator, pad: int, flip: bool = True
 ) -> torch.Tensor:
     """Random crop with zero padding ``pad`` and horizontal flip on a uint8 NCHW batch,
-    vectorised (one gather), so augmentation costs little next to the model."""
+    vectorised (one gather), so augmentation costs little next to the model. The offsets
+    and flips are drawn on the CPU from ``generator``; the gather runs where ``images``
+    are (on a GPU the same draws give the same crops)."""
     n, _, h, w = images.shape
+    at = images.device
     if pad > 0:
         padded = F.pad(images, (pad, pad, pad, pad))
-        oy = torch.randint(0, 2 * pad + 1, (n,), generator=generator)
-        ox = torch.randint(0, 2 * pad + 1, (n,), generator=generator)
-        rows = (oy[:, None] + torch.arange(h))[:, :, None]  # n, h, 1
-        cols = (ox[:, None] + torch.arange(w))[:, None, :]  # n, 1, w
-        batch = torch.arange(n)[:, None, None]
+        oy = torch.randint(0, 2 * pad + 1, (n,), generator=generator).to(at)
+        ox = torch.randint(0, 2 * pad + 1, (n,), generator=generator).to(at)
+        rows = (oy[:, None] + torch.arange(h, device=at))[:, :, None]  # n, h, 1
+        cols = (ox[:, None] + torch.arange(w, device=at))[:, None, :]  # n, 1, w
+        batch = torch.arange(n, device=at)[:, None, None]
         images = padded.permute(0, 2, 3, 1)[batch, rows, cols].permute(0, 3, 1, 2)
     if flip:
-        mask = torch.rand(n, generator=generator) < 0.5
+        mask = (torch.rand(n, generator=generator) < 0.5).to(at)
         images = torch.where(mask[:, None, None, None], images.flip(3), images)
     return images
 
@@ -402,7 +405,8 @@ def fit(
 
     def prepare(order: torch.Tensor, b: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         idx = order[b * batch_size : (b + 1) * batch_size]
-        images = dev.batch(augment(train_batch(data, idx), aug, pad, recipe.flip))
+        # uint8 crosses to the device (a quarter of float's bytes), augmented there.
+        images = augment(dev.batch(train_batch(data, idx)), aug, pad, recipe.flip)
         return (
             dev.layout(_normalise(images, mean, std)),
             dev.labels(data.train_y[idx]),
