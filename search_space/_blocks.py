@@ -28,6 +28,7 @@ ACT_LAYERS: dict[str, type[nn.Module]] = {
     Activation.RELU: nn.ReLU,
     Activation.RELU6: nn.ReLU6,
     Activation.HSWISH: nn.Hardswish,
+    Activation.SWISH: nn.SiLU,
     "hsigmoid": nn.Hardsigmoid,
 }
 

@@ -50,6 +50,9 @@ class Activation(StrEnum):
     RELU = "relu"
     RELU6 = "relu6"
     HSWISH = "hswish"
+    #: x * sigmoid(x) (Ramachandran et al. 2017, "Searching for activation functions"),
+    #: EfficientNet's activation; h-swish is its piecewise-linear approximation.
+    SWISH = "swish"
 
     @property
     def token(self) -> str:
@@ -58,7 +61,12 @@ class Activation(StrEnum):
 
 
 #: Each activation's token in the arch string; its torch module is ``_blocks.ACT_LAYERS``.
-ACT_TOKENS = {Activation.RELU: "re", Activation.RELU6: "r6", Activation.HSWISH: "hs"}
+ACT_TOKENS = {
+    Activation.RELU: "re",
+    Activation.RELU6: "r6",
+    Activation.HSWISH: "hs",
+    Activation.SWISH: "sw",
+}
 
 
 class BlockKind(StrEnum):

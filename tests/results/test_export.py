@@ -152,6 +152,23 @@ def test_py_runs_with_torch_alone(tmp_path: Path) -> None:
         torch.testing.assert_close(report["outs"][p], want, rtol=0, atol=1e-4)
 
 
+def test_generated_source_runs_every_block_option() -> None:
+    # Swish, a 7x7 depthwise kernel, SE and residuals: the generated file has no copy of
+    # the blocks, so an option the plan describes needs no change in the generator.
+    spec = parse_arch(
+        "r32_n10,stem_k3_s2_c16_sw,ir_k7_s1_e4_c16_se0.25_sw,ds_k7_s2_c24_r6,"
+        "ir_k7_s1_c24_se0.25_hs,head_c64_sw_h128_sw_d0.2"
+    )
+    namespace: dict[str, object] = {"__name__": "generated"}
+    exec(compile(standalone_source(spec), "generated.py", "exec"), namespace)
+    net = namespace["Net"]()  # type: ignore[operator]
+    model = build_model(spec, seed=5).eval()
+    net.load_state_dict(model.state_dict(), strict=True)
+    x = torch.randn(2, 3, 32, 32)
+    with torch.inference_mode():
+        torch.testing.assert_close(net.eval()(x), model(x), rtol=0, atol=1e-5)
+
+
 def test_generated_source_names_match_nasctl_state_dict() -> None:
     spec = SPECS["mobilenet_v3_large"]
     namespace: dict[str, object] = {"__name__": "generated"}

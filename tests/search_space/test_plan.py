@@ -19,9 +19,11 @@ from search_space import (
     build_classic,
     build_model,
     classic_names,
+    format_arch,
     get_baseline,
     get_classic,
     load_space,
+    parse_arch,
     plan,
 )
 
@@ -138,6 +140,20 @@ def test_plan_names_and_shapes_the_built_classic_networks(name: str) -> None:
 def test_plan_names_and_shapes_random_specs(seed: int) -> None:
     for spec in _random_specs(10, seed):
         _check(spec, build_model(spec), (1, 3, spec.resolution, spec.resolution))
+
+
+#: Every activation and a 7x7 kernel in each block kind, with SE and a residual.
+OPTIONS = (
+    "r32_n10,stem_k3_s2_c16_sw,ir_k7_s1_e4_c16_se0.25_sw,ds_k7_s2_c24_r6,"
+    "ir_k7_s1_c24_se0.25_hs,ir_k3_s1_e3_c24_re,head_c64_sw_h128_sw_d0.2"
+)
+
+
+def test_every_block_option_round_trips_and_builds_as_planned() -> None:
+    spec = parse_arch(OPTIONS)
+    assert parse_arch(format_arch(spec)) == spec
+    assert {layer.act for layer in plan(spec)} >= {"swish", "relu6", "hswish", "relu"}
+    _check(spec, build_model(spec), (1, 3, 32, 32))
 
 
 def test_residuals_and_se_are_read_from_the_plan() -> None:
