@@ -37,8 +37,8 @@ import torch
 from torch import nn
 
 from search_space import ArchSpec, NasctlError, Part, build_model, format_arch
-from search_space._blocks import BLOCK_TYPES, ConvBnAct
-from search_space._builder import Head
+from search_space._blocks import ConvBnAct
+from search_space._builder import part_module
 from search_space._spec import BlockSpec, HeadSpec, StemSpec
 
 __all__ = [
@@ -346,20 +346,13 @@ def as_target(item: ArchSpec | Target, seed: int = 0) -> Target:
 
 def part_target(part: Part, num_classes: int, seed: int = 0) -> Target:
     """One stem, block or head built alone, with its own input: what a lookup table times."""
-    spec = part.spec
+    if not isinstance(part.spec, StemSpec | BlockSpec | HeadSpec):
+        raise LatencyError(
+            f"part.spec must be a stem, block or head, got {type(part.spec).__name__}"
+        )
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        module: nn.Module
-        if isinstance(spec, StemSpec):
-            module = ConvBnAct(3, spec.out_channels, spec.kernel, spec.stride, act=spec.act)
-        elif isinstance(spec, BlockSpec):
-            module = BLOCK_TYPES[spec.kind](spec)
-        elif isinstance(spec, HeadSpec):
-            module = Head(part.in_channels, spec, num_classes)
-        else:
-            raise LatencyError(
-                f"part.spec must be a stem, block or head, got {type(spec).__name__}"
-            )
+        module = part_module(part, num_classes)
     return Target(part.name, module, (1, part.in_channels, part.in_size, part.in_size))
 
 

@@ -6,9 +6,9 @@ import torch
 from torch import nn
 
 from search_space._blocks import BLOCK_TYPES, ConvBnAct, act_layer
-from search_space._spec import ArchSpec, HeadSpec
+from search_space._spec import ArchSpec, BlockSpec, HeadSpec, Part, StemSpec
 
-__all__ = ["Head", "MobileNet", "build_model"]
+__all__ = ["Head", "MobileNet", "build_model", "part_module"]
 
 
 class Head(nn.Module):
@@ -38,16 +38,27 @@ class Head(nn.Module):
         return self.classifier(self.dropout(x))
 
 
+def part_module(part: Part, num_classes: int) -> nn.Module:
+    """The module of one stem, block or head: what the network holds under ``part.name``
+    and what a latency table times alone."""
+    s = part.spec
+    if isinstance(s, StemSpec):
+        return ConvBnAct(3, s.out_channels, s.kernel, s.stride, act=s.act)
+    if isinstance(s, BlockSpec):
+        return BLOCK_TYPES[s.kind](s)
+    return Head(part.in_channels, s, num_classes)
+
+
 class MobileNet(nn.Module):
     """stem -> blocks -> head, exactly as the spec says."""
 
     def __init__(self, spec: ArchSpec) -> None:
         super().__init__()
         self.spec = spec
-        st = spec.stem
-        self.stem = ConvBnAct(3, st.out_channels, st.kernel, st.stride, act=st.act)
-        self.blocks = nn.Sequential(*(BLOCK_TYPES[b.kind](b) for b in spec.blocks))
-        self.head = Head(spec.blocks[-1].out_channels, spec.head, spec.num_classes)
+        stem, *blocks, head = spec.parts()
+        self.stem = part_module(stem, spec.num_classes)
+        self.blocks = nn.Sequential(*(part_module(b, spec.num_classes) for b in blocks))
+        self.head = part_module(head, spec.num_classes)
         _init_weights(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
