@@ -29,6 +29,7 @@ from optuna.storages import BaseStorage, JournalStorage, RDBStorage
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import FrozenTrial, TrialState
 
+from results._journal import repair_journal
 from search_space import NasctlError
 
 __all__ = [
@@ -153,11 +154,17 @@ def _driver(url: str) -> str:
 
 
 def _journal(path: Path) -> BaseStorage:
+    if path.is_dir():
+        raise StudyError(f"storage file {str(path)!r} is a directory, not an Optuna journal file")
     if path.exists() and path.stat().st_size:
         with path.open("rb") as fh:
             head = fh.read(64).lstrip()
         if not head.startswith(b"{"):
             raise StudyError(f"storage file {str(path)!r} is not an Optuna journal file")
+        try:  # a tail torn by a crash: repaired (and warned about) before Optuna reads it
+            repair_journal(path)
+        except OSError as exc:
+            raise StudyError(f"cannot repair journal file {str(path)!r}: {exc}") from None
     try:
         return JournalStorage(JournalFileBackend(str(path)))
     except Exception as exc:

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
-__all__ = ["NasctlError", "SpaceError", "SpecError"]
+__all__ = ["NasctlError", "NasctlWarning", "SpaceError", "SpecError"]
 
 
 class NasctlError(Exception):
     """Bad input or an impossible request. The message names the field and the rule.
 
     Only the CLI turns this into one red line on stderr and exit code 2.
+    """
+
+
+class NasctlWarning(UserWarning):
+    """Something the user should know that did not stop the work (a repaired file).
+
+    Library code warns with it; the CLI prints it as one yellow line on stderr.
     """
 
 
