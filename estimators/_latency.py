@@ -27,7 +27,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -36,7 +36,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from search_space import ArchSpec, NasctlError, Part, build_model, format_arch
+from search_space import ArchSpec, NasctlError, Part, build_model, format_arch, max_threads
 from search_space._blocks import ConvBnAct
 from search_space._builder import part_module
 from search_space._spec import BlockSpec, HeadSpec, StemSpec
@@ -95,6 +95,35 @@ class LatencyConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
+        self._check_fields()
+        self.check_runnable()
+
+    @classmethod
+    def recorded(cls, protocol: dict[str, Any]) -> LatencyConfig:
+        """A protocol read back from a file (a lookup table built on another machine):
+        its fields are checked, but not whether this host could measure with it; that
+        is asked when measuring (``check_runnable``)."""
+        unknown = sorted(set(protocol) - {f.name for f in fields(cls)})
+        if unknown:
+            raise LatencyError(f"unknown latency protocol field(s): {', '.join(unknown)}")
+        config = object.__new__(cls)
+        for f in fields(cls):
+            object.__setattr__(config, f.name, protocol.get(f.name, f.default))
+        config._check_fields()
+        return config
+
+    def check_runnable(self) -> None:
+        """Refuse what this host cannot measure with: a CUDA device it lacks, more
+        threads than it allows. Asked when a config is made and before every measurement."""
+        if self.threads > max_threads():  # ONNX Runtime segfaults at 100,000
+            raise LatencyError(
+                f"threads must be at most {max_threads()} (4 per core here), got {self.threads}"
+            )
+        if self.device.startswith("cuda") and not torch.cuda.is_available():
+            raise LatencyError(f"device {self.device!r} requested but no CUDA device is present")
+
+    def _check_fields(self) -> None:
+        """The rules that hold on every host."""
         try:
             object.__setattr__(self, "backend", Backend(self.backend))
         except ValueError:
@@ -110,16 +139,13 @@ class LatencyConfig:
             )
         if not 0 < self.steady_tolerance < 1:
             raise LatencyError(f"steady_tolerance must be in (0, 1), got {self.steady_tolerance}")
+        if not isinstance(self.device, str):
+            raise LatencyError(f"device must be 'cpu' or 'cuda[:N]', got {self.device!r}")
         device = self.device.strip().lower()
         if device != "cpu" and not device.startswith("cuda"):
             raise LatencyError(f"device must be 'cpu' or 'cuda[:N]', got {self.device!r}")
-        if device.startswith("cuda"):
-            if not torch.cuda.is_available():
-                raise LatencyError(
-                    f"device {self.device!r} requested but no CUDA device is present"
-                )
-            if self.backend is Backend.ONNXRUNTIME:
-                raise LatencyError("backend onnxruntime runs on device cpu only here")
+        if device.startswith("cuda") and self.backend is Backend.ONNXRUNTIME:
+            raise LatencyError("backend onnxruntime runs on device cpu only here")
         object.__setattr__(self, "device", device)
 
     def to_dict(self) -> dict[str, Any]:
@@ -426,6 +452,7 @@ def measure_many(
 
     Holds the machine-wide latency lock for the whole call."""
     config = config or LatencyConfig()
+    config.check_runnable()  # a protocol read from a file was not checked against this host
     if not models:
         raise LatencyError("models must hold at least one model to time")
     if names is not None and len(names) != len(models):

@@ -225,7 +225,7 @@ class LatencyTable:
                 space_text=str(space["toml"]),
                 resolutions=tuple(int(r) for r in space["resolutions"]),
                 num_classes=int(space["num_classes"]),
-                config=LatencyConfig(**data["protocol"]),
+                config=LatencyConfig.recorded(data["protocol"]),
                 host={str(k): str(v) for k, v in data["host"].items()},
                 created=str(data["created"]),
                 expected=int(data["expected"]),
