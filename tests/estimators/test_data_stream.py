@@ -137,6 +137,7 @@ _data.load_data(sys.argv[1], 16, mode="stream")
 """
 
 
+@pytest.mark.slow
 def test_a_cache_killed_while_decoding_is_rebuilt_not_read(tmp_path: Path) -> None:
     root = _folder(tmp_path / "d", {"a": 8, "b": 8})
     env = {"NASCTL_CACHE": str(tmp_path / "cache"), "PATH": "/usr/bin:/bin"}

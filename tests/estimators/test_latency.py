@@ -223,6 +223,7 @@ def _hold(path: Path, seconds: float) -> subprocess.Popen[str]:
     return proc
 
 
+@pytest.mark.slow
 def test_lock_excludes_another_process(private_lock: Path) -> None:
     proc = _hold(private_lock, 1.0)
     try:
@@ -241,6 +242,7 @@ def test_lock_excludes_another_process(private_lock: Path) -> None:
         proc.wait(timeout=10)
 
 
+@pytest.mark.slow
 def test_lock_is_reentrant_in_one_thread(private_lock: Path) -> None:
     with latency_lock(private_lock, timeout=1), latency_lock(private_lock, timeout=1):
         pass

@@ -22,6 +22,7 @@ def test_version_prints_the_installed_package_version() -> None:
     assert result.output.strip() == f"nasctl {importlib.metadata.version('nasctl')}"
 
 
+@pytest.mark.slow
 def test_help_and_every_command_signature_load_without_heavy_libraries() -> None:
     # get_command builds every command from its signature (what --help does): the enums and
     # defaults the options name must come from light modules.

@@ -130,6 +130,7 @@ runpy.run_path(paths[0], run_name="__main__")  # as a script: weights found next
 """
 
 
+@pytest.mark.slow
 def test_py_runs_with_torch_alone(tmp_path: Path) -> None:
     """Every generated file, run in an isolated interpreter (``-I``: no cwd, no
     PYTHONPATH), gives nasctl's logits and never imports a nasctl package."""

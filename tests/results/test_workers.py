@@ -89,6 +89,7 @@ def _check_accounted(trials: list[FrozenTrial], wanted: int) -> None:
         assert t.values[0] == t.user_attrs["accuracy"] and t.user_attrs["spec"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT])
 def test_killed_or_interrupted_worker_resumes(sig: int, tiny_space: Path, tmp_path: Path) -> None:
     # 512 images per candidate: long enough to be caught training.
@@ -139,10 +140,12 @@ def _two_workers(space: Path, out: Path, storage: list[str]) -> list[FrozenTrial
     return study.get_trials()
 
 
+@pytest.mark.slow
 def test_two_workers_share_a_journal(tiny_space: Path, tmp_path: Path) -> None:
     _check_accounted(_two_workers(tiny_space, tmp_path, []), 4)
 
 
+@pytest.mark.slow
 def test_two_halving_workers_share_a_journal(tiny_space: Path, tmp_path: Path) -> None:
     # Rungs of 32 and 64 images: promotions are decided and claimed by both workers.
     cmd = _command(tiny_space, tmp_path, 8, "--sampler", "random", "--accuracy", "halving",
@@ -168,6 +171,7 @@ def test_two_halving_workers_share_a_journal(tiny_space: Path, tmp_path: Path) -
     )
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(
     not os.environ.get("NASCTL_TEST_POSTGRES"),
     reason="needs a PostgreSQL server: set NASCTL_TEST_POSTGRES=postgresql://... (.ci/run does)",
@@ -203,6 +207,7 @@ except StudyError as exc:
 """
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(
     not os.environ.get("NASCTL_TEST_POSTGRES"),
     reason="needs a PostgreSQL server: set NASCTL_TEST_POSTGRES=postgresql://... (.ci/run does)",
