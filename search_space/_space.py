@@ -629,7 +629,7 @@ def _space_from_dict(data: dict[str, Any]) -> SearchSpace:
             "an integer >= 0",
             lambda x: x >= 0,
         ),
-        conv_bn=bool(hd.get("conv_bn", True)),
+        conv_bn=_bool("head.conv_bn", hd.get("conv_bn", True)),
         conv_act=act,
         hidden_features=_number(
             "head.hidden_features",
