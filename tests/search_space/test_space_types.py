@@ -27,7 +27,7 @@ GOOD: dict[str, Any] = {
         "act": "hswish",
         "hidden_act": "relu",
         "dropout": 0.1,
-    },  # fmt: skip
+    },
     "stages": [
         {
             "channels": 16,
@@ -37,7 +37,7 @@ GOOD: dict[str, Any] = {
             "expansion": [1, 3.5],
             "se": [False, True],
             "act": ["relu", "hswish"],
-        },  # fmt: skip
+        },
     ],
 }
 
