@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -228,3 +231,19 @@ def test_supernet_trains_and_scores_in_bf16_on_cpu(digits, tmp_path: Path) -> No
     assert net.trained_device == "cpu/bf16"
     top1 = net.score(net.largest(), digits, recal_batches=1, batch_size=32, device=device)
     assert 0 <= top1 <= 1
+
+
+def test_the_gpu_check_bench_runs_on_cpu(tmp_path: Path) -> None:
+    """bench/gpu_check.py is what a GPU machine runs; its throughput part, tiny, here."""
+    script = Path(__file__).parents[2] / "bench" / "gpu_check.py"
+    out = tmp_path / "check.json"
+    args = ["--device", "cpu", "--resolution", "32", "--batch-size", "4", "--steps", "2",
+            "--warmup", "1", "--matmul-size", "64", "--threads", "1", "--skip-search",
+            "--out", str(out)]  # fmt: skip
+    done = subprocess.run([sys.executable, str(script), *args], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    report = json.loads(out.read_text())
+    assert report["device"] == "cpu/fp32" and "OUT" in report["argv"]
+    rates = report["throughput"]
+    assert rates["timed_steps"] == {"fit": 2, "bare": 2}
+    assert rates["fit"]["images_per_second"] > 0 and rates["matmul_tflops_measured"] > 0
