@@ -73,7 +73,9 @@ def test_export_without_checkpoint_checks_logits_of_about_one(tmp_path: Path) ->
     still be checked against logits a 1e-4 tolerance can tell apart."""
     spec = get_baseline("mobilenet_v3_large", 1.0, 32, 10)
     res = export_model(spec, tmp_path, ExportFormat.ONNX)
-    assert res.max_abs_output is not None and 0.5 <= res.max_abs_output <= 10
+    # 5,000 times the tolerance at least (a training init gives ~1e-10). No upper bound: on
+    # inputs other than the calibration batch the largest logit varies 0.6-17 (measured).
+    assert res.max_abs_output is not None and res.max_abs_output >= 0.5
     assert res.max_abs_diff is not None and res.max_abs_diff <= 1e-4
 
 
