@@ -16,6 +16,10 @@ are not timed, and a side's rate is the batch over its median step. ``fit`` runs
 CUDA: with deterministic kernels (the default of every command) and with cuDNN's
 autotuner (``deterministic=False``).
 
+Repeatability: the same seed trained twice on the device (deterministic kernels): are
+the weights bitwise equal (they are on the CPU; on CUDA only where every kernel has a
+deterministic implementation)?
+
 Training FLOPs per image are taken as 3 x 2 x MACs (forward: 2 FLOPs per MAC; backward
 about twice the forward), so "achieved TFLOP/s" is comparable with the peak of a dense
 matmul measured here in the same precision (``--matmul-size``), and with a datasheet
@@ -41,10 +45,10 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from estimators import ImageData, Recipe, count, fit, new_state, resolve_device
+from estimators import ImageData, Recipe, count, fit, load_data, new_state, resolve_device
 from estimators._device import TrainDevice
 from estimators._training import _make_optimizer
-from search_space import build_model, get_baseline
+from search_space import build_model, get_baseline, parse_arch
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -163,6 +167,21 @@ def throughput(args: argparse.Namespace, device: TrainDevice) -> dict[str, Any]:
     return out
 
 
+def repeatability(device: TrainDevice) -> dict[str, Any]:
+    """Two runs of the same seed on the device (a small network on digits, one epoch):
+    whether their weights are bitwise equal, and how far apart they are if not."""
+    spec = parse_arch(
+        "r32_n10,stem_k3_s2_c16_re,ir_k3_s2_e3_c24_re,ir_k5_s2_e3_c40_se0.25_hs,"
+        "ir_k3_s2_e3_c80_hs,head_h128_hs_d0.2"
+    )
+    data = load_data("digits", 32)
+    recipe = Recipe(epochs=1, batch_size=64, train_images=512, bn_images=0)
+    runs = [fit(new_state(spec, data, recipe), data, device=device) for _ in range(2)]
+    a, b = (r.model.state_dict() for r in runs)
+    diff = max(float((a[k].float() - b[k].float()).abs().max()) for k in a)
+    return {"bitwise_equal": all(torch.equal(a[k], b[k]) for k in a), "max_abs_diff": diff}
+
+
 def _nasctl(args: list[str], log: list[dict[str, Any]], work: Path) -> dict[str, Any]:
     started = time.perf_counter()
     done = subprocess.run(
@@ -262,6 +281,7 @@ def main() -> None:
     started = time.perf_counter()
     report["throughput"] = throughput(args, device)
     print(json.dumps(report["throughput"], indent=2), flush=True)
+    report["repeatability"] = repeatability(device)
     if not args.skip_search:
         work = Path(tempfile.mkdtemp(prefix="nasctl-gpu-check-"))
         try:

@@ -247,3 +247,4 @@ def test_the_gpu_check_bench_runs_on_cpu(tmp_path: Path) -> None:
     rates = report["throughput"]
     assert rates["timed_steps"] == {"fit": 2, "bare": 2}
     assert rates["fit"]["images_per_second"] > 0 and rates["matmul_tflops_measured"] > 0
+    assert report["repeatability"] == {"bitwise_equal": True, "max_abs_diff": 0.0}  # on CPU
