@@ -202,7 +202,10 @@ def resolve_device(
             f"device {device!r} does not exist: this machine has {count} CUDA device(s), "
             f"cuda:0 to cuda:{count - 1}"
         )
-    bf16 = torch.cuda.is_bf16_supported()
+    try:  # bf16 that the GPU computes natively, not emulated (pre-Ampere GPUs emulate it)
+        bf16 = torch.cuda.is_bf16_supported(including_emulation=False)
+    except TypeError:  # a torch from before the argument
+        bf16 = torch.cuda.is_bf16_supported()
     if precision is Precision.auto:
         chosen = Precision.bf16 if bf16 else Precision.fp16
     elif precision is Precision.bf16 and not bf16:
