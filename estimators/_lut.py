@@ -25,6 +25,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as _dt
 import json
+import math
 import os
 import tempfile
 import time
@@ -229,15 +230,26 @@ class LatencyTable:
                 host={str(k): str(v) for k, v in data["host"].items()},
                 created=str(data["created"]),
                 expected=int(data["expected"]),
-                entries={
-                    k: TableEntry(key=k, **{f: v for f, v in e.items()})
-                    for k, e in data["entries"].items()
-                },
+                entries={k: _entry(k, e) for k, e in data["entries"].items()},
                 correction=Correction(**corr) if corr else None,
-                reference_batches_us=[float(v) for v in data["reference"]["batches_us"]],
+                reference_batches_us=[_number(v) for v in data["reference"]["batches_us"]],
             )
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise LutError(f"{where} is malformed ({type(exc).__name__}: {exc})") from None
+
+
+def _number(value: Any) -> float:
+    """A timing read from a table file: a finite number (not a string, not a bool)."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ValueError(f"timings must be finite numbers, got {value!r}")
+    return float(value)
+
+
+def _entry(key: str, fields: dict[str, Any]) -> TableEntry:
+    entry = TableEntry(key=str(key), **fields)
+    for name in ("ratio", "median_us", "p10_us", "p90_us", "iqr_us"):
+        _number(getattr(entry, name))
+    return entry
 
 
 def save_table(table: LatencyTable, path: str | Path) -> None:
@@ -256,15 +268,23 @@ def save_table(table: LatencyTable, path: str | Path) -> None:
 
 
 def load_table(path: str | Path) -> LatencyTable:
+    """Read a table written by ``save_table``. Anything else (an empty file, random
+    bytes, other JSON) is refused with a LutError that names the file."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise LutError(f"cannot read table {str(path)!r}: {exc.strerror}") from None
+        raise LutError(f"cannot read table {str(path)!r}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise LutError(f"table {str(path)!r} is not valid JSON: not UTF-8 text") from None
+    if not text.strip():
+        raise LutError(f"table {str(path)!r} is not valid JSON: the file is empty")
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise LutError(f"table {str(path)!r} is not valid JSON: {exc.msg}") from None
+    except (ValueError, RecursionError) as exc:  # a 5,000-digit number, [[[[... nested
+        raise LutError(f"table {str(path)!r} is not valid JSON: {exc}") from None
     return LatencyTable.from_dict(data, f"table {str(path)!r}")
 
 

@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
 
 from nasctl._app import (
     NumClassesOption,
@@ -74,6 +83,26 @@ def _progress() -> Progress:
         console=err_console,
         transient=False,
     )
+
+
+@contextmanager
+def _ticks(description: str) -> Iterator[Callable[[int, int], None]]:
+    """A progress callback whose bar appears with the first tick: input refused before
+    any measurement prints its one error line, not an empty bar as well."""
+    bar = _progress()
+    task: TaskID | None = None
+
+    def tick(done: int, total: int) -> None:
+        nonlocal task
+        if task is None:
+            bar.start()
+            task = bar.add_task(description, total=total)
+        bar.update(task, completed=done, total=total)
+
+    try:
+        yield tick
+    finally:
+        bar.stop()
 
 
 @app.command("latency")
@@ -192,12 +221,7 @@ def lut_build(
         repeats=repeats,
     )
     load_space(space)  # refuse a bad space file with one line, before any progress bar
-    with _progress() as bar:
-        task = bar.add_task("measuring parts", total=None)
-
-        def tick(done: int, total: int) -> None:
-            bar.update(task, completed=done, total=total)
-
+    with _ticks("measuring parts") as tick:
         table = build_table(
             out,
             space,
@@ -241,15 +265,8 @@ def lut_validate(
     table = load_table(lut)
     if store:
         check_output(lut, "--lut", directory=False)
-    with _progress() as bar:
-        task = bar.add_task("measuring architectures", total=n * passes)
-        report = validate_table(
-            table,
-            n,
-            seed,
-            progress=lambda d, t: bar.update(task, completed=d, total=t),
-            passes=passes,
-        )
+    with _ticks("measuring architectures") as tick:
+        report = validate_table(table, n, seed, progress=tick, passes=passes)
     if store and report.stored:
         save_table(table, lut)
     if fmt is TableOrJson.json:

@@ -11,12 +11,20 @@ from nasctl._app import OutputFormat, app, console, emit, guarded, resolve_model
 from search_space import CLASSICS, REFERENCE_COUNTS, ArchSpec, baseline_names, classic_names
 
 
+def _decimal(value: int, scale: int, digits: int) -> str:
+    """``value / scale`` to ``digits`` decimals in integer arithmetic: a count above 2^53
+    printed through a float would show digits that rounding invented."""
+    step = scale // 10**digits
+    whole, frac = divmod((value + step // 2) // step, 10**digits)
+    return f"{whole:,}.{frac:0{digits}d}"
+
+
 def _millions(value: int) -> str:
-    return f"{value / 1e6:,.3f}"
+    return _decimal(value, 10**6, 3)
 
 
 def _megabytes(value: int) -> str:
-    return f"{value / 1e6:,.2f}"
+    return _decimal(value, 10**6, 2)
 
 
 def _ref(name: str, spec: object, width: float, params: int, macs: int) -> str | None:

@@ -167,6 +167,7 @@ def train(
         )
         if resolution is None:
             resolution = 32 if arch in baseline_names() else resolve_arch(arch).resolution
+        resolve_arch(arch, width, resolution)  # a bad ARCH, width or size: before the data
         loaded = _load(data, resolution, seed, data_mode)
         spec = resolve_arch(arch, width, resolution, loaded.num_classes)
         state = new_state(spec, loaded, recipe)

@@ -157,7 +157,7 @@ def _torch_load(path: Path, what: str) -> Any:
     except Exception as exc:  # pickles of whole modules, truncated files, not torch at all
         raise ExportError(
             f"{what} {str(path)!r} cannot be read as tensors (weights_only): "
-            f"{str(exc).splitlines()[0]}"
+            f"{(str(exc).strip().splitlines() or [type(exc).__name__])[0]}"
         ) from None
 
 
@@ -255,6 +255,15 @@ def _model(spec: ArchSpec, state_dict: Mapping[str, torch.Tensor] | None, seed: 
             )
             raise ExportError(f"state_dict does not fit the architecture: {detail}") from None
     return model.eval()
+
+
+def check_weights(spec: ArchSpec, state: Mapping[str, torch.Tensor], path: str | Path) -> None:
+    """Refuse a checkpoint whose weights do not fit ``spec`` before anything is written,
+    with a message that names the file."""
+    try:
+        _model(spec, state, 0)
+    except ExportError as exc:
+        raise ExportError(f"checkpoint {str(path)!r}: {exc}") from None
 
 
 def load_pt(path: str | Path) -> tuple[ArchSpec, MobileNet]:

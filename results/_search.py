@@ -73,6 +73,7 @@ from results._study import (
     worker_id,
 )
 from search_space import (
+    MAX_RESOLUTION,
     ArchSpec,
     NasctlError,
     SearchSpace,
@@ -182,6 +183,12 @@ class SearchConfig:
         if self.images_per_candidate is not None and self.images_per_candidate < 1:
             raise SearchError(
                 f"images per candidate must be positive, got {self.images_per_candidate}"
+            )
+        res = self.baseline_resolution
+        if res is not None and not (0 < res <= MAX_RESOLUTION and res % 8 == 0):
+            raise SearchError(
+                f"baseline_resolution must be a positive multiple of 8 up to {MAX_RESOLUTION}, "
+                f"got {res!r}"
             )
         if self.population < 2:
             raise SearchError(f"population must be at least 2, got {self.population}")

@@ -341,6 +341,7 @@ def trials_frame(study: optuna.Study, states: Sequence[TrialState] | None = None
             "violations": json.dumps(attrs.get("violations")) if attrs.get("violations") else None,
             "fail_reason": attrs.get("fail_reason"),
             "worker": attrs.get("worker"),
+            "device": attrs.get("device"),  # where and at what precision it trained
             "duration_s": t.duration.total_seconds() if t.duration else None,
         }
         rows.append(row)

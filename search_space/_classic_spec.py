@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from search_space._errors import SpecError
+from search_space._limits import MAX_CLASSES, MAX_RESOLUTION  # a VGG-16 at 2048: 8.6G params
 
 __all__ = [
     "LRN",
@@ -30,10 +31,6 @@ __all__ = [
     "conv_out_size",
     "pool_out_size",
 ]
-
-#: The largest input resolution a classic network is built for (a VGG-16 at 2048x2048
-#: already has 8.6G parameters in its first fully connected layer).
-MAX_RESOLUTION = 2048
 
 
 class ClassicAct(StrEnum):
@@ -218,6 +215,8 @@ class ClassicSpec:
     def __post_init__(self) -> None:
         object.__setattr__(self, "layers", tuple(self.layers))
         _positive_int("num_classes", self.num_classes)
+        if self.num_classes > MAX_CLASSES:
+            raise SpecError(f"num_classes must be at most {MAX_CLASSES:,}, got {self.num_classes}")
         _positive_int("resolution", self.resolution)
         _positive_int("in_channels", self.in_channels)
         names = [layer.name for layer in self.layers]

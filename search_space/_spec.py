@@ -15,6 +15,13 @@ from pathlib import Path
 from typing import Any
 
 from search_space._errors import SpecError
+from search_space._limits import (
+    MAX_BLOCKS,
+    MAX_CHANNELS,
+    MAX_CLASSES,
+    MAX_KERNEL,
+    MAX_RESOLUTION,
+)
 
 __all__ = [
     "ACT_TOKENS",
@@ -77,9 +84,11 @@ class BlockKind(StrEnum):
     INVERTED_RESIDUAL = "ir"
 
 
-def _positive_int(owner: str, name: str, value: object) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-        raise SpecError(f"{owner}.{name} must be a positive integer, got {value!r}")
+def _positive_int(owner: str, name: str, value: object, top: int = MAX_CHANNELS) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 < value <= top:
+        raise SpecError(
+            f"{owner}.{name} must be a positive integer (at most {top:,}), got {value!r}"
+        )
 
 
 def _activation(owner: str, value: object) -> Activation:
@@ -91,7 +100,7 @@ def _activation(owner: str, value: object) -> Activation:
 
 
 def _kernel(owner: str, value: object) -> None:
-    _positive_int(owner, "kernel", value)
+    _positive_int(owner, "kernel", value, MAX_KERNEL)
     if isinstance(value, int) and value % 2 == 0:
         raise SpecError(f"{owner}.kernel must be odd, got {value}")
 
@@ -156,9 +165,12 @@ class BlockSpec:
         if (
             not isinstance(self.se_channels, int)
             or isinstance(self.se_channels, bool)
-            or self.se_channels < 0
+            or not 0 <= self.se_channels <= MAX_CHANNELS
         ):
-            raise SpecError(f"block.se_channels must be an integer >= 0, got {self.se_channels!r}")
+            raise SpecError(
+                f"block.se_channels must be an integer from 0 to {MAX_CHANNELS:,}, "
+                f"got {self.se_channels!r}"
+            )
         object.__setattr__(self, "act", _activation("block", self.act))
 
     @property
@@ -201,8 +213,14 @@ class HeadSpec:
     def __post_init__(self) -> None:
         for name in ("conv_channels", "hidden_features"):
             value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-                raise SpecError(f"head.{name} must be an integer >= 0, got {value!r}")
+            if (
+                not isinstance(value, int)
+                or isinstance(value, bool)
+                or not 0 <= value <= MAX_CHANNELS
+            ):
+                raise SpecError(
+                    f"head.{name} must be an integer from 0 to {MAX_CHANNELS:,}, got {value!r}"
+                )
         if not isinstance(self.conv_bn, bool):
             raise SpecError(f"head.conv_bn must be true or false, got {self.conv_bn!r}")
         object.__setattr__(self, "conv_act", _activation("head", self.conv_act))
@@ -250,7 +268,9 @@ class ArchSpec:
         object.__setattr__(self, "blocks", tuple(self.blocks))
         if not self.blocks:
             raise SpecError("blocks must hold at least one block")
-        _positive_int("arch", "num_classes", self.num_classes)
+        if len(self.blocks) > MAX_BLOCKS:
+            raise SpecError(f"blocks must be at most {MAX_BLOCKS:,}, got {len(self.blocks):,}")
+        _positive_int("arch", "num_classes", self.num_classes, MAX_CLASSES)
         channels = self.stem.out_channels
         for i, block in enumerate(self.blocks):
             if block.in_channels != channels:
@@ -266,10 +286,12 @@ class ArchSpec:
             or res <= 0
             or res % RESOLUTION_MULTIPLE
             or res < self.total_stride
+            or res > MAX_RESOLUTION
         ):
             raise SpecError(
-                f"resolution must be a positive multiple of {RESOLUTION_MULTIPLE} and at least "
-                f"the network's total stride ({self.total_stride}), got {res!r}"
+                f"resolution must be a positive multiple of {RESOLUTION_MULTIPLE}, at least "
+                f"the network's total stride ({self.total_stride}) and at most "
+                f"{MAX_RESOLUTION}, got {res!r}"
             )
 
     @property
@@ -349,6 +371,8 @@ class ArchSpec:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
             raise SpecError(f"spec is not valid JSON: {exc.msg} at line {exc.lineno}") from None
+        except (ValueError, RecursionError) as exc:  # a 5,000-digit number, [[[[... nested
+            raise SpecError(f"spec is not valid JSON: {exc}") from None
         return cls.from_dict(data)
 
     def replace(self, **changes: Any) -> ArchSpec:
@@ -389,4 +413,7 @@ def load_spec(path: str | Path) -> ArchSpec:
         raise SpecError(f"cannot read spec file {str(path)!r}: {exc.strerror}") from None
     except UnicodeDecodeError:
         raise SpecError(f"spec file {str(path)!r} is not UTF-8 text") from None
-    return ArchSpec.from_json(text)
+    try:
+        return ArchSpec.from_json(text)
+    except SpecError as exc:
+        raise SpecError(f"spec file {str(path)!r}: {exc}") from None

@@ -42,11 +42,11 @@ def files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 BAD = [
     # train / eval
-    (["train", TINY, "--epochs", "-1"], "recipe.epochs must be an integer >= 1"),
-    (["train", TINY, "--lr", "-1"], "recipe.lr must be > 0"),
-    (["train", TINY, "--threads", "0"], "--threads must be >= 1"),
+    (["train", TINY, "--epochs", "-1"], "--epochs must be an integer from 0 to"),
+    (["train", TINY, "--lr", "-1"], "--lr must be a finite number >= 0, got -1.0"),
+    (["train", TINY, "--threads", "0"], "--threads must be an integer from 1 to"),
     (["train", "mobilenet_v2", "--width", "0"], "width must be a number in (0, 4]"),
-    (["train", TINY, "-r", "0"], "resolution must be an integer >= 8"),
+    (["train", TINY, "-r", "0"], "resolution must be a positive multiple of 8"),
     (["train", "bin.json"], "is not UTF-8 text"),
     (["train", "dir.json"], "cannot read spec file 'dir.json'"),
     (["eval", TINY, "--checkpoint", "missing.pt"], "checkpoint 'missing.pt' does not exist"),
@@ -54,7 +54,7 @@ BAD = [
     # latency / lut
     (["latency", TINY, "--repeats", "0"], "repeats must be a positive integer"),
     (["latency", TINY, "-r", "0"], "resolution must be a positive multiple of 8"),
-    (["latency", TINY, "--num-classes", "-1"], "num_classes must be a positive integer"),
+    (["latency", TINY, "--num-classes", "-1"], "--num-classes must be an integer from 0"),
     (["latency", TINY, "--reference", "nonsense"], "ARCH 'nonsense' is not a baseline"),
     (["lut", "validate", "--lut", "lut.json"], "is not valid JSON"),
     (["lut", "validate", "--lut", "dir.json"], "cannot read table 'dir.json'"),
@@ -79,7 +79,7 @@ BAD = [
     # results
     (["results", "show", "--study", "x", "--storage", "nope"], "storage must be an Optuna"),
     (["results", "show", "--study", "x", "--storage", "sqlite:////no/such/dir/x.db"],
-     "cannot open storage"),
+     "storage file '/no/such/dir/x.db' does not exist"),
     (["results", "show", "--study", "corrupt", "--out", "."], "not an Optuna journal file"),
     (["results", "pareto", "--study", "x", "--storage", "mysql://u@127.0.0.1:1/x"],
      "cannot open storage"),
@@ -96,7 +96,7 @@ BAD = [
     (["arch", "plot", TINY, "--out", "x.png", "--lut", "missing.json"],
      "cannot read table 'missing.json'"),
     (["arch", "plot", TINY, "--out", "x.png", "--lut", "lut.json"], "is not valid JSON"),
-    (["arch", "plot", TINY, "--out", "bin.json/x.png"], "cannot write 'bin.json/x.png'"),
+    (["arch", "plot", TINY, "--out", "bin.json/x.png"], "--out 'bin.json/x.png' cannot be written: 'bin.json' is a file"),
     (["arch", "plot", "vgg16", "--out", "x.png"], "vgg16 is a classic reference network"),
     # visualize
     (["visualize", TINY, "--checkpoint", "missing.pt", *PICTURE], "'missing.pt' does not exist"),
@@ -117,14 +117,14 @@ BAD = [
     (["visualize", TINY, "--checkpoint", "tiny.pt", *PICTURE, "--maps", "0"],
      "maps per layer must be a positive integer"),
     (["visualize", TINY, "--checkpoint", "tiny.pt", "--image", "img.png", "--out", "bin.json"],
-     "cannot write to 'bin.json'"),
+     "--out 'bin.json' is a file, not a directory"),
     # search
     (["search", "--population", "1"], "population must be at least 2"),
     (["search", "--timeout", "0"], "timeout must be positive"),
     (["search", "--images", "0"], "images per candidate must be positive"),
     (["search", "--batch-size", "0"], "recipe.batch_size must be an integer >= 1"),
-    (["search", "--threads", "0"], "threads must be >= 1"),
-    (["search", "--seed", "-1"], "seed must be an integer >= 0"),
+    (["search", "--threads", "0"], "--threads must be an integer from 1 to"),
+    (["search", "--seed", "-1"], "--seed must be an integer from 0 to"),
     (["search", "--space", "dir.toml"], "cannot read space file 'dir.toml'"),
     (["search", "--space", "bin.toml"], "not UTF-8 text"),
     (["search", "--storage", "sqlite:////no/such/dir/x.db"], "cannot open storage"),

@@ -100,6 +100,8 @@ def test_search_trains_on_device_and_times_on_latency_device(tmp_path: Path) -> 
     assert meta["device"] == "cpu" and meta["host"]
     workers = [v for k, v in study.user_attrs.items() if k.startswith("worker:")]
     assert [w["device"] for w in workers] == ["cpu/bf16"]
+    rows = (out / "search" / "trials.csv").read_text().splitlines()
+    assert "device" in rows[0].split(",") and "cpu/bf16" in rows[1]
 
 
 @pytest.mark.parametrize(

@@ -60,7 +60,7 @@ def test_latency_table_with_reference_and_baseline() -> None:
     ("args", "message"),
     [
         (["latency", "no_such_net"], "is not a baseline"),
-        (["latency", TINY, "--threads", "0"], "threads must be a positive integer"),
+        (["latency", TINY, "--threads", "0"], "--threads must be an integer from 1 to"),
         (["latency", TINY, "--device", "tpu"], "device must be 'cpu' or 'cuda"),
         (["latency", TINY, "--backend", "tflite"], "tflite"),
         (["latency", TINY, "--rounds", "0"], "rounds must be a positive integer"),
