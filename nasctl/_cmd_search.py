@@ -83,7 +83,7 @@ class _LiveView:
         self.ctrl_c = _CtrlC()
 
     def on_event(self, event: Event) -> None:
-        if event.kind != "note":
+        if event.kind not in ("note", "warning"):
             self.ctrl_c.check()
         if event.kind == "training" and event.progress is not None:
             p = event.progress
@@ -91,6 +91,8 @@ class _LiveView:
                 f"training {event.message}: epoch {p.epoch + 1}/{p.epochs} batch "
                 f"{p.batch}/{p.batches} loss {p.loss:.3f} {p.images_per_second:,.0f} img/s"
             )
+        elif event.kind == "warning":
+            self.live.console.print(f"[yellow]warning:[/yellow] {event.message}", soft_wrap=True)
         elif event.kind == "note":
             self.live.console.print(f"[yellow]note:[/yellow] {event.message}")
         else:

@@ -235,7 +235,7 @@ class SearchConfig:
 class Event:
     """What the search tells whoever shows progress."""
 
-    kind: str  # data | baseline | trial-start | training | trial-done | note
+    kind: str  # data | baseline | trial-start | training | trial-done | note | warning
     message: str = ""
     trial: FrozenTrial | None = None
     progress: Any = None
@@ -548,8 +548,8 @@ class _Runner:
         where = f"{host} ({device})" if host else f"latency device {device}"
         self.on_event(
             Event(
-                "note",
-                f"warning: this study's latencies were measured on {where}, this worker "
+                "warning",
+                f"this study's latencies were measured on {where}, this worker "
                 f"measures on {mine['host']} ({mine['device']}): the study would mix measured "
                 "latencies from different hardware; use --latency lut for workers on "
                 "different machines",
