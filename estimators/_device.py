@@ -105,6 +105,7 @@ class TrainDevice:
         return images.pin_memory().to(self.device, non_blocking=True)
 
     def labels(self, labels: torch.Tensor) -> torch.Tensor:
+        """Host labels on this device, as ``batch`` moves images."""
         if not self.is_cuda:
             return labels
         return labels.pin_memory().to(self.device, non_blocking=True)
@@ -116,7 +117,7 @@ class TrainDevice:
         return x
 
     @contextlib.contextmanager
-    def session(self, seed_devices: bool = True) -> Iterator[None]:
+    def session(self) -> Iterator[None]:
         """Deterministic kernels for the duration of a training loop on CUDA (settings
         restored after), and the device's random state forked so the caller's is left
         alone. On the CPU this does nothing (the loops fork the CPU generator themselves).
