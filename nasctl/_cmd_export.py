@@ -94,7 +94,7 @@ def export(
         typer.Option(
             "--format",
             "-f",
-            help="json (spec), arch (one line), py (torch-only source + .pt weights), "
+            help="json (spec), arch (one line), py (torch-only source + <name>_weights.pt), "
             "torchscript, onnx or pt (state_dict + spec).",
         ),
     ],

@@ -21,8 +21,8 @@ _HEADER = '''\
 Written by `nasctl export --format py`. Needs torch only (no nasctl). Parameter names
 match nasctl's modules, so a nasctl state_dict loads with strict=True.
 
-    model = load_model()              # weights from the .pt file next to this one
-    model = load_model("other.pt")    # or from another state_dict file
+    model = load_model()              # weights from <this name>_weights.pt beside it
+    model = load_model("other.pt")    # or a state_dict file, or a `nasctl export -f pt` file
     python <this file> [WEIGHTS.pt]   # one forward pass on a random image
 
 arch: {arch}
@@ -127,11 +127,15 @@ class Net(nn.Module):
 
 
 def load_model(weights: str | Path | None = None) -> Net:
-    """The network in eval mode with the weights of a state_dict file (default: the .pt
-    file with this file's name)."""
-    path = Path(weights) if weights is not None else Path(__file__).with_suffix(".pt")
+    """The network in eval mode with the weights of a state_dict file or of a
+    `nasctl export -f pt` file (default: <this file's name>_weights.pt beside it)."""
+    here = Path(__file__)
+    path = Path(weights) if weights is not None else here.with_name(here.stem + "_weights.pt")
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
+        state = state["state_dict"]  # a pt export: its spec, arch and state_dict
     model = Net()
-    model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    model.load_state_dict(state)
     return model.eval()
 
 

@@ -362,13 +362,21 @@ def _out_path(out: str | Path, fmt: ExportFormat) -> Path:
         path = path / fmt.default_name
     if fmt is ExportFormat.PY and path.suffix != ".py":
         raise ExportError(
-            f"out must end with .py for format py (the weights go to <name>.pt), got {str(path)!r}"
+            "out must end with .py for format py (the weights go to <name>_weights.pt), "
+            f"got {str(path)!r}"
         )
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ExportError(f"cannot create directory {str(path.parent)!r}: {exc.strerror}") from None
     return path
+
+
+def py_weights_path(path: str | Path) -> Path:
+    """Where a py export keeps its weights: ``<name>_weights.pt`` beside ``<name>.py``
+    (``<name>.pt`` is where a pt export of the same name goes)."""
+    path = Path(path)
+    return path.with_name(f"{path.stem}_weights.pt")
 
 
 def _check_options(opset: int, tolerance: float, batch: int) -> None:
@@ -444,7 +452,7 @@ def export_model(
                 path,
             )
         elif fmt is ExportFormat.PY:
-            weights = path.with_suffix(".pt")
+            weights = py_weights_path(path)  # not <name>.pt: a pt export's name
             path.write_text(standalone_source(spec), encoding="utf-8")
             torch.save(model.state_dict(), weights)
             files = (path, weights)

@@ -51,7 +51,7 @@ def test_export_every_format_without_checkpoint(fmt: str, tmp_path: Path) -> Non
     if fmt == "arch":
         assert parse_arch((tmp_path / "out" / "model.arch").read_text().strip()) == SPEC
     if fmt == "py":
-        assert written == ["model.pt", "model.py"]
+        assert written == ["model.py", "model_weights.pt"]
 
 
 def test_export_with_training_checkpoint_needs_no_arch(tmp_path: Path) -> None:

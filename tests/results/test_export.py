@@ -110,7 +110,7 @@ def test_model_formats_reproduce_the_model(name: str, fmt: ExportFormat, tmp_pat
         with torch.inference_mode():
             got = got_model(x).numpy()
     else:
-        assert res.files == (res.path, res.path.with_suffix(".pt"))
+        assert res.files == (res.path, res.path.with_name(res.path.stem + "_weights.pt"))
         got = load_exported(res.path, fmt)(x).numpy()
     np.testing.assert_allclose(got, expected, rtol=0, atol=1e-4)
 
