@@ -9,6 +9,8 @@ import pytest
 from estimators import count, fvcore_macs
 from search_space import build_classic, classic_names, get_classic
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 
 def _check(spec) -> None:
     report = count(spec)

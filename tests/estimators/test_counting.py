@@ -9,6 +9,8 @@ from estimators import count, fvcore_macs, standard_conv_macs
 from estimators._counting import conv_macs, conv_params
 from search_space import baseline_names, build_model, get_baseline, load_space
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 
 def test_conv_closed_forms() -> None:
     # A 3x3 standard conv 32 -> 64 on a 112x112 output; its depthwise-separable version.

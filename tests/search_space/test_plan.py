@@ -27,6 +27,9 @@ from search_space import (
     plan,
 )
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
 _POOLS = {
     LayerOp.MAXPOOL: nn.MaxPool2d,
     LayerOp.AVGPOOL: nn.AvgPool2d,
