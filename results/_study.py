@@ -29,7 +29,7 @@ from optuna.storages import BaseStorage, JournalStorage, RDBStorage
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import FrozenTrial, TrialState
 
-from results._journal import repair_journal
+from results._journal import JournalRepairWarning, repair_journal
 from search_space import NasctlError
 
 __all__ = [
@@ -163,8 +163,15 @@ def _journal(path: Path) -> BaseStorage:
             raise StudyError(f"storage file {str(path)!r} is not an Optuna journal file")
         try:  # a tail torn by a crash: repaired (and warned about) before Optuna reads it
             repair_journal(path)
-        except OSError as exc:
-            raise StudyError(f"cannot repair journal file {str(path)!r}: {exc}") from None
+        except OSError as exc:  # a read-only folder: Optuna's reader skips a torn last line
+            warnings.warn(
+                JournalRepairWarning(
+                    f"journal {str(path)!r} has a torn record that cannot be repaired here "
+                    f"({exc.strerror or exc}); it is read without it, and a search cannot "
+                    "resume it until it is repaired where it can be written"
+                ),
+                stacklevel=2,
+            )
     try:
         return JournalStorage(JournalFileBackend(str(path)))
     except Exception as exc:

@@ -6,6 +6,7 @@ One real search writes the journal once; every case cuts a copy of it and re-ope
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import random
@@ -23,6 +24,7 @@ from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend, JournalFileSymlinkLock
 from optuna.trial import TrialState
 
+import results._study
 from estimators import get_recipe
 from results import SearchConfig, run_search
 from results._journal import JournalRepairWarning, repair_journal
@@ -253,3 +255,23 @@ def test_kill_9_in_a_trial_and_in_a_journal_write_loses_no_finished_trial(
     after = {t.number: t.values for t in _trials_of(journal) if t.state is TrialState.COMPLETE}
     lost = [n for n, values in done.items() if after.get(n) != values]
     assert lost == [] and len(after) >= 3
+
+
+def test_a_torn_journal_that_cannot_be_written_is_read_without_its_torn_record(
+    finished: tuple[Path, bytes], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, data = finished
+    last = _starts(data)[-1]
+    before = _complete_of(data[:last], tmp_path / "before.journal")
+    path = tmp_path / "t.journal"
+    path.write_bytes(data[:-7])
+
+    def read_only(path: Path) -> None:
+        raise OSError(errno.EROFS, "Read-only file system")
+
+    monkeypatch.setattr(results._study, "repair_journal", read_only)
+    with pytest.warns(JournalRepairWarning, match="cannot be repaired here"):
+        storage = open_storage(str(path), tmp_path, "t")
+    study = optuna.load_study(study_name="t", storage=storage)
+    assert {t.number: t.values for t in study.get_trials(states=(TrialState.COMPLETE,))} == before
+    assert path.read_bytes() == data[:-7]
