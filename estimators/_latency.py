@@ -19,25 +19,20 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import fcntl
 import io
-import os
-import platform
-import tempfile
-import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
 from enum import StrEnum
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from search_space import ArchSpec, NasctlError, Part, build_model, format_arch, max_threads
-from search_space._blocks import ConvBnAct
+from estimators._host import LatencyError, LockTimeout, default_lock_path, host_info, latency_lock
+from search_space import ArchSpec, Part, build_model, format_arch, max_threads
+from search_space._blocks import fold_batchnorm
 from search_space._builder import part_module
 from search_space._spec import BlockSpec, HeadSpec, StemSpec
 
@@ -57,14 +52,6 @@ __all__ = [
     "part_target",
     "summarize",
 ]
-
-
-class LatencyError(NasctlError):
-    """Bad latency options (backend, device, threads, counts) or a failed measurement."""
-
-
-class LockTimeout(LatencyError):
-    """Another process held the latency lock for longer than the caller would wait."""
 
 
 class Backend(StrEnum):
@@ -220,67 +207,7 @@ def summarize(samples_us: Sequence[float]) -> dict[str, float]:
     }
 
 
-# --- the machine-wide lock -------------------------------------------------------------
-
-_local = threading.local()
-
-
-def default_lock_path() -> Path:
-    """``$NASCTL_LATENCY_LOCK`` or ``<tempdir>/nasctl-latency.lock``."""
-    env = os.environ.get("NASCTL_LATENCY_LOCK")
-    return Path(env) if env else Path(tempfile.gettempdir()) / "nasctl-latency.lock"
-
-
-@contextlib.contextmanager
-def latency_lock(path: str | Path | None = None, timeout: float | None = None) -> Iterator[None]:
-    """Hold the machine-wide latency lock (re-entrant within a thread).
-
-    ``timeout`` None waits forever; otherwise ``LockTimeout`` after that many seconds."""
-    held: dict[str, int] = _local.__dict__.setdefault("held", {})
-    lock_path = Path(path) if path is not None else default_lock_path()
-    key = str(lock_path)
-    if held.get(key):
-        held[key] += 1
-        try:
-            yield
-        finally:
-            held[key] -= 1
-        return
-    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o666)
-    try:
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if deadline is not None and time.monotonic() >= deadline:
-                    raise LockTimeout(
-                        f"another latency measurement held {key} for more than {timeout:g} s"
-                    ) from None
-                time.sleep(0.02)
-        held[key] = 1
-        try:
-            yield
-        finally:
-            held[key] = 0
-            fcntl.flock(fd, fcntl.LOCK_UN)
-    finally:
-        os.close(fd)
-
-
 # --- preparing a model for a backend ----------------------------------------------------
-
-
-def fold_batchnorm(module: nn.Module) -> nn.Module:
-    """A copy in eval mode with every ``ConvBnAct``'s BatchNorm folded into its conv (the
-    deployment form: one conv with bias). The input module is left unchanged."""
-    model = copy.deepcopy(module).eval()
-    for sub in model.modules():
-        if isinstance(sub, ConvBnAct) and isinstance(sub.bn, nn.BatchNorm2d):
-            sub.conv = torch.nn.utils.fusion.fuse_conv_bn_eval(sub.conv, sub.bn)
-            sub.bn = nn.Identity()
-    return model
 
 
 def _seeded_input(shape: tuple[int, ...], seed: int) -> torch.Tensor:
@@ -513,30 +440,3 @@ def measure(
 ) -> LatencyResult:
     """Time one model (an ArchSpec, or a ``Target`` wrapping any module)."""
     return measure_many([model], config, lock_timeout=lock_timeout)[0]
-
-
-def host_info() -> dict[str, str]:
-    """Library versions and the machine, recorded with every result and table."""
-    import onnxruntime
-
-    info = {
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "onnxruntime": onnxruntime.__version__,
-        "numpy": np.__version__,
-        "machine": platform.machine(),
-        "system": platform.system(),
-        "cpu": _cpu_name(),
-        "cpu_count": str(os.cpu_count() or 0),
-    }
-    if torch.cuda.is_available():
-        info["cuda"] = torch.cuda.get_device_name(0)
-    return info
-
-
-def _cpu_name() -> str:
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown"

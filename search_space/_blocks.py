@@ -7,6 +7,8 @@ the counter, the memory model and the code generator read the plan.
 
 from __future__ import annotations
 
+import copy
+
 import torch
 from torch import nn
 
@@ -19,6 +21,7 @@ __all__ = [
     "InvertedResidual",
     "SqueezeExcite",
     "act_layer",
+    "fold_batchnorm",
 ]
 
 #: The torch module of every activation a layer plan names (``Layer.act``): the spec's
@@ -118,6 +121,17 @@ class InvertedResidual(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.conv_pwl(self.se(self.conv_dw(self.conv_pw(x))))
         return out + x if self.has_residual else out
+
+
+def fold_batchnorm(module: nn.Module) -> nn.Module:
+    """A copy in eval mode with every ``ConvBnAct``'s BatchNorm folded into its conv (the
+    deployment form: one conv with bias). The input module is left unchanged."""
+    model = copy.deepcopy(module).eval()
+    for sub in model.modules():
+        if isinstance(sub, ConvBnAct) and isinstance(sub.bn, nn.BatchNorm2d):
+            sub.conv = nn.utils.fusion.fuse_conv_bn_eval(sub.conv, sub.bn)
+            sub.bn = nn.Identity()
+    return model
 
 
 BLOCK_TYPES: dict[BlockKind, type[nn.Module]] = {
