@@ -96,7 +96,8 @@ BAD = [
     (["arch", "plot", TINY, "--out", "x.png", "--lut", "missing.json"],
      "cannot read table 'missing.json'"),
     (["arch", "plot", TINY, "--out", "x.png", "--lut", "lut.json"], "is not valid JSON"),
-    (["arch", "plot", TINY, "--out", "bin.json/x.png"], "--out 'bin.json/x.png' cannot be written: 'bin.json' is a file"),
+    (["arch", "plot", TINY, "--out", "bin.json/x.png"],
+     "--out 'bin.json/x.png' cannot be written: 'bin.json' is a file"),
     (["arch", "plot", "vgg16", "--out", "x.png"], "vgg16 is a classic reference network"),
     # visualize
     (["visualize", TINY, "--checkpoint", "missing.pt", *PICTURE], "'missing.pt' does not exist"),
@@ -175,3 +176,47 @@ def test_unknown_choices_are_usage_errors(args: list[str]) -> None:
     result = runner.invoke(app, args)
     assert result.exit_code == 2 and args[-1] in result.output
     assert "Traceback" not in result.output
+
+
+def test_counts_print_in_integer_arithmetic() -> None:
+    from nasctl._cmd_table import _megabytes, _millions
+
+    # Through a float, 2**60 + 1 MACs would print as ...606.847 (the 1 lost, digits invented).
+    assert _millions(2**60 + 1) == "1,152,921,504,606.847"
+    assert _millions(1_499) == "0.001" and _millions(1_500) == "0.002"
+    assert _megabytes(3_504_872) == "3.50"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["table", "mobilenet_v2", "-r", "100000000"], "at most 2048, got 100000000"),
+        (["table", "mobilenet_v2", "--num-classes", "1000000"], "at most 100,000"),
+        (["latency", TINY, "--threads", "\u00e9"], "nasctl latency: Invalid value for '--threads'"),
+        (["search", "--timeout", "nan"], "--timeout must be a finite number >= 0, got nan"),
+        (["search", "--max-flops", "inf"], "--max-flops must be a finite number >= 0, got inf"),
+        (["export", TINY, "-f", "onnx", "-o", "e.onnx", "--threads", "100000"],
+         "--threads must be an integer from 1 to"),
+        (["search", "--out", "/proc/nasctl-runs"], "no file can be created in '/proc'"),
+        (["train", TINY, "--out", "bin.json"], "--out 'bin.json' is a file, not a directory"),
+        (["lut", "build", "-o", "dir.json"], "--out 'dir.json' is a directory, not a file"),
+        (["supernet", "train", "--out", "/proc/s.pt"], "no file can be created in '/proc'"),
+        (["export", TINY, "-f", "pt", "-o", "e", "--checkpoint", "empty.pt"],
+         "checkpoint 'empty.pt' cannot be read as tensors (weights_only): EOFError"),
+        (["export", "mobilenet_v2", "-f", "pt", "-o", "e", "--checkpoint", "tiny.pt"],
+         "checkpoint 'tiny.pt': state_dict does not fit the architecture"),
+        (["lut", "validate", "--lut", "bin.json"], "table 'bin.json' is not valid JSON: not UTF-8"),
+        (["lut", "validate", "--lut", "empty.pt"], "table 'empty.pt' is not valid JSON: the file"),
+        (["arch", "plot", TINY, "--out", "a.png", "--lut", "bin.json"], "not UTF-8"),
+    ],
+)  # fmt: skip
+def test_issue_18_inputs_are_one_line_and_write_nothing(
+    files: Path, args: list[str], message: str
+) -> None:
+    (files / "empty.pt").write_bytes(b"")
+    before = sorted(p.name for p in files.iterdir())
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], result.stderr
+    assert sorted(p.name for p in files.iterdir()) == before
