@@ -9,7 +9,7 @@ import torch
 from PIL import Image
 from typer.testing import CliRunner
 
-import nasctl._cmd_supernet as cmd_supernet
+import estimators
 from estimators import _data, load_supernet
 from nasctl.cli import app
 from search_space import SearchSpace, builtin_space_text, format_arch
@@ -73,22 +73,22 @@ def test_the_same_command_again_resumes_or_extends(tmp_path: Path) -> None:
 def test_ctrl_c_saves_and_the_same_command_continues(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real_fit = cmd_supernet.fit_supernet
+    real_fit = estimators.fit_supernet  # the command imports it when it runs
 
-    def interrupted_fit(state, data, on_progress=None):
+    def interrupted_fit(state, data, on_progress=None, **kw):
         def progress(p):
             on_progress(p)
             if p.step == 1:
                 raise KeyboardInterrupt
 
-        return real_fit(state, data, on_progress=progress)
+        return real_fit(state, data, on_progress=progress, **kw)
 
-    monkeypatch.setattr(cmd_supernet, "fit_supernet", interrupted_fit)
+    monkeypatch.setattr(estimators, "fit_supernet", interrupted_fit)
     stopped = _train(tmp_path)
     assert stopped.exit_code == 130
     assert "interrupted at epoch 1, batch 1" in stopped.output
     assert load_supernet(tmp_path / "sn.pt").epochs_done == 0.5
-    monkeypatch.setattr(cmd_supernet, "fit_supernet", real_fit)
+    monkeypatch.setattr(estimators, "fit_supernet", real_fit)
     resumed = _train(tmp_path)
     assert resumed.exit_code == 0, resumed.output
     assert "at epoch 1, batch 1" in resumed.output

@@ -9,7 +9,7 @@ import torch
 from PIL import Image
 from typer.testing import CliRunner
 
-import nasctl._cmd_train as cmd_train
+import estimators
 from estimators import _data
 from nasctl.cli import app
 
@@ -75,23 +75,23 @@ def test_resume_continues_and_refuses_to_overwrite(tmp_path: Path) -> None:
 def test_ctrl_c_saves_a_checkpoint_that_resumes(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real_fit = cmd_train.fit
+    real_fit = estimators.fit  # the command imports it when it runs
 
-    def interrupted_fit(state, data, on_progress=None):
+    def interrupted_fit(state, data, on_progress=None, **kw):
         def progress(p):
             if p.batch == 3:
                 raise KeyboardInterrupt
             on_progress(p)
 
-        return real_fit(state, data, on_progress=progress)
+        return real_fit(state, data, on_progress=progress, **kw)
 
     out = tmp_path / "run"
-    monkeypatch.setattr(cmd_train, "fit", interrupted_fit)
+    monkeypatch.setattr(estimators, "fit", interrupted_fit)
     stopped = _train(out)
     assert stopped.exit_code == 130
     assert "interrupted at epoch 1, batch 3" in stopped.output
     assert (out / "checkpoint.pt").exists() and not (out / "metrics.json").exists()
-    monkeypatch.setattr(cmd_train, "fit", real_fit)
+    monkeypatch.setattr(estimators, "fit", real_fit)
     resumed = runner.invoke(app, ["train", TINY, "--out", str(out), "--resume", *FAST])
     assert resumed.exit_code == 0, resumed.output
     assert "resuming at epoch 1, batch 3" in resumed.output
