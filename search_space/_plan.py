@@ -22,24 +22,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from search_space._classic_spec import (
-    LRN,
-    ClassicSpec,
-    Conv,
-    GlobalPool,
-    Inception,
-    Linear,
-    Pool,
-    Residual,
-)
-from search_space._spec import (
-    ArchSpec,
-    BlockKind,
-    BlockSpec,
-    HeadSpec,
-    Part,
-    StemSpec,
-)
+from search_space import _classic_spec as classic
+from search_space._spec import ArchSpec, BlockKind, BlockSpec, HeadSpec, Part, StemSpec
 
 __all__ = ["INPUT", "Layer", "LayerOp", "plan", "plan_part"]
 
@@ -113,9 +97,9 @@ class Layer:
         return self.op in IN_PLACE_OPS
 
 
-def plan(spec: ArchSpec | ClassicSpec) -> tuple[Layer, ...]:
+def plan(spec: ArchSpec | classic.ClassicSpec) -> tuple[Layer, ...]:
     """Every layer of ``spec`` in forward order (module doc)."""
-    if isinstance(spec, ClassicSpec):
+    if isinstance(spec, classic.ClassicSpec):
         return _classic_plan(spec)
     layers: list[Layer] = []
     source = INPUT
@@ -274,14 +258,14 @@ def _linear(
 # --- classic networks ---------------------------------------------------------------------
 
 
-def _classic_plan(spec: ClassicSpec) -> tuple[Layer, ...]:
+def _classic_plan(spec: classic.ClassicSpec) -> tuple[Layer, ...]:
     """The rows of ``_classic_builder.ClassicNet``: one module per row, named by the row."""
     layers: list[Layer] = []
     cur = INPUT
     for shape in spec.shapes():
         row, c, hw, out = shape.layer, shape.in_channels, shape.in_size, shape.out_size
         n = row.name
-        if isinstance(row, Conv):
+        if isinstance(row, classic.Conv):
             act = row.act.value if row.act else None
             layers.append(
                 _conv(
@@ -299,7 +283,7 @@ def _classic_plan(spec: ClassicSpec) -> tuple[Layer, ...]:
                     row.pad,
                 )
             )
-        elif isinstance(row, Pool):
+        elif isinstance(row, classic.Pool):
             op = LayerOp.MAXPOOL if row.kind == "max" else LayerOp.AVGPOOL
             layers.append(
                 Layer(
@@ -317,22 +301,22 @@ def _classic_plan(spec: ClassicSpec) -> tuple[Layer, ...]:
                     ceil=row.ceil,
                 )
             )
-        elif isinstance(row, LRN):
+        elif isinstance(row, classic.LRN):
             layers.append(Layer(n, LayerOp.LRN, n, (cur,), c, c, hw, hw, row.size))
-        elif isinstance(row, GlobalPool):
+        elif isinstance(row, classic.GlobalPool):
             layers.append(Layer(n, LayerOp.GLOBAL_POOL, n, (cur,), c, c, hw, 1))
-        elif isinstance(row, Linear):
+        elif isinstance(row, classic.Linear):
             act = row.act.value if row.act else None
             layers.append(_linear(n, n, cur, c * hw * hw, row.out, act, row.dropout))
-        elif isinstance(row, Inception):
+        elif isinstance(row, classic.Inception):
             layers += _inception(row, c, hw, cur)
-        elif isinstance(row, Residual):
+        elif isinstance(row, classic.Residual):
             layers += _residual(row, c, hw, out, cur)
         cur = layers[-1].name
     return tuple(layers)
 
 
-def _inception(row: Inception, c: int, hw: int, source: str) -> list[Layer]:
+def _inception(row: classic.Inception, c: int, hw: int, source: str) -> list[Layer]:
     """Four branches on the same input, concatenated (``InceptionModule``)."""
     n, src = row.name, (source,)
 
@@ -360,7 +344,7 @@ def _inception(row: Inception, c: int, hw: int, source: str) -> list[Layer]:
     ]
 
 
-def _residual(row: Residual, c: int, hw: int, out: int, source: str) -> list[Layer]:
+def _residual(row: classic.Residual, c: int, hw: int, out: int, source: str) -> list[Layer]:
     """A ResNet block (``ResidualBlock``): convs with BatchNorm, a projection shortcut when
     the stride or the channels change, ReLU after the sum."""
     n, w, s, src = row.name, row.width, row.stride, (source,)
