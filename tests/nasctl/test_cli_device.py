@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 
 from estimators import _data
 from nasctl.cli import app
+from search_space import SearchSpace, format_arch
 from tests.results.conftest import TINY_SPACE
 
 runner = CliRunner()
@@ -118,3 +119,19 @@ def test_search_latency_device_and_precision_are_checked(
     result = runner.invoke(app, ["search", "--out", str(tmp_path), *args])
     assert result.exit_code == 2, result.output
     assert message in result.output + result.stderr
+
+
+def test_supernet_file_records_its_device_and_score_shows_it(tmp_path: Path) -> None:
+    space = tmp_path / "tiny.toml"
+    space.write_text(TINY_SPACE)
+    out = tmp_path / "sn.pt"
+    args = ["supernet", "train", "--space", str(space), "--out", str(out), "--epochs", "1",
+            "--train-images", "64", "--batch-size", "32", "--threads", "1",
+            "--precision", "bf16"]  # fmt: skip
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "on cpu/bf16" in result.output
+    arch = format_arch(SearchSpace.from_text(TINY_SPACE).random_spec(0, 10))
+    scored = runner.invoke(app, ["supernet", "score", arch, "--supernet", str(out)])
+    assert scored.exit_code == 0, scored.output
+    assert "epoch(s) in" in scored.stderr and "on cpu/bf16" in scored.stderr, scored.stderr
