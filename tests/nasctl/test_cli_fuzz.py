@@ -272,6 +272,8 @@ def test_the_table_is_wide() -> None:
     assert len(CASES) >= 200
     assert top >= {"arch", "compare", "eval", "export", "latency", "lut", "results", "search",
                    "space", "supernet", "table", "train", "visualize"}  # fmt: skip
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    assert f"{len(CASES)} bad invocations over all {len(commands)} commands" in readme
     groups = {c for c in commands if c[0] in GROUPS}
     assert groups >= {("arch", "show"), ("arch", "plot"), ("lut", "build"),
                       ("lut", "validate"), ("results", "show"), ("results", "pareto"),
