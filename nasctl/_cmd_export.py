@@ -33,6 +33,8 @@ class StudyChoice:
     trial: int | None
     best: bool
     best_under: float | None
+    compare_best: bool = False
+    untrained: bool = False
 
 
 class FormatChoice(StrEnum):
@@ -51,14 +53,38 @@ def _choose(
     resolution: int | None,
     num_classes: int | None,
     study: StudyChoice | None = None,
-) -> tuple[ArchSpec, dict[str, Any] | None]:
-    """The spec (ARCH, a study's trial, or the checkpoint's own) and its weights."""
+    model_format: bool = True,
+) -> tuple[ArchSpec, dict[str, Any] | None, Path | None]:
+    """The spec (ARCH, a study's trial or compare winner, or the checkpoint's own), its
+    weights and the checkpoint they came from."""
     from results import open_existing, read_checkpoint
+    from results._export import ExportError, compare_winner
     from results._report import pick_trial
 
     if study is not None:
         if arch is not None:
             raise SpecError("give either ARCH or --study, not both")
+        if study.compare_best:
+            winner = compare_winner(study.runs / study.name / "compare")
+            console.print(
+                f"compare winner of study {study.name!r}: {winner.name} (top-1 "
+                f"{winner.accuracy:.4f}, x V2 {winner.ratio_to_v2:.3f}, beats "
+                f"{', '.join(winner.beats)}) from {winner.table}",
+                highlight=False,
+                soft_wrap=True,
+            )
+            state = read_checkpoint(winner.checkpoint, winner.spec)[0]
+            return winner.spec, state, winner.checkpoint
+        if checkpoint is None and model_format and not study.untrained:
+            # Refused before the study is read: nothing trained is in it.
+            n = study.trial if study.trial is not None else "N"
+            trained = study.runs / study.name / "compare" / "models" / f"trial_{n}.pt"
+            raise ExportError(
+                f"a trial of study {study.name!r} without --checkpoint would be exported "
+                "with random weights, not as trained: use --compare-best (compare's winner "
+                f"with its trained weights), pass --checkpoint {trained} (written by `nasctl "
+                "compare`), or --untrained to export random weights on purpose"
+            )
         number, spec_json = pick_trial(
             open_existing(study.name, study.runs, study.storage),
             study.trial,
@@ -68,13 +94,13 @@ def _choose(
         chosen = ArchSpec.from_json(spec_json)
         console.print(f"study {study.name!r}: trial {number}", highlight=False)
         if checkpoint is None:
-            return chosen, None
-        return chosen, read_checkpoint(checkpoint, chosen)[0]
+            return chosen, None, None
+        return chosen, read_checkpoint(checkpoint, chosen)[0], checkpoint
     spec = resolve_arch(arch, width, resolution, num_classes) if arch is not None else None
     if checkpoint is None:
         if spec is None:
             raise SpecError("ARCH is required unless --checkpoint records its architecture")
-        return spec, None
+        return spec, None, None
     state, recorded = read_checkpoint(checkpoint, spec)
     if spec is None:
         if recorded is None:
@@ -83,7 +109,7 @@ def _choose(
                 "architecture they belong to"
             )
         spec = recorded
-    return spec, state
+    return spec, state, checkpoint
 
 
 @app.command("export")
@@ -144,6 +170,24 @@ def export(
         float | None,
         typer.Option(help="With --study: the most accurate feasible trial under MS latency."),
     ] = None,
+    compare_best: Annotated[
+        bool,
+        typer.Option(
+            "--compare-best",
+            help="With --study: the compare winner with its trained weights (needs `nasctl "
+            "compare` first): of the candidates in RUNS/STUDY/compare/compare.csv that beat "
+            "at least one baseline (more accurate, lower x V2 in every latency run), the "
+            "most accurate (ties: lower x V2); weights from compare/models/NAME.pt.",
+        ),
+    ] = False,
+    untrained: Annotated[
+        bool,
+        typer.Option(
+            "--untrained",
+            help="With --trial, --best or --best-under and no --checkpoint: export random "
+            "weights on purpose (refused otherwise: not a result to deploy).",
+        ),
+    ] = False,
     runs: Annotated[Path, typer.Option(help="With --study: the search's output directory.")] = Path(
         "runs"
     ),
@@ -161,23 +205,59 @@ def export(
 ) -> None:
     """Export an architecture with its weights, then verify the written file.
 
-    ARCH, or a trial of a search (`--study NAME` with `--trial N`, `--best` or
-    `--best-under MS`). Model files are run back on a random batch; logits must match
-    PyTorch (max abs diff).
+    The result of a search: `nasctl export --study NAME --compare-best -f onnx -o DIR`
+    (compare's winner, trained). Or ARCH, or a trial (`--study NAME` with `--trial N`,
+    `--best` or `--best-under MS`, and `--checkpoint`). Model files are run back on a
+    random batch; logits must match PyTorch (max abs diff). Model files record the input
+    resolution, mean/std and class names from the checkpoint (ONNX metadata_props,
+    TorchScript extra file nasctl.json, the pt payload, the py file's constants).
     """
     from results import ExportFormat, export_model, exported_latency
+    from results._export import check_options, checkpoint_preprocessing, export_path
 
+    model_format = fmt not in (FormatChoice.json, FormatChoice.arch)
     choice = (
-        StudyChoice(study, runs, storage, trial, best, best_under) if study is not None else None
+        StudyChoice(study, runs, storage, trial, best, best_under, compare_best, untrained)
+        if study is not None
+        else None
     )
-    if choice is None and (trial is not None or best or best_under is not None):
-        raise SpecError("--trial, --best and --best-under need --study NAME")
+    if choice is None and (trial is not None or best or best_under is not None or compare_best):
+        raise SpecError("--trial, --best, --best-under and --compare-best need --study NAME")
+    if compare_best and (trial is not None or best or best_under is not None):
+        raise SpecError("give exactly one of --trial N, --best, --best-under MS or --compare-best")
+    if compare_best and checkpoint is not None:
+        raise SpecError("--compare-best reads compare's own checkpoint; drop --checkpoint")
+    if untrained and (checkpoint is not None or compare_best):
+        raise SpecError("--untrained contradicts --checkpoint and --compare-best (trained weights)")
+    check_options(opset, tolerance)
+    export_path(out, ExportFormat(fmt.value))
     check_output(out, "--out", directory=out.is_dir() or not out.suffix)
-    spec, state = _choose(arch, checkpoint, width, resolution, num_classes, choice)
-    if state is not None and checkpoint is not None:
+    spec, state, source = _choose(
+        arch, checkpoint, width, resolution, num_classes, choice, model_format
+    )
+    if state is not None and source is not None:
         from results._export import check_weights
 
-        check_weights(spec, state, checkpoint)
+        check_weights(spec, state, source)
+    preprocessing = (
+        checkpoint_preprocessing(source, spec) if source is not None and model_format else None
+    )
+    if source is not None and model_format and preprocessing is None:
+        err_console.print(
+            f"[yellow]warning:[/yellow] {source} records no input mean/std or class names "
+            "(a bare state_dict): the export carries none, so a deployment must normalise "
+            "as training did on its own",
+            highlight=False,
+            soft_wrap=True,
+        )
+    if state is None and model_format:  # before anything is written
+        err_console.print(
+            f"[yellow]warning: UNTRAINED:[/yellow] no --checkpoint: the weights are random "
+            f"(seed {seed}, scaled to logits of about 1 so that the check means something), "
+            "not trained; the file says so (weights: random) and is not a model to deploy",
+            highlight=False,
+            soft_wrap=True,
+        )
     result = export_model(
         spec,
         out,
@@ -187,6 +267,7 @@ def export(
         opset=opset,
         freeze=freeze,
         tolerance=tolerance,
+        preprocessing=preprocessing,
     )
     console.print(
         f"wrote {', '.join(str(f) for f in result.files)} ({result.format.value})",
@@ -202,6 +283,16 @@ def export(
             f"max abs diff {result.max_abs_diff:.2g} vs PyTorch "
             f"(logits up to {result.max_abs_output:.3g}; tolerance {result.tolerance:.0e})",
             highlight=False,
+        )
+    if preprocessing is not None:
+        shown = ", ".join(preprocessing.classes[:5])
+        more = f", ... ({len(preprocessing.classes)})" if len(preprocessing.classes) > 5 else ""
+        console.print(
+            f"recorded for deployment: {preprocessing.resolution} px, mean "
+            f"{_floats(preprocessing.mean)}, std {_floats(preprocessing.std)} (of x / 255, "
+            f"RGB), classes {shown}{more}",
+            highlight=False,
+            soft_wrap=True,
         )
     if latency and result.latency_backend is not None:
         with console.status("timing the exported file..."):
@@ -220,9 +311,7 @@ def export(
                 "`nasctl latency` with --reference gives a drift-free ratio",
                 highlight=False,
             )
-    if state is None and fmt not in (FormatChoice.json, FormatChoice.arch):
-        err_console.print(
-            f"[yellow]note:[/yellow] no --checkpoint: the weights are random (seed {seed}, "
-            "scaled to logits of about 1 so that the check means something), not trained",
-            highlight=False,
-        )
+
+
+def _floats(values: tuple[float, ...]) -> str:
+    return "(" + ", ".join(f"{v:.4f}" for v in values) + ")"

@@ -10,6 +10,7 @@ the generated file for every baseline and compares its output with nasctl's mode
 
 from __future__ import annotations
 
+from results._preprocessing import Preprocessing
 from search_space import ArchSpec, Layer, format_arch, plan
 from search_space._blocks import ACT_LAYERS
 
@@ -39,7 +40,15 @@ from torch.nn import functional as F
 
 RESOLUTION = {resolution}
 NUM_CLASSES = {num_classes}
+ARCH = "{arch}"
+WEIGHTS = "{weights}"
 # Input: float (N, 3, RESOLUTION, RESOLUTION), normalised as in training; output: logits.
+# How training prepared an image (preprocess() below does it to a uint8 RGB tensor):
+# shorter side resized to RESOLUTION (bilinear), centre crop; x / 255; (x - MEAN) / STD
+# per channel. CLASSES[i] names logit i. None: the weights came without a data record.
+MEAN = {mean}
+STD = {std}
+CLASSES = {classes}
 
 # The layers in forward order: name (the module's name), op, the tensors it reads
 # ("input": the image), in_channels, out_channels, kernel, stride, groups, BatchNorm
@@ -126,6 +135,26 @@ class Net(nn.Module):
         return y
 
 
+def preprocess(images: torch.Tensor) -> torch.Tensor:
+    """uint8 RGB images, (3, H, W) or (N, 3, H, W), as the normalised float batch the
+    model takes: shorter side resized to RESOLUTION (bilinear, antialiased; nasctl
+    resizes with PIL, so only an image already at RESOLUTION is bit-exact), centre crop,
+    x / 255, (x - MEAN) / STD."""
+    if MEAN is None or STD is None:
+        raise ValueError("this export records no MEAN/STD (exported without a data record)")
+    x = (images[None] if images.ndim == 3 else images).float()
+    h, w = x.shape[-2:]
+    if (h, w) != (RESOLUTION, RESOLUTION):
+        scale = RESOLUTION / min(h, w)
+        size = (max(RESOLUTION, round(h * scale)), max(RESOLUTION, round(w * scale)))
+        x = F.interpolate(x, size=size, mode="bilinear", antialias=True, align_corners=False)
+        top, left = (size[0] - RESOLUTION) // 2, (size[1] - RESOLUTION) // 2
+        x = x[..., top : top + RESOLUTION, left : left + RESOLUTION]
+    mean = torch.tensor(MEAN, dtype=torch.float32).view(1, 3, 1, 1)
+    std = torch.tensor(STD, dtype=torch.float32).view(1, 3, 1, 1)
+    return x.div(255).sub(mean).div(std).contiguous()
+
+
 def load_model(weights: str | Path | None = None) -> Net:
     """The network in eval mode with the weights of a state_dict file or of a
     `nasctl export -f pt` file (default: <this file's name>_weights.pt beside it)."""
@@ -136,6 +165,8 @@ def load_model(weights: str | Path | None = None) -> Net:
         state = state["state_dict"]  # a pt export: its spec, arch and state_dict
     model = Net()
     model.load_state_dict(state)
+    # What deployment needs, on the model too: model.classes[logits.argmax(1)].
+    model.resolution, model.mean, model.std, model.classes = RESOLUTION, MEAN, STD, CLASSES
     return model.eval()
 
 
@@ -147,8 +178,14 @@ if __name__ == "__main__":
 '''
 
 
-def standalone_source(spec: ArchSpec, title: str = "A MobileNet-style image classifier.") -> str:
-    """The Python source of a torch-only module defining ``Net`` for ``spec``."""
+def standalone_source(
+    spec: ArchSpec,
+    title: str = "A MobileNet-style image classifier.",
+    preprocessing: Preprocessing | None = None,
+    weights: str = "trained",
+) -> str:
+    """The Python source of a torch-only module defining ``Net`` for ``spec``, with the
+    input statistics and class names of ``preprocessing`` as constants (None without)."""
     layers = plan(spec)
     rows = "".join(f"    {_literal(_row(layer))},\n" for layer in layers)
     acts = sorted({layer.act for layer in layers if layer.act is not None})
@@ -158,6 +195,10 @@ def standalone_source(spec: ArchSpec, title: str = "A MobileNet-style image clas
         arch=format_arch(spec),
         resolution=spec.resolution,
         num_classes=spec.num_classes,
+        weights=weights.replace('"', "'"),
+        mean=repr(preprocessing.mean) if preprocessing else None,
+        std=repr(preprocessing.std) if preprocessing else None,
+        classes=repr(list(preprocessing.classes)) if preprocessing else None,
         layers=rows,
         activations=activations,
     )

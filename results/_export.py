@@ -11,6 +11,12 @@ ONNX uses the TorchScript-based exporter (``dynamo=False``): the torch.export-ba
 needs ``onnxscript``, and the latency protocol (``estimators._latency``) exports the same
 way, so what is measured is what is shipped.
 
+Deployment metadata: with a :class:`Preprocessing` (from a training checkpoint's data
+record), every model format carries the input resolution, mean/std and class names (ONNX
+``metadata_props``, a TorchScript extra file ``nasctl.json``, the pt payload, constants in
+the generated py); each also says whether its weights are trained. ``read_preprocessing``
+reads them back from any exported file.
+
 Latency hook: ``load_exported`` returns the callable that verification runs on the
 exported file; the latency protocol can time that callable (``ExportResult.latency_backend``
 names the matching ``estimators.Backend``).
@@ -19,13 +25,15 @@ names the matching ``estimators.Backend``).
 from __future__ import annotations
 
 import contextlib
+import csv
+import json
 import runpy
 import warnings
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -33,6 +41,7 @@ from torch import nn
 
 from estimators import Backend, LatencyConfig, LatencyResult, Target, measure
 from results._codegen import standalone_source
+from results._preprocessing import Preprocessing, PreprocessingError
 from search_space import (
     ArchSpec,
     MobileNet,
@@ -46,19 +55,27 @@ from search_space import (
 __all__ = [
     "EXPORT_FORMAT",
     "MIN_OPSET",
+    "TORCHSCRIPT_EXTRA",
+    "CompareWinner",
     "ExportError",
     "ExportFormat",
     "ExportResult",
+    "Preprocessing",
+    "checkpoint_preprocessing",
+    "compare_winner",
     "export_model",
     "load_exported",
     "load_pt",
     "read_checkpoint",
+    "read_preprocessing",
 ]
 
 #: Tag of the ``pt`` format's payload.
 EXPORT_FORMAT = "nasctl-export/1"
 #: Lowest ONNX opset accepted (issue 6 asks for 17 or later).
 MIN_OPSET = 17
+#: The TorchScript extra file holding the arch, weights and preprocessing record.
+TORCHSCRIPT_EXTRA = "nasctl.json"
 
 
 class ExportError(NasctlError):
@@ -126,6 +143,10 @@ class ExportResult:
     max_abs_diff: float | None
     max_abs_output: float | None
     tolerance: float
+    #: What the file records for deployment (None: the weights' source recorded none).
+    preprocessing: Preprocessing | None = None
+    #: False when the weights are random (no checkpoint): not a result to deploy.
+    trained: bool = True
 
     @property
     def latency_backend(self) -> str | None:
@@ -143,6 +164,8 @@ class ExportResult:
             "max_abs_diff": self.max_abs_diff,
             "max_abs_output": self.max_abs_output,
             "tolerance": self.tolerance,
+            "trained": self.trained,
+            "preprocessing": self.preprocessing.to_dict() if self.preprocessing else None,
         }
 
 
@@ -212,6 +235,157 @@ def read_checkpoint(
     return state, recorded
 
 
+def checkpoint_preprocessing(path: str | Path, spec: ArchSpec) -> Preprocessing | None:
+    """The preprocessing recorded in a checkpoint for ``spec``: a training checkpoint's
+    ``data`` record (mean, std, classes) or a pt export's ``preprocessing``; None when the
+    file records none (a bare state_dict)."""
+    path = Path(path)
+    payload = _torch_load(path, "checkpoint")
+    if not isinstance(payload, Mapping):
+        return None
+    where = f"checkpoint {str(path)!r}"
+    try:
+        if isinstance(payload.get("preprocessing"), Mapping):
+            return Preprocessing.from_dict(payload["preprocessing"], spec, where)
+        data = payload.get("data")
+        if isinstance(data, Mapping) and {"mean", "std", "classes"} <= set(data):
+            return Preprocessing.of(spec, data["mean"], data["std"], data["classes"], where)
+    except PreprocessingError as exc:
+        raise ExportError(str(exc)) from None
+    return None
+
+
+def read_preprocessing(path: str | Path, fmt: ExportFormat | str) -> Preprocessing | None:
+    """What an exported model file records for deployment (resolution, mean, std,
+    classes), read the way a deployment would: ONNX Runtime's custom metadata map, the
+    TorchScript extra file, the pt payload, the py file's constants. None when the export
+    was written without it."""
+    fmt = ExportFormat(fmt)
+    path = Path(path)
+    where = f"{str(path)!r}"
+    record: Mapping[str, Any] | None
+    if fmt is ExportFormat.ONNX:
+        import onnxruntime as ort
+
+        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        meta = session.get_modelmeta().custom_metadata_map
+        if "mean" not in meta:
+            return None
+        try:
+            return Preprocessing.from_metadata(meta, parse_arch(meta["arch"]), where)
+        except (KeyError, SpecError, PreprocessingError) as exc:
+            raise ExportError(f"{where}: unreadable preprocessing metadata: {exc}") from None
+    if fmt is ExportFormat.TORCHSCRIPT:
+        extra = {TORCHSCRIPT_EXTRA: ""}
+        with _quiet():
+            torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
+        record = json.loads(extra[TORCHSCRIPT_EXTRA]) if extra[TORCHSCRIPT_EXTRA] else None
+        arch = record.get("arch") if record else None
+        record = record.get("preprocessing") if record else None
+    elif fmt is ExportFormat.PT:
+        payload = _torch_load(path, "export")
+        record = payload.get("preprocessing") if isinstance(payload, Mapping) else None
+        arch = payload.get("arch") if isinstance(payload, Mapping) else None
+    elif fmt is ExportFormat.PY:
+        namespace = runpy.run_path(str(path))
+        if namespace.get("MEAN") is None:
+            return None
+        record = {
+            "resolution": namespace["RESOLUTION"],
+            "mean": namespace["MEAN"],
+            "std": namespace["STD"],
+            "classes": namespace["CLASSES"],
+        }
+        arch = namespace.get("ARCH")
+    else:
+        raise ExportError(f"format {fmt.value!r} records no preprocessing (use py, torchscript, "
+                          "onnx or pt)")  # fmt: skip
+    if record is None:
+        return None
+    try:
+        return Preprocessing.from_dict(record, parse_arch(str(arch)), where)
+    except (SpecError, PreprocessingError) as exc:
+        raise ExportError(f"{where}: unreadable preprocessing record: {exc}") from None
+
+
+@dataclass(frozen=True)
+class CompareWinner:
+    """The candidate to ship from a ``nasctl compare`` folder (see :func:`compare_winner`)."""
+
+    name: str
+    trial: int | None
+    accuracy: float
+    ratio_to_v2: float
+    beats: tuple[str, ...]
+    spec: ArchSpec
+    checkpoint: Path
+    table: Path
+
+
+_WINNER_COLUMNS = ("name", "baseline", "trial", "accuracy", "ratio_to_v2", "dominates", "arch")
+
+
+def compare_winner(folder: str | Path) -> CompareWinner:
+    """The winner of a ``nasctl compare`` run in ``folder`` (``<runs>/<study>/compare``):
+    among the retrained search candidates in ``compare.csv`` that beat at least one
+    baseline (more accurate, and faster relative to MobileNetV2 in every latency run:
+    compare's ``dominates`` column), the most accurate; ties go to the lower x V2. Its
+    trained weights are compare's checkpoint ``models/<name>.pt``, whose recorded
+    architecture must be the one compare.csv reports. No candidate beating a baseline is
+    an ``ExportError``: compare found nothing better to ship."""
+    folder = Path(folder)
+    table = folder / "compare.csv"
+    if not table.is_file():
+        raise ExportError(
+            f"no compare results at {str(table)!r}: run `nasctl compare` on the study first"
+        )
+    try:
+        with table.open(newline="", encoding="utf-8") as f:
+            rows = list(csv.DictReader(f))
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise ExportError(f"cannot read {str(table)!r}: {exc}") from None
+    missing = [c for c in _WINNER_COLUMNS if rows and c not in rows[0]]
+    if not rows or missing:
+        raise ExportError(f"{str(table)!r} is not a compare table (no rows, or lacks {missing})")
+    try:
+        winners = sorted(
+            (
+                (-float(r["accuracy"]), float(r["ratio_to_v2"]), r)
+                for r in rows
+                if r["baseline"] == "False" and r["dominates"].strip()
+            ),
+            key=lambda t: (t[0], t[1]),
+        )
+    except ValueError as exc:
+        raise ExportError(f"{str(table)!r}: unreadable accuracy or ratio_to_v2: {exc}") from None
+    if not winners:
+        raise ExportError(
+            f"no candidate in {str(table)!r} beats a baseline (more accurate and faster in "
+            "every latency run): there is no compare winner; export a candidate by hand "
+            "with --trial N --checkpoint <compare folder>/models/trial_N.pt"
+        )
+    neg_accuracy, ratio, row = winners[0]
+    try:
+        spec = parse_arch(row["arch"])
+    except SpecError as exc:
+        raise ExportError(f"{str(table)!r}: {row['name']}'s arch does not parse: {exc}") from None
+    checkpoint = folder / "models" / f"{row['name']}.pt"
+    if not checkpoint.is_file():
+        raise ExportError(
+            f"compare winner {row['name']}'s trained weights {str(checkpoint)!r} are missing "
+            "(rerun `nasctl compare` to retrain it)"
+        )
+    recorded = read_checkpoint(checkpoint)[1]
+    if recorded is not None and recorded != spec:
+        raise ExportError(
+            f"{str(checkpoint)!r} holds {format_arch(recorded)}, not the {row['name']} that "
+            f"{str(table)!r} reports (rerun `nasctl compare`)"
+        )
+    trial = int(float(row["trial"])) if row["trial"].strip() else None
+    beats = tuple(b.strip() for b in row["dominates"].split(","))
+    return CompareWinner(row["name"], trial, -neg_accuracy, ratio, beats, spec, checkpoint, table)
+
+
 def random_weights(spec: ArchSpec, seed: int = 0) -> dict[str, torch.Tensor]:
     """Untrained weights whose logits are about 1, for exporting an architecture with no
     checkpoint. A training init's activations vanish through a deep network (logits
@@ -233,8 +407,9 @@ def random_weights(spec: ArchSpec, seed: int = 0) -> dict[str, torch.Tensor]:
             if isinstance(m, torch.nn.BatchNorm2d) and m.running_var is not None:
                 m.running_var.clamp_(min=0.1)
         scale = 1.0 / float(model.eval()(x).abs().max())
-        model.head.classifier.weight.mul_(scale)
-        model.head.classifier.bias.mul_(scale)
+        classifier = cast(nn.Linear, model.head.classifier)
+        classifier.weight.mul_(scale)
+        classifier.bias.mul_(scale)
     return model.state_dict()
 
 
@@ -356,7 +531,9 @@ def _no_grad(
 # --- export ---------------------------------------------------------------------------------
 
 
-def _out_path(out: str | Path, fmt: ExportFormat) -> Path:
+def export_path(out: str | Path, fmt: ExportFormat) -> Path:
+    """The file ``export_model`` writes for ``out`` (creating nothing): ``out`` itself, or
+    ``fmt.default_name`` in it when it is a directory or has no suffix."""
     path = Path(out)
     if path.is_dir() or not path.suffix:
         path = path / fmt.default_name
@@ -365,6 +542,11 @@ def _out_path(out: str | Path, fmt: ExportFormat) -> Path:
             "out must end with .py for format py (the weights go to <name>_weights.pt), "
             f"got {str(path)!r}"
         )
+    return path
+
+
+def _out_path(out: str | Path, fmt: ExportFormat) -> Path:
+    path = export_path(out, fmt)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -379,7 +561,8 @@ def py_weights_path(path: str | Path) -> Path:
     return path.with_name(f"{path.stem}_weights.pt")
 
 
-def _check_options(opset: int, tolerance: float, batch: int) -> None:
+def check_options(opset: int, tolerance: float, batch: int = 2) -> None:
+    """Refuse an opset, tolerance or batch export_model would refuse (before any work)."""
     if not isinstance(opset, int) or isinstance(opset, bool) or opset < MIN_OPSET:
         raise ExportError(f"opset must be an integer >= {MIN_OPSET}, got {opset!r}")
     if not isinstance(tolerance, int | float) or not 0 < tolerance < 1:
@@ -399,6 +582,7 @@ def export_model(
     freeze: bool = False,
     tolerance: float = 1e-4,
     batch: int = 2,
+    preprocessing: Preprocessing | None = None,
 ) -> ExportResult:
     """Write ``spec`` (with ``state_dict``, else :func:`random_weights` from ``seed``) as ``fmt``
     to ``out``, then verify it. ``out`` is a directory (created when missing) to hold
@@ -409,20 +593,41 @@ def export_model(
     weights and folds BatchNorm: faster, but no longer bit-identical to eager PyTorch.
     The tolerance is absolute: float32 reassociation (ONNX Runtime's kernels, folded BN)
     moves logits by about 1e-6 of their scale, so logits in the tens approach 1e-4.
+    ``preprocessing`` (see :func:`checkpoint_preprocessing`) is written into model formats
+    for deployment; every model format also records the arch and whether it is trained.
     """
     try:
         fmt = ExportFormat(fmt)
     except ValueError:
         allowed = ", ".join(f.value for f in ExportFormat)
         raise ExportError(f"format must be one of {allowed}, got {fmt!r}") from None
-    _check_options(opset, tolerance, batch)
+    check_options(opset, tolerance, batch)
+    if preprocessing is not None and (
+        preprocessing.resolution != spec.resolution
+        or len(preprocessing.classes) != spec.num_classes
+    ):
+        raise ExportError(
+            f"preprocessing is for {preprocessing.resolution} px and "
+            f"{len(preprocessing.classes)} classes, the architecture for {spec.resolution} px "
+            f"and {spec.num_classes} classes"
+        )
     path = _out_path(out, fmt)
     shape = (batch, 3, spec.resolution, spec.resolution)
     files: tuple[Path, ...] = (path,)
 
     def result(diff: float | None = None, scale: float | None = None) -> ExportResult:
         return ExportResult(
-            fmt, path, files, spec, shape, _CHECKED_WITH[fmt], diff, scale, tolerance
+            fmt,
+            path,
+            files,
+            spec,
+            shape,
+            _CHECKED_WITH[fmt],
+            diff,
+            scale,
+            tolerance,
+            preprocessing,
+            state_dict is not None,
         )
 
     try:
@@ -438,6 +643,12 @@ def export_model(
             return result()
 
         model = _model(spec, state_dict, seed)
+        weights_note = "trained" if state_dict is not None else f"random (untrained, seed {seed})"
+        record = {
+            "arch": format_arch(spec),
+            "weights": weights_note,
+            "preprocessing": preprocessing.to_dict() if preprocessing else None,
+        }
         x = torch.randn(*shape, generator=torch.Generator().manual_seed(seed))
         with torch.inference_mode():
             expected = model(x)
@@ -448,18 +659,24 @@ def export_model(
                     "spec": spec.to_dict(),
                     "arch": format_arch(spec),
                     "state_dict": model.state_dict(),
+                    "weights": weights_note,
+                    "preprocessing": record["preprocessing"],
                 },
                 path,
             )
         elif fmt is ExportFormat.PY:
             weights = py_weights_path(path)  # not <name>.pt: a pt export's name
-            path.write_text(standalone_source(spec), encoding="utf-8")
+            path.write_text(
+                standalone_source(spec, preprocessing=preprocessing, weights=weights_note),
+                encoding="utf-8",
+            )
             torch.save(model.state_dict(), weights)
             files = (path, weights)
         elif fmt is ExportFormat.TORCHSCRIPT:
-            _write_torchscript(model, x, path, freeze)
+            _write_torchscript(model, x, path, freeze, {TORCHSCRIPT_EXTRA: json.dumps(record)})
         else:
-            _write_onnx(model, x, path, opset)
+            metadata = {"arch": format_arch(spec), "weights": weights_note}
+            _write_onnx(model, x, path, opset, metadata | _onnx_metadata(preprocessing))
     except OSError as exc:
         raise ExportError(f"cannot write {str(path)!r}: {exc.strerror}") from None
 
@@ -488,7 +705,13 @@ def export_model(
     return result(diff, scale)
 
 
-def _write_torchscript(model: nn.Module, x: torch.Tensor, path: Path, freeze: bool) -> None:
+def _onnx_metadata(preprocessing: Preprocessing | None) -> dict[str, str]:
+    return preprocessing.to_metadata() if preprocessing is not None else {}
+
+
+def _write_torchscript(
+    model: nn.Module, x: torch.Tensor, path: Path, freeze: bool, extra: dict[str, str]
+) -> None:
     """Trace (the network has no data-dependent control flow; the residual choice is a
     Python bool fixed at build time), optionally freeze (inlines weights, folds BN)."""
     try:
@@ -496,12 +719,16 @@ def _write_torchscript(model: nn.Module, x: torch.Tensor, path: Path, freeze: bo
             traced = torch.jit.trace(model, (x,), check_trace=False)
             if freeze:
                 traced = torch.jit.freeze(traced.eval())
-            traced.save(str(path))
+            traced.save(str(path), _extra_files=extra)
     except RuntimeError as exc:
         raise ExportError(f"cannot trace the model to TorchScript: {exc}") from None
 
 
-def _write_onnx(model: nn.Module, x: torch.Tensor, path: Path, opset: int) -> None:
+def _write_onnx(
+    model: nn.Module, x: torch.Tensor, path: Path, opset: int, metadata: dict[str, str]
+) -> None:
+    """Export, then add ``metadata`` as the model's ``metadata_props`` (ONNX Runtime's
+    ``get_modelmeta().custom_metadata_map``)."""
     import onnx
 
     try:
@@ -516,6 +743,9 @@ def _write_onnx(model: nn.Module, x: torch.Tensor, path: Path, opset: int) -> No
                 output_names=["logits"],
                 dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}},
             )
+        proto = onnx.load(str(path))
+        onnx.helper.set_model_props(proto, metadata)
+        onnx.save(proto, str(path))
         onnx.checker.check_model(str(path))
     except (RuntimeError, ValueError, onnx.checker.ValidationError) as exc:
         raise ExportError(f"cannot export to ONNX opset {opset}: {exc}") from None

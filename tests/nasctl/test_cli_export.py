@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 from nasctl.cli import app
 from results import EXPORT_FORMAT, load_pt
 from search_space import ArchSpec, build_model, format_arch, get_baseline, parse_arch
+from tests.results.test_export import COMPARE_ROWS, write_compare_folder
 
 runner = CliRunner()
 SMALL = ["mobilenet_v3_small", "-r", "32", "--num-classes", "10"]
@@ -118,3 +119,82 @@ def test_export_checkpoint_of_another_arch_and_weights_only(tmp_path: Path) -> N
 def test_export_bad_format_is_refused_by_the_parser() -> None:
     result = run("export", *SMALL, "-f", "tflite", "-o", "x")
     assert result.exit_code == 2
+
+
+def test_export_compare_best_ships_the_winner_with_its_weights(tmp_path: Path) -> None:
+    import json
+
+    import numpy as np
+    import onnxruntime as ort
+
+    from results import read_checkpoint
+
+    write_compare_folder(tmp_path / "runs" / "s" / "compare", COMPARE_ROWS)
+    result = run("export", "--study", "s", "--runs", str(tmp_path / "runs"), "--compare-best",
+                 "-f", "onnx", "-o", str(tmp_path / "ship"), "--no-latency")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "compare winner of study 's': trial_2 (top-1 0.8000" in result.stdout
+    assert "UNTRAINED" not in result.stderr and "records no input mean" not in result.stderr
+    assert "recorded for deployment: 32 px, mean (" in result.stdout
+    # The file holds trial_2's trained weights (not random ones) and what deployment needs.
+    state, spec = read_checkpoint(tmp_path / "runs" / "s" / "compare" / "models" / "trial_2.pt")
+    assert spec is not None
+    model = build_model(spec)
+    model.load_state_dict(state)
+    x = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    with torch.inference_mode():
+        expected = model.eval()(x).numpy()
+    session = ort.InferenceSession(str(tmp_path / "ship" / "model.onnx"))
+    np.testing.assert_allclose(session.run(None, {"input": x.numpy()})[0], expected, atol=1e-4)
+    meta = session.get_modelmeta().custom_metadata_map
+    assert meta["weights"] == "trained" and meta["arch"] == format_arch(spec)
+    assert json.loads(meta["classes"]) == [str(i) for i in range(10)]
+    assert meta["resolution"] == "32" and len(json.loads(meta["mean"])) == 3
+
+
+def test_export_compare_best_without_a_winner_or_compare(tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    args = ["--study", "s", "--runs", str(runs), "--compare-best", "-f", "onnx", "-o", "x"]
+    missing = run("export", *args)
+    assert missing.exit_code == 2 and "no compare results at" in missing.stderr
+    write_compare_folder(runs / "s" / "compare", [("trial_1", 0.9, 1.2, "")])
+    none = run("export", *args)
+    assert none.exit_code == 2 and "beats a baseline" in none.stderr
+    assert len(none.stderr.strip().splitlines()) == 1 and not (tmp_path / "x").exists()
+
+
+STUDY = ["--study", "s", "--runs", "runs"]
+UNTRAINED_ERRORS = [
+    ("trial", [*STUDY, "--trial", "3", "-f", "onnx"],
+     "--checkpoint runs/s/compare/models/trial_3.pt"),
+    ("best", [*STUDY, "--best", "-f", "pt"], "would be exported with random weights"),
+    ("best under", [*STUDY, "--best-under", "5", "-f", "py"], "or --untrained to export"),
+    ("two picks", [*STUDY, "--best", "--compare-best", "-f", "onnx"], "give exactly one of"),
+    ("best and ckpt", [*STUDY, "--compare-best", "--checkpoint", "c.pt", "-f", "onnx"],
+     "drop --checkpoint"),
+    ("no study", ["--compare-best", "-f", "onnx"], "need --study NAME"),
+    ("untrained ckpt", [*SMALL, "--untrained", "--checkpoint", "c.pt", "-f", "onnx"],
+     "--untrained contradicts"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("args", "message"), [e[1:] for e in UNTRAINED_ERRORS], ids=[e[0] for e in UNTRAINED_ERRORS]
+)
+def test_export_of_a_trial_without_weights_is_refused(
+    args: list[str], message: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before anything is read or written: a search's trial exported without weights would
+    be random weights passing for the result."""
+    monkeypatch.chdir(tmp_path)
+    result = run("export", *args, "-o", "out")
+    assert result.exit_code == 2, result.output
+    assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "out").exists()
+
+
+def test_export_untrained_trial_is_allowed_on_purpose(tmp_path: Path, monkeypatch) -> None:
+    """--untrained lifts the refusal: the command goes on to read the study."""
+    monkeypatch.chdir(tmp_path)
+    result = run("export", *STUDY, "--trial", "3", "--untrained", "-f", "onnx", "-o", "out")
+    assert result.exit_code == 2 and "no study 's' under 'runs'" in result.stderr

@@ -13,7 +13,9 @@ import pytest
 import torch
 
 import results._export as export_mod
-from estimators import LatencyConfig
+from estimators import LatencyConfig, get_recipe, load_data, new_state, save_checkpoint
+from estimators._data import _decode_one
+from estimators._training import _normalise, _stats
 from results import (
     EXPORT_FORMAT,
     ExportError,
@@ -26,10 +28,17 @@ from results import (
     read_checkpoint,
     standalone_source,
 )
+from results._export import (
+    Preprocessing,
+    checkpoint_preprocessing,
+    compare_winner,
+    read_preprocessing,
+)
 from search_space import (
     ArchSpec,
     baseline_names,
     build_model,
+    format_arch,
     get_baseline,
     load_space,
     parse_arch,
@@ -319,3 +328,211 @@ def test_exported_latency_refuses_text_formats(tmp_path: Path) -> None:
     res = export_model(SMALL, tmp_path, "json")
     with pytest.raises(ExportError, match="not a runnable model to time"):
         exported_latency(res)
+
+
+# --- what deployment needs: resolution, mean/std, class names ---------------------------
+
+PREP_SPEC = get_baseline("mobilenet_v3_small", 1.0, 32, 2)
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A two-class photo folder cut from scikit-learn's two sample photos (colour, so the
+    three channels' statistics differ), and one of the photos whole as ``flower.jpg``."""
+    from PIL import Image
+    from sklearn.datasets import load_sample_image
+
+    root = tmp_path_factory.mktemp("photos")
+    for name in ("china", "flower"):
+        image = load_sample_image(f"{name}.jpg")
+        (root / "tree" / name).mkdir(parents=True)
+        for i in range(3):
+            crop = image[i * 100 : i * 100 + 200, i * 120 : i * 120 + 240]
+            Image.fromarray(crop).save(root / "tree" / name / f"{i}.jpg")
+    Image.fromarray(load_sample_image("flower.jpg")).save(root / "flower.jpg")
+    return root
+
+
+@pytest.fixture(scope="module")
+def photo_checkpoint(photos: Path) -> Path:
+    """A nasctl training checkpoint on the photo folder: its data record holds the
+    folder's per-channel mean/std and class names. Weights: ``random_weights`` (logits of
+    about 1, so that a 1e-4 agreement means something)."""
+    data = load_data(photos / "tree", 32, disk_cache=False, mode="memory")
+    state = new_state(PREP_SPEC, data, get_recipe("search"))
+    state.model.load_state_dict(random_weights(PREP_SPEC, seed=3))
+    return save_checkpoint(state, photos / "checkpoint.pt")
+
+
+def test_checkpoint_preprocessing_is_the_data_record(photo_checkpoint: Path) -> None:
+    prep = checkpoint_preprocessing(photo_checkpoint, PREP_SPEC)
+    payload = torch.load(photo_checkpoint, weights_only=True)["data"]
+    assert prep == Preprocessing(32, tuple(payload["mean"]), tuple(payload["std"]),
+                                 ("china", "flower"))  # fmt: skip
+    assert len(set(prep.mean)) == 3  # colour photos: a channel mix-up would show
+    bare = photo_checkpoint.with_name("bare.pt")
+    torch.save(build_model(PREP_SPEC).state_dict(), bare)
+    assert checkpoint_preprocessing(bare, PREP_SPEC) is None
+    with pytest.raises(ExportError, match="classes lists 2 names but the architecture has 10"):
+        checkpoint_preprocessing(photo_checkpoint, get_baseline("mobilenet_v3_small", 1.0, 32, 10))
+
+
+@pytest.mark.parametrize("fmt", MODEL_FORMATS, ids=str)
+def test_every_model_format_carries_the_preprocessing(
+    fmt: ExportFormat, photo_checkpoint: Path, tmp_path: Path
+) -> None:
+    state, _ = read_checkpoint(photo_checkpoint)
+    prep = checkpoint_preprocessing(photo_checkpoint, PREP_SPEC)
+    res = export_model(PREP_SPEC, tmp_path / "with", fmt, state, preprocessing=prep)
+    assert res.preprocessing == prep and res.trained
+    assert read_preprocessing(res.path, fmt) == prep
+    assert res.to_dict()["preprocessing"]["classes"] == ["china", "flower"]
+    plain = export_model(PREP_SPEC, tmp_path / "without", fmt)  # random weights, no record
+    assert read_preprocessing(plain.path, fmt) is None and not plain.trained
+    if fmt is ExportFormat.ONNX:  # the file says whether its weights are trained
+        meta = ort.InferenceSession(str(plain.path)).get_modelmeta().custom_metadata_map
+        assert meta["weights"] == "random (untrained, seed 0)"
+        assert meta["arch"] == format_arch(PREP_SPEC)
+
+
+def test_preprocessing_must_fit_the_architecture(tmp_path: Path) -> None:
+    prep = Preprocessing(64, (0.5, 0.5, 0.5), (0.2, 0.2, 0.2), ("a", "b"))
+    with pytest.raises(ExportError, match="preprocessing is for 64 px and 2 classes"):
+        export_model(PREP_SPEC, tmp_path, "onnx", preprocessing=prep)
+
+
+def _deploy_input(image: Path, meta: dict[str, str]) -> np.ndarray:
+    """What a deployment does with nothing but the ONNX file's metadata, PIL and numpy,
+    following its ``preprocessing`` recipe."""
+    from PIL import Image
+
+    r = int(meta["resolution"])
+    mean, std = np.array(json.loads(meta["mean"])), np.array(json.loads(meta["std"]))
+    with Image.open(image) as img:
+        img.draft("RGB", (r, r))
+        rgb = img.convert("RGB")
+    scale = r / min(rgb.size)
+    size = (max(r, round(rgb.width * scale)), max(r, round(rgb.height * scale)))
+    rgb = rgb.resize(size, Image.Resampling.BILINEAR, reducing_gap=None)
+    left, top = (size[0] - r) // 2, (size[1] - r) // 2
+    rgb = rgb.crop((left, top, left + r, top + r))
+    x = (np.asarray(rgb, dtype=np.float32) / 255 - mean) / std
+    return x.transpose(2, 0, 1)[None].astype(np.float32)
+
+
+def test_onnx_metadata_alone_reproduces_pytorch_on_a_photo(
+    photos: Path, photo_checkpoint: Path, tmp_path: Path
+) -> None:
+    state, _ = read_checkpoint(photo_checkpoint)
+    prep = checkpoint_preprocessing(photo_checkpoint, PREP_SPEC)
+    res = export_model(PREP_SPEC, tmp_path, "onnx", state, preprocessing=prep)
+    # nasctl's side: its decoder and normalisation, the checkpoint's statistics.
+    assert prep is not None
+    image = torch.from_numpy(_decode_one((str(photos / "flower.jpg"), 32)).copy())[None]
+    model = build_model(PREP_SPEC)
+    model.load_state_dict(state)
+    with torch.inference_mode():
+        expected = model.eval()(_normalise(image, *_stats(prep.mean, prep.std, image.device)))
+    # The deployment's side: the ONNX file, its metadata, PIL and numpy.
+    session = ort.InferenceSession(str(res.path), providers=["CPUExecutionProvider"])
+    meta = session.get_modelmeta().custom_metadata_map
+    assert json.loads(meta["classes"]) == ["china", "flower"]
+    got = session.run(None, {"input": _deploy_input(photos / "flower.jpg", meta)})[0]
+    assert float(np.abs(expected.numpy()).max()) > 0.1  # logits that a check can tell apart
+    np.testing.assert_allclose(got, expected.numpy(), rtol=0, atol=1e-4)
+    # The statistics matter: the defaults an unrecorded export would guess are far off.
+    guessed = meta | {"mean": "[0.5, 0.5, 0.5]", "std": "[0.25, 0.25, 0.25]"}
+    wrong = session.run(None, {"input": _deploy_input(photos / "flower.jpg", guessed)})[0]
+    assert float(np.abs(wrong - expected.numpy()).max()) > 1e-2
+
+
+def test_py_export_constants_and_preprocess_reproduce_pytorch(
+    photos: Path, photo_checkpoint: Path, tmp_path: Path
+) -> None:
+    import runpy
+
+    state, _ = read_checkpoint(photo_checkpoint)
+    prep = checkpoint_preprocessing(photo_checkpoint, PREP_SPEC)
+    assert prep is not None
+    res = export_model(PREP_SPEC, tmp_path / "m.py", "py", state, preprocessing=prep)
+    ns = runpy.run_path(str(res.path))
+    assert (ns["MEAN"], ns["STD"], ns["CLASSES"]) == (prep.mean, prep.std, ["china", "flower"])
+    assert ns["WEIGHTS"] == "trained" and ns["ARCH"] == format_arch(PREP_SPEC)
+    net = ns["load_model"]()
+    assert net.classes == ["china", "flower"] and net.resolution == 32
+    image = torch.from_numpy(_decode_one((str(photos / "flower.jpg"), 32)).copy())
+    model = build_model(PREP_SPEC)
+    model.load_state_dict(state)
+    with torch.inference_mode():
+        expected = model.eval()(_normalise(image[None], *_stats(prep.mean, prep.std, image.device)))
+        got = net(ns["preprocess"](image))
+    torch.testing.assert_close(got, expected, rtol=0, atol=1e-5)
+
+
+# --- the compare winner ----------------------------------------------------------------
+
+#: Candidates of a compare table: (name, top-1, x V2, baselines beaten).
+COMPARE_ROWS = [
+    ("trial_1", 0.90, 1.20, ""),  # most accurate, but beats no baseline
+    ("trial_2", 0.80, 0.90, "mobilenet_v2"),
+    ("trial_3", 0.70, 0.60, "mobilenet_v2, mobilenet_v3_large"),
+]
+COMPARE_SPECS = {
+    f"trial_{i}": get_baseline("mobilenet_v3_small", width, 32, 10)
+    for i, width in ((1, 1.0), (2, 0.75), (3, 0.5))
+}
+
+
+def write_compare_folder(folder: Path, rows: list[tuple[str, float, float, str]]) -> Path:
+    """A compare folder as `nasctl compare` leaves it: compare.csv (run_compare's columns)
+    and a training checkpoint per model in models/, trained weights replaced by
+    ``random_weights`` (seeded by the trial number) to tell them apart."""
+    import pandas as pd
+
+    data = load_data("digits", 32)
+    records = []
+    for name, acc, ratio, beats in rows:
+        spec = COMPARE_SPECS[name]
+        number = int(name.split("_")[1])
+        state = new_state(spec, data, get_recipe("search"))
+        state.model.load_state_dict(random_weights(spec, seed=number))
+        save_checkpoint(state, folder / "models" / f"{name}.pt")
+        records.append((name, False, number, acc, ratio, beats, format_arch(spec)))
+    v2 = get_baseline("mobilenet_v2", 1.0, 32, 10)
+    records.append(("mobilenet_v2", True, None, 0.75, 1.0, "", format_arch(v2)))
+    frame = pd.DataFrame(
+        records,
+        columns=["name", "baseline", "trial", "accuracy", "ratio_to_v2", "dominates", "arch"],
+    )
+    frame["top5"] = frame["accuracy"]
+    frame["ratio_to_v2_runs"] = frame["ratio_to_v2"].map(str)
+    frame.to_csv(folder / "compare.csv", index=False)
+    return folder
+
+
+def test_compare_winner_is_the_most_accurate_that_beats_a_baseline(tmp_path: Path) -> None:
+    winner = compare_winner(write_compare_folder(tmp_path, COMPARE_ROWS))
+    assert (winner.name, winner.trial, winner.accuracy) == ("trial_2", 2, 0.80)
+    assert winner.beats == ("mobilenet_v2",) and winner.spec == COMPARE_SPECS["trial_2"]
+    assert winner.checkpoint == tmp_path / "models" / "trial_2.pt"
+
+
+def test_compare_winner_ties_go_to_the_faster(tmp_path: Path) -> None:
+    rows = [("trial_2", 0.8, 0.9, "mobilenet_v2"), ("trial_3", 0.8, 0.6, "mobilenet_v2")]
+    assert compare_winner(write_compare_folder(tmp_path, rows)).name == "trial_3"
+
+
+def test_compare_winner_refusals(tmp_path: Path) -> None:
+    with pytest.raises(ExportError, match="no compare results at"):
+        compare_winner(tmp_path / "nothing")
+    folder = write_compare_folder(tmp_path / "none", [("trial_1", 0.9, 1.2, "")])
+    with pytest.raises(ExportError, match=r"no candidate in .* beats a baseline"):
+        compare_winner(folder)
+    folder = write_compare_folder(tmp_path / "moved", COMPARE_ROWS)
+    (folder / "models" / "trial_2.pt").unlink()
+    with pytest.raises(ExportError, match=r"trial_2's trained weights .* are missing"):
+        compare_winner(folder)
+    folder = write_compare_folder(tmp_path / "stale", COMPARE_ROWS)
+    (folder / "models" / "trial_3.pt").replace(folder / "models" / "trial_2.pt")
+    with pytest.raises(ExportError, match="not the trial_2 that"):
+        compare_winner(folder)
