@@ -225,6 +225,13 @@ class HeadSpec:
             raise SpecError(f"head.conv_bn must be true or false, got {self.conv_bn!r}")
         object.__setattr__(self, "conv_act", _activation("head", self.conv_act))
         object.__setattr__(self, "hidden_act", _activation("head", self.hidden_act))
+        # A layer that is absent has no settings: keep the defaults, so that equal networks
+        # are equal specs and the arch string (which omits absent layers) round-trips.
+        if self.conv_channels == 0:
+            object.__setattr__(self, "conv_bn", True)
+            object.__setattr__(self, "conv_act", Activation.RELU)
+        if self.hidden_features == 0:
+            object.__setattr__(self, "hidden_act", Activation.HSWISH)
         if (
             not isinstance(self.dropout, int | float)
             or isinstance(self.dropout, bool)

@@ -163,3 +163,16 @@ def test_parts_follow_the_strides() -> None:
     assert parts[-1].name == "head" and parts[-1].in_size == 7 and parts[-1].in_channels == 320
     for prev, cur in itertools.pairwise(parts):
         assert cur.in_size == prev.out_size
+
+
+@pytest.mark.parametrize(
+    "head",
+    [
+        "head_c0_hs_h1024_hs_d0.2",  # found by the fuzz test: the absent conv's activation
+        "head_c0_nbn_re_d0",
+        "head_c960_hs_h0_re_d0",
+    ],
+)
+def test_absent_head_layers_keep_no_settings_so_the_string_round_trips(head: str) -> None:
+    spec = parse_arch(f"r32_n10,stem_k3_s2_c16_hs,ir_k3_s1_c16_re,{head}")
+    assert parse_arch(format_arch(spec)) == spec
