@@ -25,7 +25,9 @@ The ratio stream/memory of each repeat is taken; its median is the figure (goal 
 Memory: one subprocess per path loads the tree at ``--rss-resolution`` and trains
 ``--rss-batches`` batches; its peak resident set (``ru_maxrss``) is reported, with the
 decoding pool's. The streaming child uses ``mode=auto`` with ``--budget-mb`` set below
-the decoded size, so the automatic rule is what picks streaming.
+the decoded size, so the automatic rule is what picks streaming. A third child streams a
+tree of ``--control-images`` images of the same data (links to the first files of each
+class): if streaming holds memory bounded, its peak is about the large tree's.
 """
 
 from __future__ import annotations
@@ -172,6 +174,7 @@ def rss_child(args: argparse.Namespace) -> None:
         json.dumps(
             {
                 "mode_asked": args.rss_child,
+                "images": images,
                 "streamed": data.streamed,
                 "budget_mib": args.budget_mb,
                 "decoded_mib": _data.decoded_bytes(images, args.rss_resolution) / 2**20,
@@ -187,13 +190,26 @@ def rss_child(args: argparse.Namespace) -> None:
     )
 
 
-def rss(args: argparse.Namespace, mode: str) -> dict[str, object]:
-    cmd = [sys.executable, __file__, "--rss-child", mode, "--data", str(args.data)]
+def rss(args: argparse.Namespace, mode: str, data: Path | None = None) -> dict[str, object]:
+    cmd = [sys.executable, __file__, "--rss-child", mode, "--data", str(data or args.data)]
     for flag in ("rss_resolution", "rss_batches", "budget_mb", "threads", "arch", "width"):
         cmd += [f"--{flag.replace('_', '-')}", str(getattr(args, flag))]
     cmd += ["--batch-size", str(args.batch_size), "--val-images", str(args.val_images)]
     done = subprocess.run(cmd, capture_output=True, text=True, check=True, env=os.environ.copy())
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def small_tree(root: Path, images: int, into: Path) -> Path:
+    """The first files of every class directory of ``root``, linked into ``into``: the
+    same kind of data, about ``images`` images in all."""
+    leaves = sorted({f.parent for f in root.rglob("*.jpg")})
+    keep = max(2, images // len(leaves))
+    for leaf in leaves:
+        target = into / leaf.relative_to(root)
+        target.mkdir(parents=True)
+        for f in sorted(leaf.iterdir())[:keep]:
+            (target / f.name).symlink_to(f)
+    return into
 
 
 def main() -> None:
@@ -204,13 +220,16 @@ def main() -> None:
     parser.add_argument("--resolution", type=int, default=32)
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--batches", type=int, default=16)
-    parser.add_argument("--repeats", type=int, default=6)
+    parser.add_argument("--repeats", type=int, default=8)
     parser.add_argument("--val-images", type=int, default=1000)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--rss-resolution", type=int, default=64)
     parser.add_argument("--rss-batches", type=int, default=8)
     parser.add_argument("--budget-mb", type=int, default=256, help="memory budget for auto")
-    parser.add_argument("--rss-child", choices=["memory", "auto"], help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--control-images", type=int, default=2000, help="small tree streamed for comparison"
+    )
+    parser.add_argument("--rss-child", choices=["memory", "auto", "stream"], help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args()
     if args.rss_child:
@@ -225,6 +244,9 @@ def main() -> None:
     speed = throughput(args, fresh=scratch is not None)
     try:
         memory = {mode: rss(args, mode) for mode in ("memory", "auto")}
+        with tempfile.TemporaryDirectory(prefix="nasctl-small-tree-") as tmp:
+            small = small_tree(args.data, args.control_images, Path(tmp) / "small")
+            memory["stream-small"] = rss(args, "stream", small)
     finally:
         if scratch is not None:
             shutil.rmtree(scratch, ignore_errors=True)  # the caches take about 2 GB
@@ -265,11 +287,13 @@ def main() -> None:
     )
     print()
     print(
-        f"{'child':8s} {'streamed':>8s} {'decoded MiB':>11s} {'budget':>7s} {'peak RSS MiB':>12s}"
+        f"{'child':12s} {'images':>7s} {'streamed':>8s} {'decoded MiB':>11s} {'budget':>7s} "
+        f"{'peak RSS MiB':>12s}"
     )
     for mode, m in memory.items():
         print(
-            f"{mode:8s} {m['streamed']!s:>8s} {m['decoded_mib']:11.0f} {m['budget_mib']:7d} "
+            f"{mode:12s} {m['images']:7d} {m['streamed']!s:>8s} {m['decoded_mib']:11.0f} "
+            f"{m['budget_mib']:7d} "
             f"{m['peak_rss_mib']:12.0f}"
         )
     print(f"-> {args.out}")
