@@ -5,7 +5,8 @@ source + a state_dict ``.pt`` next to it), ``torchscript`` (traced, optionally f
 ``onnx`` (opset >= 17) and ``pt`` (state_dict + spec). Every format is read back after
 writing: the text forms must parse to the same spec, the model forms must give the same
 logits as nasctl's PyTorch model on one seeded random batch, within ``tolerance`` (max
-absolute difference, 1e-4 by default, times the largest logit where that is above 1). A mismatch is an ``ExportError``, not a warning.
+absolute difference, 1e-4 by default, times the largest logit where that is above 1). A
+mismatch is an ``ExportError``, not a warning.
 
 ONNX uses the TorchScript-based exporter (``dynamo=False``): the torch.export-based one
 needs ``onnxscript``, and the latency protocol (``estimators._latency``) exports the same
