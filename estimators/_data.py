@@ -106,7 +106,10 @@ class DiskImages:
             return self._read(self.rows[[key]])[0]
         if isinstance(key, slice):
             return self._read(self.rows[key])
-        return self._read(self.rows[_as_index(key)])
+        index = _as_index(key)
+        if index.ndim == 0:  # a 0-d tensor or array: one image, as a tensor would give
+            return self._read(self.rows[[int(index)]])[0]
+        return self._read(self.rows[index])
 
     def _read(self, wanted: np.ndarray) -> torch.Tensor:
         r = self.resolution

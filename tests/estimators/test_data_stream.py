@@ -66,12 +66,15 @@ def test_stream_batches_are_byte_identical_to_memory(tmp_path: Path, source: str
         data: str | Path = _folder(tmp_path / "d", {"a": 9, "b": 7, "c": 5})
     elif source == "split-folder":
         _folder(tmp_path / "d" / "train", {"a": 6, "b": 6})
-        data = _folder(tmp_path / "d" / "val", {"a": 2, "b": 3}, seed=1)
+        _folder(tmp_path / "d" / "val", {"a": 2, "b": 3}, seed=1)
+        data = tmp_path / "d"
     elif source == "cifar":
         data = _cifar_dir(tmp_path / "c")
     else:
         data = "digits"
     memory, stream = _both(data, 16, seed=3)
+    if source == "split-folder":
+        assert (len(stream.train_y), len(stream.val_y)) == (12, 5)
     assert isinstance(stream.train_x, DiskImages) and stream.streamed
     assert isinstance(memory.train_x, torch.Tensor) and not memory.streamed
     assert stream.train_x.shape == memory.train_x.shape
@@ -86,6 +89,8 @@ def test_stream_batches_are_byte_identical_to_memory(tmp_path: Path, source: str
     assert torch.equal(stream.val_x[1:4], memory.val_x[1:4])
     assert torch.equal(stream.val_x[::2], memory.val_x[::2])
     assert torch.equal(stream.train_x[2], memory.train_x[2])
+    assert torch.equal(stream.train_x[torch.tensor(3)], memory.train_x[torch.tensor(3)])
+    assert torch.equal(stream.train_x[-1], memory.train_x[-1])
     assert stream.train_x[torch.tensor([], dtype=torch.int64)].shape == (0, 3, 16, 16)
 
 
