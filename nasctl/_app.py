@@ -129,7 +129,8 @@ def fail(message: str) -> typer.Exit:
 
 
 def guarded(fn: F) -> F:
-    """Turn NasctlError (and a few user-caused OS errors) into one line and exit 2."""
+    """Check every number the command was given (``_check_numbers``), then turn
+    NasctlError into one line and exit 2."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
