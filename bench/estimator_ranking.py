@@ -256,7 +256,7 @@ def train_supernet(
     args: argparse.Namespace, text: str, data: dict[int, ImageData], report: dict[str, Any]
 ) -> Any:
     """Train (or resume, or just load) the supernet; its cost goes into the report."""
-    recipe = SupernetRecipe(
+    recipe = SupernetRecipe.of(
         epochs=args.supernet_epochs,
         batch_size=args.batch_size,
         train_images=args.train_limit,
@@ -267,9 +267,10 @@ def train_supernet(
         state = load_supernet_state(args.supernet)
         if state.supernet.space != SearchSpace.from_text(text):
             raise SystemExit(f"{args.supernet} holds a supernet of another space")
-        if state.recipe.replace(epochs=recipe.epochs) != recipe:
+        if state.recipe.replace(epochs=recipe.base.epochs) != recipe:
             raise SystemExit(f"{args.supernet} was trained with other settings; pass another")
-        state.recipe = state.recipe.replace(epochs=max(state.recipe.epochs, args.supernet_epochs))
+        epochs = max(state.recipe.base.epochs, args.supernet_epochs)
+        state.recipe = state.recipe.replace(epochs=epochs)
     else:
         state = new_supernet_state(text, first, recipe, data_seed=args.seed)
         report["supernet"] = {"cpu_seconds": 0.0}  # a lost file's CPU time is not this one's

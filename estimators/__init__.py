@@ -111,6 +111,7 @@ if TYPE_CHECKING:
         parse_device,
         resolve_device,
     )
+    from estimators._evaluate import EvalResult, evaluate, recalibrate_bn
     from estimators._fvcore import fvcore_macs
     from estimators._latency import (
         Backend,
@@ -126,6 +127,7 @@ if TYPE_CHECKING:
         measure_many,
         part_target,
     )
+    from estimators._loop import augment, batches_per_epoch, train_batch
     from estimators._lut import (
         Correction,
         LatencyTable,
@@ -139,11 +141,18 @@ if TYPE_CHECKING:
         validate_table,
     )
     from estimators._proxies import naswot
+    from estimators._recipe import (
+        PRESETS,
+        Recipe,
+        RecipeError,
+        SupernetRecipe,
+        TrainingDiverged,
+        get_recipe,
+    )
     from estimators._supernet import DataIdentity, Supernet, SupernetError, data_identity
     from estimators._supernet_train import (
         SUPERNET_FORMAT,
         SupernetProgress,
-        SupernetRecipe,
         SupernetState,
         fit_supernet,
         load_supernet,
@@ -152,25 +161,14 @@ if TYPE_CHECKING:
         save_supernet,
     )
     from estimators._training import (
-        PRESETS,
-        EvalResult,
-        Recipe,
-        RecipeError,
-        TrainingDiverged,
         TrainProgress,
         TrainResult,
         TrainState,
-        augment,
-        batches_per_epoch,
-        evaluate,
         fit,
-        get_recipe,
         load_checkpoint,
         new_state,
-        recalibrate_bn,
         save_checkpoint,
         train_and_evaluate,
-        train_batch,
     )
 
 _LAZY = {
@@ -211,32 +209,32 @@ _LAZY = {
     "data_identity": "estimators._supernet",
     "SUPERNET_FORMAT": "estimators._supernet_train",
     "SupernetProgress": "estimators._supernet_train",
-    "SupernetRecipe": "estimators._supernet_train",
+    "SupernetRecipe": "estimators._recipe",
     "SupernetState": "estimators._supernet_train",
     "fit_supernet": "estimators._supernet_train",
     "load_supernet": "estimators._supernet_train",
     "load_supernet_state": "estimators._supernet_train",
     "new_supernet_state": "estimators._supernet_train",
     "save_supernet": "estimators._supernet_train",
-    "PRESETS": "estimators._training",
-    "EvalResult": "estimators._training",
-    "Recipe": "estimators._training",
-    "RecipeError": "estimators._training",
-    "TrainingDiverged": "estimators._training",
+    "PRESETS": "estimators._recipe",
+    "EvalResult": "estimators._evaluate",
+    "Recipe": "estimators._recipe",
+    "RecipeError": "estimators._recipe",
+    "TrainingDiverged": "estimators._recipe",
     "TrainProgress": "estimators._training",
     "TrainResult": "estimators._training",
     "TrainState": "estimators._training",
-    "augment": "estimators._training",
-    "batches_per_epoch": "estimators._training",
-    "evaluate": "estimators._training",
+    "augment": "estimators._loop",
+    "batches_per_epoch": "estimators._loop",
+    "evaluate": "estimators._evaluate",
     "fit": "estimators._training",
-    "get_recipe": "estimators._training",
+    "get_recipe": "estimators._recipe",
     "load_checkpoint": "estimators._training",
     "new_state": "estimators._training",
-    "recalibrate_bn": "estimators._training",
+    "recalibrate_bn": "estimators._evaluate",
     "save_checkpoint": "estimators._training",
     "train_and_evaluate": "estimators._training",
-    "train_batch": "estimators._training",
+    "train_batch": "estimators._loop",
 }
 
 

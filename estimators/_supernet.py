@@ -39,7 +39,8 @@ from estimators._elastic import (
     LargestSizes,
     SupernetError,
 )
-from estimators._training import evaluate, recalibrate_bn, train_batch
+from estimators._evaluate import evaluate, recalibrate_bn
+from estimators._loop import train_batch
 from search_space import (
     ArchSpec,
     BlockChoice,

@@ -67,7 +67,7 @@ def _space_text(space: Path | None) -> str:
 
 def _same_run(state: SupernetState, out: Path, given: dict[str, Any]) -> None:
     """Options given again must be the file's (only --epochs may grow)."""
-    recipe = state.recipe.to_dict()
+    recipe = state.recipe.flat()
     for name, value in given.items():
         if value is not None and recipe[name] != value:
             flag = "--" + name.replace("_", "-")
@@ -157,7 +157,7 @@ def train(
                 f"{out} was trained on data {trained.name!r} ({len(trained.classes)} classes, "
                 f"split seed {trained.seed}), not on {first.name!r}; choose another --out"
             )
-        if epochs is not None and epochs != state.recipe.epochs:
+        if epochs is not None and epochs != state.recipe.base.epochs:
             if epochs < state.epoch:
                 raise NasctlError(
                     f"{out} has finished {state.epoch} epoch(s); --epochs must be at least that"
@@ -175,7 +175,7 @@ def train(
         overrides: dict[str, Any] = {k: v for k, v in given.items() if v is not None}
         if epochs is not None:
             overrides["epochs"] = epochs
-        recipe = SupernetRecipe(**overrides)
+        recipe = SupernetRecipe.of(**overrides)
         loaded = {r: _load(data, r, seed, data_mode) for r in resolutions}
         state = new_supernet_state(text, loaded[resolutions[0]], recipe, data_seed=seed)
     _fit(state, loaded, out, save_every, dev)
@@ -203,7 +203,9 @@ def _fit(
     saved = time.monotonic()
     try:
         with bar:
-            task = bar.add_task(f"epoch {state.epoch + 1}/{recipe.epochs}", total=None, stats="")
+            task = bar.add_task(
+                f"epoch {state.epoch + 1}/{recipe.base.epochs}", total=None, stats=""
+            )
 
             def on_progress(p: SupernetProgress) -> None:
                 nonlocal saved

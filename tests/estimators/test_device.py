@@ -220,8 +220,8 @@ def test_a_checkpoint_without_a_device_was_trained_on_the_cpu(digits, tmp_path: 
 
 def test_supernet_trains_and_scores_in_bf16_on_cpu(digits, tmp_path: Path) -> None:
     device = resolve_device("cpu", "bf16", channels_last=True)
-    recipe = SupernetRecipe(epochs=1, batch_size=32, train_images=64, bn_images=0,
-                            warmup_epochs=0.5)  # fmt: skip
+    recipe = SupernetRecipe.of(epochs=1, batch_size=32, train_images=64, bn_images=0,
+                               warmup_epochs=0.5)  # fmt: skip
     state = new_supernet_state(builtin_space_text("tiny"), digits, recipe, data_seed=0)
     fit_supernet(state, {32: digits}, device=device)
     assert state.device == "cpu/bf16" and state.history[-1]["train_loss"] > 0

@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from estimators import (
+    Recipe,
     RecipeError,
     Supernet,
     SupernetError,
@@ -31,7 +32,7 @@ from search_space import (
 )
 
 TINY = builtin_space_text("tiny")
-QUICK = SupernetRecipe(epochs=2, batch_size=32, train_images=128, bn_images=0, warmup_epochs=0.5)
+QUICK = SupernetRecipe.of(epochs=2, batch_size=32, train_images=128, bn_images=0, warmup_epochs=0.5)
 
 
 @pytest.fixture(autouse=True)
@@ -242,8 +243,27 @@ def test_recipe_fields_are_checked() -> None:
     with pytest.raises(RecipeError, match=r"recipe.random_subnets must be an integer >= 0"):
         SupernetRecipe(random_subnets=-1)
     with pytest.raises(RecipeError, match=r"recipe.lr must be > 0"):
-        SupernetRecipe(lr=0.0)
+        SupernetRecipe.of(lr=0.0)
+    with pytest.raises(RecipeError, match=r"unknown supernet recipe field\(s\): epoch\b"):
+        SupernetRecipe.of(epoch=3)
     assert SupernetRecipe.from_dict(QUICK.to_dict()) == QUICK
+    assert QUICK.base == Recipe(
+        epochs=2, batch_size=32, train_images=128, bn_images=0, warmup_epochs=0.5
+    )
+
+
+def test_a_file_from_before_the_recipe_held_a_recipe_is_read() -> None:
+    """Supernet files once stored the recipe flat, without an optimizer field."""
+    flat = {
+        "epochs": 2, "batch_size": 32, "lr": 0.05, "momentum": 0.9, "weight_decay": 5e-4,
+        "warmup_epochs": 0.5, "label_smoothing": 0.1, "pad": 0.125, "flip": True,
+        "train_images": 128, "bn_images": 0, "random_subnets": 1, "distill": False, "seed": 4,
+    }  # fmt: skip
+    recipe = SupernetRecipe.from_dict(flat)
+    assert recipe.random_subnets == 1 and recipe.distill is False
+    assert recipe.base == Recipe(epochs=2, batch_size=32, lr=0.05, warmup_epochs=0.5,
+                                 train_images=128, bn_images=0, seed=4)  # fmt: skip
+    assert {k: recipe.flat()[k] for k in flat} == flat
 
 
 def test_training_moves_the_weights_and_an_interrupted_run_resumes_exactly(
@@ -287,7 +307,7 @@ def test_per_epoch_scores_of_largest_and_smallest(digits) -> None:
     # batch for 64 images), so scoring it again gives the same count.
     net = state.supernet
     for key, spec in (("largest_top1", net.largest()), ("smallest_top1", net.smallest())):
-        assert record[key] == net.score(spec, digits, recal_batches=1, seed=recipe.seed), key
+        assert record[key] == net.score(spec, digits, recal_batches=1, seed=recipe.base.seed), key
 
 
 def test_missing_resolution_is_refused(digits) -> None:

@@ -46,8 +46,8 @@ def write_tiny_supernet(path: Path, space_text: str = TINY_SPACE, train: bool = 
     )
     from search_space import SearchSpace
 
-    recipe = SupernetRecipe(epochs=1, batch_size=32, train_images=64, bn_images=0,
-                            warmup_epochs=0.5)  # fmt: skip
+    recipe = SupernetRecipe.of(epochs=1, batch_size=32, train_images=64, bn_images=0,
+                               warmup_epochs=0.5)  # fmt: skip
     resolutions = SearchSpace.from_text(space_text).resolutions
     data = {r: load_data("digits", r) for r in resolutions}
     state = new_supernet_state(space_text, data[max(resolutions)], recipe, data_seed=0)
