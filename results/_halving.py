@@ -30,6 +30,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from estimators import Recipe
 from results._pareto import crowding_distances, non_dominated_ranks
+from search_space import NasctlError
 
 __all__ = [
     "ACC_COST",
@@ -95,6 +96,10 @@ def fidelity_label(preset: str, recipe: Recipe) -> str:
 def rung_fractions(eta: int, min_fidelity: float) -> list[float]:
     """Budget fractions of the rungs, lowest first: eta^-R, ..., 1/eta, 1, with R the
     largest such that eta^-R >= min_fidelity."""
+    if not isinstance(eta, int) or isinstance(eta, bool) or eta < 2:
+        raise NasctlError(f"eta must be an integer >= 2, got {eta!r}")
+    if not 0 < min_fidelity <= 1 / eta + 1e-9:  # False for NaN too
+        raise NasctlError(f"min_fidelity must be in (0, 1/eta], got {min_fidelity!r}")
     top = math.floor(math.log(1 / min_fidelity) / math.log(eta) + 1e-9)
     return [float(eta) ** (k - top) for k in range(top + 1)]
 

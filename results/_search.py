@@ -203,6 +203,14 @@ class SearchConfig:
         low = self.min_fidelity
         if low is not None and not (0 < low < 1):  # False for NaN too
             raise SearchError(f"min_fidelity must be a fraction in (0, 1), got {low!r}")
+        if self.accuracy is not AccuracyMode.halving:
+            # eta's default (3) stands for "not given": the CLI passes it either way.
+            for name, given in (("eta", self.eta != 3), ("min_fidelity", low is not None)):
+                if given:
+                    raise SearchError(
+                        f"{name} only applies to accuracy 'halving', got accuracy "
+                        f"{self.accuracy.value!r}"
+                    )
         if low is not None and low > 1 / self.eta + 1e-9:
             raise SearchError(
                 f"min_fidelity {low:g} leaves no rung below the full budget with eta "

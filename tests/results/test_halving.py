@@ -37,6 +37,7 @@ from results._halving import (
 )
 from results._search import Event
 from results._study import worker_id
+from search_space import NasctlError
 
 NAN = math.nan
 RECIPE = get_recipe("search", batch_size=32)
@@ -58,6 +59,16 @@ RECIPE = get_recipe("search", batch_size=32)
 )
 def test_rung_fractions(eta: int, low: float, expected: list[float]) -> None:
     assert rung_fractions(eta, low) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize(
+    ("eta", "low", "message"),
+    [(1, 0.5, "eta must be an integer >= 2"), (3, 0.5, r"min_fidelity must be in \(0, 1/eta\]"),
+     (2, 0.0, "min_fidelity must be in"), (2, float("nan"), "min_fidelity must be in")],
+)  # fmt: skip
+def test_rung_fractions_refuses_what_has_no_rungs(eta: int, low: float, message: str) -> None:
+    with pytest.raises(NasctlError, match=message):
+        rung_fractions(eta, low)
 
 
 @pytest.mark.parametrize(
