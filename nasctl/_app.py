@@ -15,7 +15,7 @@ import os
 import sys
 import tempfile
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -269,7 +269,7 @@ def emit(
     rows: list[dict[str, Any]],
     fmt: OutputFormat,
     title: str | None = None,
-    formats: dict[str, Callable[[Any], str]] | None = None,
+    formats: Mapping[str, Callable[[Any], str]] | None = None,
     labels: dict[str, str] | None = None,
 ) -> None:
     """Print rows as a rich table (per-column ``formats`` and header ``labels``), CSV or

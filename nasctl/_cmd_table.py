@@ -107,7 +107,8 @@ def table(
     for name in names:
         is_baseline = name in baseline_names()
         for w in (width or [1.0]) if is_baseline else [1.0]:
-            for res in resolution or [None]:
+            resolutions: list[int | None] = list(resolution) if resolution else [None]
+            for res in resolutions:
                 spec = resolve_model(name, w, res, num_classes)
                 report = count(spec)
                 row: dict[str, object] = {
