@@ -49,11 +49,6 @@ class BackendChoice(StrEnum):
     torchscript = "torchscript"
 
 
-class TableOrJson(StrEnum):
-    table = "table"
-    json = "json"
-
-
 _Backend = Annotated[
     BackendChoice,
     typer.Option(help="torch (eager, BatchNorm folded), onnxruntime (CPU EP) or torchscript."),
@@ -128,8 +123,11 @@ def latency(
     rounds: _Rounds = 5,
     repeats: _Repeats = 20,
     fmt: Annotated[
-        TableOrJson, typer.Option("--format", "-f", help="table or json.")
-    ] = TableOrJson.table,
+        OutputFormat,
+        typer.Option(
+            "--format", "-f", help="table (ms), json or csv (every field, in microseconds)."
+        ),
+    ] = OutputFormat.table,
 ) -> None:
     """Measure batch-1 inference latency (median of interleaved rounds, one at a time per
     machine). Times in milliseconds in the table, microseconds in JSON. Classic networks run
@@ -143,7 +141,9 @@ def latency(
         rounds=rounds,
         repeats=repeats,
     )
-    names = [a if len(a) <= 40 else a[:37] + "..." for a in archs]
+    # A table cuts long arch strings; JSON and CSV keep them whole.
+    cut = fmt is OutputFormat.table
+    names = [a if len(a) <= 40 or not cut else a[:37] + "..." for a in archs]
     models = [
         _timed(resolve_model(a, width, resolution, num_classes), n, config.seed)
         for a, n in zip(archs, names, strict=True)
@@ -153,8 +153,11 @@ def latency(
         ref_spec = resolve_model(reference, width, resolution, num_classes)
         ref = _timed(ref_spec, reference[:40], config.seed)
     results = measure_many(models, config, reference=ref, names=names)
-    if fmt is TableOrJson.json:
+    if fmt is OutputFormat.json:
         print(json.dumps([r.to_dict() for r in results], indent=2))
+        return
+    if fmt is OutputFormat.csv:  # one row per model; the host's versions stay in JSON
+        emit([{k: v for k, v in r.to_dict().items() if k != "versions"} for r in results], fmt)
         return
     rows = []
     for r in results:
@@ -255,8 +258,11 @@ def lut_validate(
         bool, typer.Option(help="Write the fitted correction into the table when it helps.")
     ] = True,
     fmt: Annotated[
-        TableOrJson, typer.Option("--format", "-f", help="table or json.")
-    ] = TableOrJson.table,
+        OutputFormat,
+        typer.Option(
+            "--format", "-f", help="table, json (the full report) or csv (the table's rows)."
+        ),
+    ] = OutputFormat.table,
 ) -> None:
     """Measure N random architectures of the table's space end to end and compare them
     with the table (share within 5/10%, MAPE, Spearman, Kendall; MACs for comparison)."""
@@ -269,7 +275,7 @@ def lut_validate(
         report = validate_table(table, n, seed, progress=tick, passes=passes)
     if store and report.stored:
         save_table(table, lut)
-    if fmt is TableOrJson.json:
+    if fmt is OutputFormat.json:
         print(json.dumps(report.to_dict(), indent=2))
         return
     rows = []
@@ -281,18 +287,22 @@ def lut_validate(
         scored.append(("pass 1 vs the other passes (noise ceiling)", report.repeatability))
     for label, m in scored:
         rows.append({
-            "predictor": label, "within 5%": f"{m['within_5']:.0%}",
-            "within 10%": f"{m['within_10']:.0%}", "MAPE %": m["mape_pct"],
+            "predictor": label, "within 5%": m["within_5"],
+            "within 10%": m["within_10"], "MAPE %": m["mape_pct"],
             "bias %": m["bias_pct"], "Spearman": m["spearman"], "Kendall": m["kendall"],
         })  # fmt: skip
     rows.append({
-        "predictor": "MACs (ranks only)", "within 5%": "-", "within 10%": "-",
+        "predictor": "MACs (ranks only)", "within 5%": None, "within 10%": None,
         "MAPE %": None, "bias %": None, "Spearman": report.macs_spearman,
         "Kendall": report.macs_kendall,
     })  # fmt: skip
+    if fmt is OutputFormat.csv:  # shares as fractions, as in JSON
+        emit(rows, fmt)
+        return
+    share = {k: (lambda v: "-" if v is None else f"{v:.0%}") for k in ("within 5%", "within 10%")}
     two = {k: (lambda v: "-" if v is None else f"{v:.2f}") for k in ("MAPE %", "bias %")}
     three = {k: (lambda v: f"{v:.3f}") for k in ("Spearman", "Kendall")}
-    emit(rows, OutputFormat.table, f"{lut}: {n} random architectures", {**two, **three})
+    emit(rows, OutputFormat.table, f"{lut}: {n} random architectures", {**share, **two, **three})
     c = report.correction
     what = "stored in the table" if (store and report.stored) else "not stored"
     console.print(

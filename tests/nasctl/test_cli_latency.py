@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 from pathlib import Path
 
@@ -46,6 +48,14 @@ def test_latency_json() -> None:
     assert len(rows) == 2 and min(r["count"] for r in rows) == 3
     assert rows[0]["backend"] == "torch"
     assert rows[0]["median_us"] > 0 and "iqr_ratio" in rows[0]
+
+
+def test_latency_csv() -> None:
+    result = runner.invoke(app, ["latency", TINY, *FAST, "-f", "csv"])
+    assert result.exit_code == 0, result.output
+    rows = list(csv.DictReader(io.StringIO(result.stdout)))
+    assert len(rows) == 1 and rows[0]["name"] == TINY and float(rows[0]["median_us"]) > 0
+    assert float(rows[0]["p10_us"]) <= float(rows[0]["p90_us"]) and "versions" not in rows[0]
 
 
 def test_latency_table_with_reference_and_baseline() -> None:
@@ -101,6 +111,12 @@ def test_lut_build_resume_and_validate(tmp_path: Path) -> None:
     shown = runner.invoke(app, ["lut", "validate", "--lut", str(out), "--n", "3", "--passes", "3"])
     assert shown.exit_code == 0, shown.output
     assert "noise ceiling" in shown.stdout
+    as_csv = runner.invoke(app, ["lut", "validate", "--lut", str(out), "--n", "3", "--passes",
+                                 "1", "--no-store", "-f", "csv"])  # fmt: skip
+    assert as_csv.exit_code == 0, as_csv.output
+    rows = list(csv.DictReader(io.StringIO(as_csv.stdout)))
+    assert rows[0]["predictor"] == "sum of parts" and rows[-1]["predictor"].startswith("MACs")
+    assert 0 <= float(rows[0]["within 10%"]) <= 1  # a share, as in JSON
     assert (load_table(out).correction is not None) == report["stored"]
 
     bad = runner.invoke(
