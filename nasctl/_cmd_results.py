@@ -11,7 +11,6 @@ import typer
 from nasctl._app import OutputFormat, app, check_output, console, emit, guarded
 
 if TYPE_CHECKING:
-    import optuna
     import pandas as pd
 
 results_app = typer.Typer(help="Read a study: trials, Pareto front, plot.", no_args_is_help=True)
@@ -80,52 +79,82 @@ _FORMATS = {
 }
 
 
-def write_outputs(study: optuna.Study, folder: Path, unit: str) -> None:
-    """The end of a search: front table printed; trials.csv, pareto.csv, pareto.png."""
-    import pandas as pd
-
-    from results import baselines_of, front_frame, plot_front, trials_frame
-    from results._report import TARGET_COLUMNS
-
-    folder.mkdir(parents=True, exist_ok=True)
-    frame = trials_frame(study)
-    frame.to_csv(folder / "trials.csv", index=False)
-    front = front_frame(frame, unit)
-    front.to_csv(folder / "pareto.csv", index=False)
-    baselines = baselines_of(study)
-    pd.DataFrame(baselines).to_csv(folder / "baselines.csv", index=False)
-    plot = plot_front(
-        frame,
-        baselines,
-        unit,
-        folder / "pareto.png",
-        f"study {study.study_name}: accuracy vs {TARGET_COLUMNS[unit][1]}",
-    )
-    _print_front(front, baselines, unit)
-    console.print(f"wrote {folder / 'trials.csv'}, {folder / 'pareto.csv'}, {plot}")
+#: The front table's headers: the live view's and the trial lines' words and units.
+_FRONT_LABELS = {
+    "number": "trial",
+    "latency_ms": "latency (ms)",
+    "latency_spread": "p10-p90 (ms)",
+    "macs": "MACs (M)",
+    "params": "params (M)",
+    "rung_accuracy": "accuracy by rung",
+}
+_FRONT_FORMATS = {
+    **_FORMATS,
+    "macs": lambda v: "-" if v is None else f"{v / 1e6:.2f}",
+    "params": lambda v: "-" if v is None else f"{v / 1e6:.3f}",
+}
 
 
-def _print_front(front: pd.DataFrame, baselines: list[dict[str, Any]], unit: str) -> None:
-    from results._report import TARGET_COLUMNS
-
-    columns = ["number", "accuracy", "rung", "rung_accuracy", "latency_ms", "macs", "params"]
-    rows = _rows(front, [*columns, "arch"])
-    keys = list(rows[0]) if rows else ["number", "accuracy", "latency_ms", "macs", "params"]
+def front_rows(
+    front: pd.DataFrame, baselines: list[dict[str, Any]], fmt: OutputFormat
+) -> list[dict[str, Any]]:
+    """The front, then the baselines, one row each. A table shows the p10-p90 spread in
+    one column and cuts long arch strings; JSON and CSV keep raw values and full strings."""
+    columns = ["number", "accuracy", "rung", "rung_accuracy", "latency_ms"]
+    spread = ["latency_p10_ms", "latency_p90_ms"]
+    rows = _rows(front, [*columns, *spread, "macs", "params", "arch"])
+    keys = list(rows[0]) if rows else ["number", "accuracy", "latency_ms", *spread]
+    keys += [k for k in ("macs", "params", "arch") if k not in keys]
+    for row in rows:
+        row["kind"] = "candidate"
     for b in baselines:
-        row: dict[str, Any] = dict.fromkeys(keys)
-        row.update({k: b.get(k) for k in ("accuracy", "latency_ms", "macs", "params")})
+        row = dict.fromkeys(keys)
+        row.update({k: b.get(k) for k in ("accuracy", "latency_ms", *spread, "macs", "params")})
         note = ", trained standalone" if b.get("note") else ""
-        row.update(number=b["name"], arch=f"(baseline{note})")
+        row.update(number=b["name"], kind="baseline" + note, arch=b.get("arch"))
         rows.append(row)
+    if fmt is not OutputFormat.table:
+        return rows
+    shown = []
+    for row in rows:
+        p10, p90 = row.pop("latency_p10_ms", None), row.pop("latency_p90_ms", None)
+        kind = row.pop("kind")
+        out = {k: v for k, v in row.items() if k not in ("macs", "params", "arch")}
+        if "latency_ms" in out:
+            out["latency_spread"] = "-" if p10 is None or p90 is None else f"{p10:.3f}-{p90:.3f}"
+        out.update(macs=row["macs"], params=row["params"])
+        out["arch"] = row["arch"] if kind == "candidate" else f"({kind})"
+        shown.append(out)
+    return shown
+
+
+def print_front(
+    front: pd.DataFrame,
+    baselines: list[dict[str, Any]],
+    unit: str,
+    fmt: OutputFormat = OutputFormat.table,
+    full_at: Path | None = None,
+) -> None:
+    """The front and the baselines: a table (arch strings cut; ``full_at`` names the CSV
+    that has them in full), or every value as JSON or CSV."""
+    from results._report import TARGET_COLUMNS
+
+    rows = front_rows(front, baselines, fmt)
+    if fmt is not OutputFormat.table:
+        emit(rows, fmt)
+        return
     title = f"Pareto front (accuracy vs {TARGET_COLUMNS[unit][1]}) and baselines"
-    if "rung" in keys:
+    if any("rung" in r for r in rows):
         title += " (candidates at their highest fidelity, baselines at the full recipe)"
     if any(b.get("note") for b in baselines):
         title += "; a baseline trained standalone is not on the supernet's scale"
-    if rows:
-        emit(rows, OutputFormat.table, title, _FORMATS, {"rung_accuracy": "accuracy by rung"})
-    else:
+    if not rows:
         console.print("no feasible trained trial yet")
+        return
+    emit(rows, OutputFormat.table, title, _FRONT_FORMATS, _FRONT_LABELS)
+    cut = not front.empty and bool(front["arch"].astype(str).str.len().gt(70).any())
+    if cut and full_at is not None:
+        console.print(f"arch strings in full: {full_at}", highlight=False, soft_wrap=True)
 
 
 @results_app.command("show")
@@ -165,7 +194,7 @@ def pareto(
     unit = study_unit(s)
     front = front_frame(trials_frame(s), unit)
     if fmt is OutputFormat.table:
-        _print_front(front, baselines_of(s), unit)
+        print_front(front, baselines_of(s), unit, fmt, out / study / "pareto.csv")
         return
     emit(_rows(front, _SHOW), fmt)
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import shlex
 import signal
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -13,11 +15,12 @@ from typing import TYPE_CHECKING, Annotated
 
 import numpy as np
 import typer
+from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from nasctl._app import app, check_output, console, err_console, guarded
-from nasctl._cmd_results import write_outputs
+from nasctl._app import OutputFormat, app, check_output, console, err_console, guarded
+from nasctl._cmd_results import print_front
 from nasctl._data_options import DataMode, DataModeOption
 from nasctl._device_options import Precision, PrecisionOption, training_device
 from results import SearchTarget, non_dominated_mask
@@ -27,7 +30,7 @@ if TYPE_CHECKING:
     import optuna
     from optuna.trial import FrozenTrial
 
-    from results._search import Event
+    from results._search import BaselineStep, Event
 
 
 class _CtrlC:
@@ -63,14 +66,27 @@ class _CtrlC:
 _BUDGETS = {"latency_ms": ("latency", " ms"), "mmacs": ("MACs", "M"), "mparams": ("params", "M")}
 
 
-class _LiveView:
-    """Trials done / feasible / infeasible, elapsed time, what runs now and the front."""
+def _minutes(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.1f} min"
 
-    def __init__(self, target: SearchTarget, trials: int) -> None:
-        self.target, self.trials = target, trials
+
+class _LiveView:
+    """Baselines and trials done, elapsed time and an estimate of the time left, what
+    runs now and the front. Each finished baseline (and, in a log file, each trial) is
+    also a line of its own. ``out`` is stdout, or stderr when the final table is JSON or
+    CSV for a program to read."""
+
+    def __init__(self, target: SearchTarget, trials: int, out: Console = console) -> None:
+        self.target, self.trials, self.out = target, trials, out
         self.started = time.monotonic()
         self.status = "starting"
         self.front: list[FrozenTrial] = []
+        #: Baselines this process trains: the one now, its start, and seconds per one done.
+        self.baseline: BaselineStep | None = None
+        self.baseline_started = 0.0
+        self.baseline_seconds: list[float] = []
+        #: Seconds per trial finished by this process (reused and refused ones included).
+        self.trial_seconds: list[float] = []
         self.counts = {
             "done": 0,
             "feasible": 0,
@@ -79,13 +95,25 @@ class _LiveView:
             "reused": 0,
             "promoted": 0,
         }
-        self.live = Live(self.render(), console=console, refresh_per_second=2, transient=False)
+        self.live = Live(self.render(), console=out, refresh_per_second=2, transient=False)
         self.ctrl_c = _CtrlC()
 
     def on_event(self, event: Event) -> None:
-        if event.kind not in ("note", "warning"):
+        if event.kind not in ("note", "warning", "budget", "baseline-done"):
             self.ctrl_c.check()
-        if event.kind == "training" and event.progress is not None:
+        if event.kind == "baseline" and event.progress is not None:
+            if self.baseline is None or self.baseline.name != event.progress.name:
+                self.baseline_started = time.monotonic()
+            self.baseline = event.progress
+            self.status = event.message
+        elif event.kind == "baseline-done":
+            step = event.progress
+            self.baseline_seconds.append(time.monotonic() - self.baseline_started)
+            self.baseline = step
+            self.live.console.print(self.baseline_line(step), highlight=False, soft_wrap=True)
+        elif event.kind == "budget":
+            self.live.console.print(event.message, highlight=False, soft_wrap=True)
+        elif event.kind == "training" and event.progress is not None:
             p = event.progress
             self.status = (
                 f"training {event.message}: epoch {p.epoch + 1}/{p.epochs} batch "
@@ -104,6 +132,8 @@ class _LiveView:
 
         from results._halving import ACC_COST
 
+        if trial.duration is not None:
+            self.trial_seconds.append(trial.duration.total_seconds())
         trials = study.get_trials(deepcopy=False)
         complete = [t for t in trials if t.state is TrialState.COMPLETE]
         promoted = [t for t in complete if t.user_attrs.get("promoted_from") is not None]
@@ -130,9 +160,60 @@ class _LiveView:
             (t for t, keep in zip(points, on, strict=True) if keep), key=lambda t: t.values[1]
         )
         self.live.update(self.render())
-        if not console.is_terminal:  # a log file: Live draws only at the end, so a line each
-            console.print(self.trial_line(trial), highlight=False, soft_wrap=True)
+        if not self.out.is_terminal:  # a log file: Live draws only at the end, so a line each
+            self.out.print(self.trial_line(trial), highlight=False, soft_wrap=True)
         self.ctrl_c.check()
+
+    def baseline_line(self, step: BaselineStep) -> str:
+        """A finished baseline: its accuracy, cost and spread in the live view's words."""
+        from results._search import TARGET_LABELS
+
+        r = step.record or {}
+        parts = [f"accuracy {r.get('accuracy', float('nan')):.4f}"]
+        if r.get("latency_ms") is not None:
+            spread = ""
+            if r.get("latency_p10_ms") is not None and r.get("latency_p90_ms") is not None:
+                spread = f" (p10-p90 {r['latency_p10_ms']:.3f}-{r['latency_p90_ms']:.3f})"
+            parts.append(f"latency (ms) {r['latency_ms']:.4g}{spread}")
+        if self.target is not SearchTarget.latency:
+            key = {SearchTarget.flops: "mmacs", SearchTarget.params: "mparams"}[self.target]
+            parts.append(f"{TARGET_LABELS[self.target]} {r.get(key, float('nan')):.4g}")
+        seconds = self.baseline_seconds[-1] if self.baseline_seconds else 0.0
+        return (
+            f"baseline {step.name} ({step.index}/{step.total}): {', '.join(parts)}  "
+            f"[{_minutes(seconds)}{self.eta_text(', ')}]"
+        )
+
+    def eta_seconds(self) -> tuple[float | None, str]:
+        """Seconds left (None before anything was measured) and what the figure rests on:
+        baselines left x seconds per baseline, plus trials left x seconds per trial
+        (until a trial is done, a baseline's time stands in for it)."""
+        per_baseline = float(np.mean(self.baseline_seconds)) if self.baseline_seconds else None
+        per_trial = float(np.mean(self.trial_seconds)) if self.trial_seconds else None
+        baselines_left = 0
+        if self.baseline is not None:
+            baselines_left = self.baseline.total - len(self.baseline_seconds)
+        trials_left = max(0, self.trials - self.counts["done"])
+        if baselines_left and per_baseline is None:
+            return None, ""
+        trial_cost = per_trial if per_trial is not None else per_baseline
+        if trials_left and trial_cost is None:
+            return None, ""
+        left = baselines_left * (per_baseline or 0.0) + trials_left * (trial_cost or 0.0)
+        basis = []
+        if baselines_left and per_baseline is not None:
+            basis.append(f"{_minutes(per_baseline)} per baseline")
+        if trials_left and per_trial is not None:
+            basis.append(f"{_minutes(per_trial)} per trial")
+        elif trials_left:
+            basis.append("a trial taken as long as a baseline")
+        return left, ", ".join(basis)
+
+    def eta_text(self, lead: str = "  ") -> str:
+        left, basis = self.eta_seconds()
+        if not left:  # nothing measured yet, or nothing left
+            return ""
+        return f"{lead}about {_minutes(left)} left" + (f" ({basis})" if basis else "")
 
     def trial_line(self, trial: FrozenTrial) -> str:
         """One finished trial as a plain line, with the study's counts and the time."""
@@ -157,7 +238,8 @@ class _LiveView:
         c = self.counts
         return (
             f"trial {trial.number}: {what}  [{c['done']}/{self.trials} done, {c['feasible']} "
-            f"feasible, front {len(self.front)}, {(time.monotonic() - self.started) / 60:.1f} min]"
+            f"feasible, front {len(self.front)}, {(time.monotonic() - self.started) / 60:.1f} min"
+            f"{self.eta_text(', ')}]"
         )
 
     def render(self) -> Table:
@@ -166,11 +248,18 @@ class _LiveView:
         grid = Table.grid(padding=(0, 2))
         elapsed = time.monotonic() - self.started
         c = self.counts
+        b = self.baseline
+        if b is not None and len(self.baseline_seconds) < b.total:
+            grid.add_row(
+                f"[bold]baselines[/bold] {len(self.baseline_seconds)}/{b.total} done, "
+                f"now {b.name} ({b.index}/{b.total}), trained before the trials"
+            )
         grid.add_row(
             f"[bold]trials[/bold] {c['done']}/{self.trials} done, {c['feasible']} feasible, "
             f"{c['infeasible']} infeasible, {c['failed']} failed, {c['reused']} reused"
             + (f", {c['promoted']} promotions" if c["promoted"] else "")
             + f"  [bold]elapsed[/bold] {elapsed / 60:.1f} min"
+            + self.eta_text()
         )
         grid.add_row(f"[dim]{self.status[:150]}[/dim]")
         if self.front:
@@ -178,11 +267,12 @@ class _LiveView:
             for col in ("trial", "accuracy", TARGET_LABELS[self.target], "arch"):
                 front.add_column(col)
             for t in self.front[:8]:
+                arch = str(t.user_attrs.get("arch", ""))
                 front.add_row(
                     str(t.number),
                     f"{t.values[0]:.4f}",
                     f"{t.values[1]:.4g}",
-                    str(t.user_attrs.get("arch", ""))[:60] + "...",
+                    arch if len(arch) <= 60 else arch[:57] + "...",
                 )
             grid.add_row(front)
         return grid
@@ -235,7 +325,11 @@ def search(
     batch_size: Annotated[int, typer.Option(help="Training batch size.")] = 64,
     baseline_resolution: Annotated[
         int | None,
-        typer.Option(help="Input resolution of the baselines (default: the space's largest)."),
+        typer.Option(
+            help="Input size (pixels) the four baselines are trained and timed at, here and "
+            "in `nasctl compare`; give the size you will deploy at [default: the space's "
+            "largest resolution]."
+        ),
     ] = None,
     latency: Annotated[
         str, typer.Option(help="measured (time each candidate here) or lut (--lut table).")
@@ -267,7 +361,15 @@ def search(
         ),
     ] = None,
     latency_threads: Annotated[int, typer.Option(help="Threads for latency measurement.")] = 1,
-    max_latency: Annotated[float | None, typer.Option(help="Hard budget: latency in ms.")] = None,
+    max_latency: Annotated[
+        str | None,
+        typer.Option(
+            help="Hard budget on latency: milliseconds (2.5), or fastest-baseline / "
+            "fastest-baseline-N% (N% under the fastest of the four baselines, timed at the "
+            "search's baseline resolution when it starts; the chosen budget is printed and "
+            "kept in the study)."
+        ),
+    ] = None,
     max_flops: Annotated[float | None, typer.Option(help="Hard budget: MACs, in millions.")] = None,
     max_params: Annotated[
         float | None, typer.Option(help="Hard budget: parameters, in millions.")
@@ -310,6 +412,15 @@ def search(
         Path | None,
         typer.Option(help="Supernet file for --accuracy supernet (from `nasctl supernet train`)."),
     ] = None,
+    fmt: Annotated[
+        OutputFormat,
+        typer.Option(
+            "--format",
+            "-f",
+            help="The final front-and-baselines table: table, or json / csv on stdout (the "
+            "live view then goes to stderr).",
+        ),
+    ] = OutputFormat.table,
 ) -> None:
     """Search architectures: maximise accuracy on --data, minimise --target.
 
@@ -331,8 +442,9 @@ def search(
     """
     from estimators import LatencyConfig, get_recipe
     from results import SearchConfig, SearchError
-    from results._search import SEARCH_LATENCY, TARGET_UNITS, run_search
+    from results._search import SEARCH_LATENCY, TARGET_UNITS, parse_max_latency, run_search
 
+    max_latency_ms, under_fastest_pct = parse_max_latency(max_latency)
     training_device(device, precision)  # a missing GPU: one line, before any work
     check_output(out, "--out", directory=True)
     if storage is not None and storage.endswith(".journal") and "://" not in storage:
@@ -381,7 +493,8 @@ def search(
             threads=latency_threads,
         ),
         threads=threads,
-        max_latency_ms=max_latency,
+        max_latency_ms=max_latency_ms,
+        max_latency_under_fastest_pct=under_fastest_pct,
         max_mmacs=max_flops,
         max_mparams=max_params,
         baselines=baselines,
@@ -392,14 +505,15 @@ def search(
         device=device,
         precision=precision.value,
     )
-    view = _LiveView(target, trials)
+    shown = console if fmt is OutputFormat.table else err_console
+    view = _LiveView(target, trials, shown)
     interrupted = False
     with view.live, view.ctrl_c.installed():
         try:
             result = run_search(config, out, storage, view.on_event, [view.on_trial])
         except KeyboardInterrupt:
             interrupted = True
-    console.print()
+    shown.print()
     if interrupted:
         err_console.print(
             "[yellow]interrupted:[/yellow] finished trials are saved; "
@@ -409,7 +523,7 @@ def search(
 
         result = open_existing(study, out, storage)
     try:
-        write_outputs(result, out / study, TARGET_UNITS[target])
+        _write_outputs(result, out, storage, TARGET_UNITS[target], fmt, shown)
     except OSError as exc:  # a full disk, a read-only folder: the study itself is saved
         reason = exc.strerror or str(exc)
         raise SearchError(
@@ -418,3 +532,46 @@ def search(
         ) from None
     if interrupted:
         raise typer.Exit(130)
+
+
+def _write_outputs(
+    study: optuna.Study,
+    out: Path,
+    storage: str | None,
+    unit: str,
+    fmt: OutputFormat,
+    shown: Console,
+) -> None:
+    """The end of a search: trials.csv, pareto.csv, baselines.csv, pareto.png and
+    report.md in OUT/STUDY; the front and the baselines printed (as ``fmt``); then what
+    to run next."""
+    import pandas as pd
+
+    from results import baselines_of, front_frame, plot_front, trials_frame
+    from results._report import next_steps, pareto_title, search_report
+
+    folder = out / study.study_name
+    folder.mkdir(parents=True, exist_ok=True)
+    frame = trials_frame(study)
+    frame.to_csv(folder / "trials.csv", index=False)
+    front = front_frame(frame, unit)
+    front.to_csv(folder / "pareto.csv", index=False)
+    baselines = baselines_of(study)
+    pd.DataFrame(baselines).to_csv(folder / "baselines.csv", index=False)
+    title = pareto_title(study, frame, baselines)
+    plot = plot_front(frame, baselines, unit, folder / "pareto.png", title)
+    steps = next_steps(study.study_name, out, storage)
+    command = "nasctl " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    report = folder / "report.md"
+    report.write_text(
+        search_report(study, frame, front, baselines, command, steps), encoding="utf-8"
+    )
+    print_front(front, baselines, unit, fmt, folder / "pareto.csv")
+    shown.print(
+        f"wrote {folder / 'trials.csv'}, {folder / 'pareto.csv'}, {plot}, {report}",
+        highlight=False,
+        soft_wrap=True,
+    )
+    shown.print("next: retrain the front against the baselines, then export the winner:")
+    for step in steps:
+        shown.print(f"  {step}", highlight=False, soft_wrap=True)

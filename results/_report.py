@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -15,9 +16,12 @@ __all__ = [
     "TARGET_COLUMNS",
     "front_frame",
     "highest_fidelity",
+    "next_steps",
+    "pareto_title",
     "pick_trial",
     "plot_front",
     "save_accuracy_plot",
+    "search_report",
     "study_unit",
     "target_column",
 ]
@@ -136,8 +140,23 @@ def plot_front(
     if not front.empty:
         ax.step(front["cost"], front["accuracy"], where="post", c="tab:blue", lw=1.5, zorder=3)
         ax.scatter(
-            front["cost"], front["accuracy"], s=40, c="tab:blue", label="Pareto front", zorder=4
+            front["cost"],
+            front["accuracy"],
+            s=40,
+            c="tab:blue",
+            label="Pareto front (#trial)",
+            zorder=4,
         )
+        for r in front.itertuples():  # the trial number, as in trials.csv and `results show`
+            ax.annotate(
+                f"#{int(r.number)}",
+                (r.cost, r.accuracy),
+                textcoords="offset points",
+                xytext=(-4, 6),
+                ha="right",
+                fontsize=7,
+                color="tab:blue",
+            )
     markers = ["s", "D", "^", "v", "P", "*"]
     for i, b in enumerate(baselines):
         cost = b.get(unit)
@@ -213,3 +232,172 @@ def pick_trial(
         raise NasctlError(f"study {study.study_name!r} has no feasible trained trial{cap}")
     number = int(ok.sort_values(["accuracy", "number"], ascending=[False, True]).iloc[0]["number"])
     return number, str(study.trials[number].user_attrs["spec"])
+
+
+# --- what a search wrote, in words ------------------------------------------------------
+
+
+def _resolutions(archs: pd.Series) -> str:
+    """``32 px`` or ``160-224 px`` from arch strings (``r<res>_n<classes>,...``)."""
+    found = sorted({int(m[1]) for a in archs.dropna() if (m := re.match(r"r(\d+)_", str(a)))})
+    if not found:
+        return "-"
+    return f"{found[0]} px" if len(found) == 1 else f"{found[0]}-{found[-1]} px"
+
+
+def _fidelity_words(label: str) -> str:
+    """``search:e1x64:b32`` as ``1 epoch of 64 images, batch 32 (search)``; other labels
+    (halving's rungs, a supernet's digest) as they are."""
+    m = re.fullmatch(r"(?P<preset>[\w-]+):e(?P<e>\d+)(?:x(?P<n>\d+))?:b(?P<b>\d+)", label)
+    if m is None:
+        return label
+    epochs = int(m["e"])
+    what = f"{epochs} epoch{'s' if epochs != 1 else ''}"
+    what += f" of {int(m['n']):,} images" if m["n"] else " of the training split"
+    return f"{what}, batch {m['b']} ({m['preset']})"
+
+
+def _latency_source(meta: dict[str, Any]) -> str:
+    lat = meta.get("latency", {})
+    if lat.get("mode") == "lut":
+        return "latency from a lookup table"
+    threads = lat.get("threads", 1)
+    where = f"{lat.get('device', 'cpu')}, {threads} thread{'s' if threads != 1 else ''}"
+    return f"latency measured on {where}" + (f" ({lat['host']})" if lat.get("host") else "")
+
+
+def _context(study: Any, frame: pd.DataFrame, baselines: list[dict[str, Any]]) -> list[str]:
+    """Data, fidelity, resolutions and latency source of a study, as short phrases."""
+    meta = study.user_attrs.get("nasctl", {})
+    trained = frame[frame["accuracy"].notna()] if "accuracy" in frame else frame
+    parts = [
+        f"data {meta.get('data', '?')}",
+        f"fidelity {_fidelity_words(str(meta.get('fidelity', '?')))}",
+        f"candidates at {_resolutions(trained['arch'] if 'arch' in trained else pd.Series())}",
+    ]
+    if baselines:
+        parts.append(f"baselines at {_resolutions(pd.Series([b.get('arch') for b in baselines]))}")
+    parts.append(_latency_source(meta))
+    return parts
+
+
+def pareto_title(study: Any, frame: pd.DataFrame, baselines: list[dict[str, Any]]) -> str:
+    """pareto.png's title: what is plotted, then on what data, fidelity, resolution and
+    latency source it was found."""
+    unit = study_unit(study)
+    context = _context(study, frame, baselines)
+    return (
+        f"study {study.study_name}: accuracy vs {TARGET_COLUMNS[unit][1]}\n"
+        + ", ".join(context[:2])
+        + "\n"
+        + ", ".join(context[2:])
+    )
+
+
+def next_steps(study: str, out: Path, storage: str | None = None) -> list[str]:
+    """The commands that follow a search: retrain the front against the baselines, then
+    export compare's winner with its trained weights."""
+    where = f" --storage {storage}" if storage else ""
+    return [
+        f"nasctl compare --study {study} --out {out}{where}",
+        f"nasctl export --study {study} --runs {out}{where} --compare-best -f onnx "
+        f"-o {out / study / 'export'}",
+    ]
+
+
+def _ms(row: dict[str, Any] | Any) -> str:
+    get = row.get if isinstance(row, dict) else lambda k: getattr(row, k, None)
+    ms, p10, p90 = get("latency_ms"), get("latency_p10_ms"), get("latency_p90_ms")
+    if ms is None or pd.isna(ms):
+        return "-"
+    if p10 is None or p90 is None or pd.isna(p10) or pd.isna(p90):
+        return f"{ms:.3f}"
+    return f"{ms:.3f} ({p10:.3f}-{p90:.3f})"
+
+
+def search_report(
+    study: Any,
+    frame: pd.DataFrame,
+    front: pd.DataFrame,
+    baselines: list[dict[str, Any]],
+    command: str,
+    next_commands: list[str],
+) -> str:
+    """A search as Markdown (``report.md`` beside trials.csv): how it was run, the front
+    with full arch strings, the baselines with their latency spread, and what to run next."""
+    meta = study.user_attrs.get("nasctl", {})
+    done = frame[frame["state"] == "COMPLETE"]
+    feasible = done["feasible"].fillna(False).astype(bool)
+    budgets = {k: v for k, v in meta.get("budgets", {}).items() if v is not None}
+    units = {"latency_ms": "ms latency", "mmacs": "M MACs", "mparams": "M params"}
+    rule = meta.get("latency_budget")
+    said = []
+    for key, value in budgets.items():
+        text = f"at most {value:.4g} {units.get(key, key)}"
+        if key == "latency_ms" and rule:
+            text += (
+                f" ({rule['rule']}: {rule['fastest']} {rule['fastest_ms']:.3f} ms at "
+                f"{rule['resolution']} px, less {rule['percent_under']:g}%)"
+            )
+        said.append(text)
+    lines = [
+        f"# nasctl search: study {study.study_name}",
+        "",
+        f"Reproduce: `{command}`",
+        "",
+        "Setting: " + "; ".join(_context(study, frame, baselines)) + ".",
+        f"Budgets: {'; '.join(said) if said else 'none'}.",
+        "",
+        f"Trials: {len(done)} finished ({int(feasible.sum())} within budget, "
+        f"{int((~feasible).sum())} over budget and not trained), "
+        f"{int((frame['state'] == 'FAIL').sum())} failed; front of {len(front)}.",
+        "",
+        "Accuracy is validation top-1 at the search's fidelity (a short training): it ranks "
+        "candidates, it is not their final accuracy. `nasctl compare` retrains the front "
+        "and the baselines with one recipe and times them together.",
+        "",
+        "## Pareto front",
+        "",
+    ]
+    if front.empty:
+        lines.append("No feasible trained trial yet.")
+    else:
+        lines += [
+            "| trial | top-1 | latency ms (p10-p90) | MACs (M) | params (M) | arch |",
+            "| --- | --- | --- | --- | --- | --- |",
+        ]
+        for r in front.itertuples():
+            lines.append(
+                f"| {int(r.number)} | {r.accuracy:.4f} | {_ms(r)} | {r.macs / 1e6:.2f} | "
+                f"{r.params / 1e6:.3f} | `{r.arch}` |"
+            )
+    lines += ["", "## Baselines", ""]
+    if not baselines:
+        lines.append("None trained in this study (--no-baselines).")
+    else:
+        lines += [
+            "Timed together in interleaved rounds with MobileNetV2 in every round; x V2 is "
+            "the median ratio to that MobileNetV2 (1.000 for itself, up to noise).",
+            "",
+            "| model | top-1 | latency ms (p10-p90) | x V2 | MACs (M) | params (M) | seconds |",
+            "| --- | --- | --- | --- | --- | --- | --- |",
+        ]
+        for b in baselines:
+            ratio = b.get("ratio_to_v2")
+            seconds = b.get("seconds")
+            lines.append(
+                f"| {b['name']} | {b['accuracy']:.4f} | {_ms(b)} | "
+                f"{'-' if ratio is None else f'{ratio:.3f}'} | {b['macs'] / 1e6:.2f} | "
+                f"{b['params'] / 1e6:.3f} | {'-' if seconds is None else f'{seconds:.0f}'} |"
+            )
+    lines += [
+        "",
+        "Files: trials.csv (every trial), pareto.csv (the front), baselines.csv, pareto.png.",
+        "",
+        "## Next",
+        "",
+        "```",
+        *next_commands,
+        "```",
+    ]
+    return "\n".join(lines) + "\n"

@@ -22,11 +22,12 @@ import contextlib
 import hashlib
 import math
 import os
+import re
 import socket
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +47,7 @@ from estimators import (
     load_supernet,
     load_table,
     measure,
+    measure_many,
     predict,
     resolve_device,
     train_and_evaluate,
@@ -93,6 +95,7 @@ __all__ = [
     "SearchError",
     "SearchTarget",
     "fidelity_recipe",
+    "parse_max_latency",
     "run_search",
 ]
 
@@ -115,6 +118,53 @@ TARGET_LABELS = {
 
 #: A quick protocol for one candidate inside a search: 3 rounds x 10 calls after warm-up.
 SEARCH_LATENCY = LatencyConfig(rounds=3, repeats=10, min_warmup=5, max_warmup=50)
+
+#: The baselines are timed together, in interleaved rounds with MobileNetV2 timed in
+#: every round (compare's protocol): their figures set a budget and are what a candidate
+#: is held against, so one quick measurement each under load (which once put V3-Small
+#: above V3-Large) is not enough. Device and threads come from the search's protocol.
+BASELINE_LATENCY = LatencyConfig(rounds=5, repeats=20)
+
+#: The reference timed in every round of the baselines' measurement.
+BASELINE_REFERENCE = "mobilenet_v2"
+
+_FASTEST = re.compile(r"fastest-baseline(?:-(?P<pct>\d+(?:\.\d+)?)%)?")
+
+
+def parse_max_latency(text: str | None) -> tuple[float | None, float | None]:
+    """``--max-latency``: milliseconds, or ``fastest-baseline`` / ``fastest-baseline-N%``
+    (N% under the fastest baseline, timed at the baselines' resolution when the search
+    starts). Returns (ms, percent): one of them set, or neither."""
+    if text is None:
+        return None, None
+    value = text.strip().lower()
+    match = _FASTEST.fullmatch(value)
+    if match is not None:
+        pct = float(match["pct"] or 0.0)
+        if not pct < 100:
+            raise SearchError(
+                f"--max-latency {text}: the percent under the fastest baseline must be below 100"
+            )
+        return None, pct
+    try:
+        ms = float(value)
+    except ValueError:
+        raise SearchError(
+            f"--max-latency must be milliseconds (e.g. 2.5), fastest-baseline or "
+            f"fastest-baseline-N% (e.g. fastest-baseline-5%), got {text!r}"
+        ) from None
+    return ms, None
+
+
+@dataclass(frozen=True)
+class BaselineStep:
+    """A baseline's turn, for a progress view: the ``index``-th of ``total`` this worker
+    trains (1-based), and its record once it is done."""
+
+    name: str
+    index: int
+    total: int
+    record: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -142,6 +192,9 @@ class SearchConfig:
     max_latency_ms: float | None = None
     max_mmacs: float | None = None
     max_mparams: float | None = None
+    #: A latency budget this many percent under the fastest baseline, timed when the
+    #: search starts (``--max-latency fastest-baseline-N%``); excludes max_latency_ms.
+    max_latency_under_fastest_pct: float | None = None
     baselines: bool = True
     accuracy: AccuracyMode = AccuracyMode.train
     #: Halving: the promotion ratio (the best 1/eta of a rung go up; budgets grow x eta).
@@ -196,6 +249,14 @@ class SearchConfig:
             value = getattr(self, name)
             if value is not None and not (value > 0 and math.isfinite(value)):
                 raise SearchError(f"{name} must be a positive number, got {value}")
+        pct = self.max_latency_under_fastest_pct
+        if pct is not None:
+            if not 0 <= pct < 100:  # False for NaN too
+                raise SearchError(
+                    f"max_latency_under_fastest_pct must be a percent in [0, 100), got {pct!r}"
+                )
+            if self.max_latency_ms is not None:
+                raise SearchError("give max_latency_ms or max_latency_under_fastest_pct, not both")
         if not self.study or any(c in self.study for c in "/\\ ") or self.study.startswith("."):
             raise SearchError(f"study must be a name without spaces or slashes, got {self.study!r}")
         if not isinstance(self.eta, int) or isinstance(self.eta, bool) or self.eta < 2:
@@ -243,7 +304,9 @@ class SearchConfig:
 class Event:
     """What the search tells whoever shows progress."""
 
-    kind: str  # data | baseline | trial-start | training | trial-done | note | warning
+    #: data | baseline (progress: a BaselineStep) | baseline-done (its record) | budget |
+    #: trial-start | training | trial-done | note | warning
+    kind: str
     message: str = ""
     trial: FrozenTrial | None = None
     progress: Any = None
@@ -286,6 +349,8 @@ class _Runner:
         if config.supernet_path is not None:
             self.load_supernet(config.supernet_path)
         self._data: dict[int, ImageData] = {}
+        #: Baseline name -> its latency from the interleaved measurement (timed once).
+        self._baseline_latency: dict[str, dict[str, float]] = {}
         self.num_classes = self.data_at(max(self.space.resolutions)).num_classes
         if self.supernet is not None:
             self.supernet.check_data(self.data_at(max(self.space.resolutions)))
@@ -381,20 +446,109 @@ class _Runner:
             "latency_iqr_ratio": result.iqr_ratio,
         }
 
-    def costs(self, spec: ArchSpec) -> dict[str, float]:
+    @property
+    def needs_latency(self) -> bool:
+        return (
+            self.config.target is SearchTarget.latency
+            or self.config.max_latency_ms is not None
+            or self.config.max_latency_under_fastest_pct is not None
+            or self.table is not None
+        )
+
+    def costs(self, spec: ArchSpec, timed: dict[str, float] | None = None) -> dict[str, float]:
+        """MACs, params and latency (``timed`` when it was measured already)."""
         report = count(spec)
         values: dict[str, float] = {"macs": report.macs, "params": report.params}
         values["mmacs"] = report.macs / 1e6
         values["mparams"] = report.params / 1e6
-        needs_latency = (
-            self.config.target is SearchTarget.latency
-            or self.config.max_latency_ms is not None
-            or self.table is not None
-        )
         # Check the cheap budgets first: an infeasible candidate is never timed either.
-        if needs_latency and not self.violations(values, latency=False):
+        if timed is not None:
+            values.update(timed)
+        elif self.needs_latency and not self.violations(values, latency=False):
             values.update(self.latency(spec))
         return values
+
+    @property
+    def baseline_resolution(self) -> int:
+        return self.config.baseline_resolution or max(self.space.resolutions)
+
+    def time_baselines(self, names: list[str]) -> dict[str, dict[str, float]]:
+        """The baselines' latencies at their resolution: from the lookup table, or measured
+        together in interleaved rounds with MobileNetV2 timed in every round
+        (``BASELINE_LATENCY``, on the search's latency device and threads); each is timed
+        once per process."""
+        res = self.baseline_resolution
+        specs = {n: get_baseline(n, 1.0, res, self.num_classes) for n in names}
+        if self.table is not None:
+            return {n: self.latency(s) for n, s in specs.items()}
+        missing = [n for n in names if n not in self._baseline_latency]
+        if missing:
+            c = self.config.latency
+            protocol = replace(BASELINE_LATENCY, device=c.device, threads=c.threads)
+            self.on_event(
+                Event(
+                    "baseline",
+                    f"timing {len(missing)} baseline(s) at {res}x{res}: {protocol.rounds} "
+                    f"interleaved rounds, {BASELINE_REFERENCE} timed in every round",
+                )
+            )
+            reference = get_baseline(BASELINE_REFERENCE, 1.0, res, self.num_classes)
+            timed = measure_many(
+                [specs[n] for n in missing], protocol, reference=reference, names=missing
+            )
+            for name, r in zip(missing, timed, strict=True):
+                self._baseline_latency[name] = {
+                    "latency_ms": r.median_us / 1000,
+                    "latency_p10_ms": r.p10_us / 1000,
+                    "latency_p90_ms": r.p90_us / 1000,
+                    "latency_iqr_ratio": r.iqr_ratio,
+                    "ratio_to_v2": float(r.ratio_to_reference or 0.0),
+                }
+        return {n: self._baseline_latency[n] for n in names}
+
+    def resolve_latency_budget(self, study: optuna.Study) -> None:
+        """``max_latency_under_fastest_pct``: the budget is that many percent under the
+        fastest baseline. Decided once per study and kept in its meta (``nasctl`` ->
+        ``latency_budget``, and ``budgets.latency_ms``): a resumed search or another
+        worker uses the same figure rather than timing again."""
+        pct = self.config.max_latency_under_fastest_pct
+        if pct is None:
+            return
+        meta = dict(study.user_attrs.get("nasctl", {}))
+        chosen = meta.get("latency_budget")
+        if chosen is None or chosen.get("percent_under") != pct:
+            timed = self.time_baselines(list(baseline_names()))
+            fastest = min(timed, key=lambda n: timed[n]["latency_ms"])
+            ms = timed[fastest]["latency_ms"] * (1 - pct / 100)
+            res = self.baseline_resolution
+            chosen = {
+                "rule": "fastest-baseline" + (f"-{pct:g}%" if pct else ""),
+                "percent_under": pct,
+                "fastest": fastest,
+                "fastest_ms": timed[fastest]["latency_ms"],
+                "latency_ms": ms,
+                "resolution": res,
+                "source": "lut" if self.table is not None else "measured",
+                "baselines_ms": {n: timed[n]["latency_ms"] for n in sorted(timed)},
+            }
+            meta["latency_budget"] = chosen
+            meta["budgets"] = {**meta.get("budgets", {}), "latency_ms": ms}
+            study.set_user_attr("nasctl", meta)
+        self.config = replace(
+            self.config,
+            max_latency_ms=float(chosen["latency_ms"]),
+            max_latency_under_fastest_pct=None,
+        )
+        under = f" - {pct:g}%" if pct else ""
+        self.on_event(
+            Event(
+                "budget",
+                f"latency budget {chosen['latency_ms']:.3f} ms = fastest baseline "
+                f"{chosen['fastest']} {chosen['fastest_ms']:.3f} ms{under} (at "
+                f"{chosen['resolution']}x{chosen['resolution']}, {chosen['source']})",
+            )
+        )
+        self.check_latency_reachable()
 
     def violations(self, values: dict[str, float], latency: bool = True) -> dict[str, float]:
         """Budget -> how far over it (> 0) the candidate is."""
@@ -409,16 +563,7 @@ class _Runner:
     def check_budgets_are_reachable(self) -> None:
         """Budgets no architecture of the space can meet are refused up front (the
         smallest architecture is also timed once when there is a latency budget)."""
-        smallest = self.space.make_spec(
-            min(self.space.widths),
-            min(self.space.resolutions),
-            [
-                [min(s.block_choices, key=lambda c: (c.expansion, c.kernel, c.se))] * min(s.depth)
-                for s in self.space.stages
-            ],
-            self.num_classes,
-        )
-        report = count(smallest)
+        report = count(self.smallest_spec())
         for key, value, unit in (
             ("max_mmacs", report.macs / 1e6, "M MACs"),
             ("max_mparams", report.params / 1e6, "M params"),
@@ -430,11 +575,25 @@ class _Runner:
                     f"{flag} {limit:g} cannot be met: the smallest architecture of the space "
                     f"has {value:.3f}{unit}"
                 )
+        self.check_latency_reachable()
+
+    def smallest_spec(self) -> ArchSpec:
+        return self.space.make_spec(
+            min(self.space.widths),
+            min(self.space.resolutions),
+            [
+                [min(s.block_choices, key=lambda c: (c.expansion, c.kernel, c.se))] * min(s.depth)
+                for s in self.space.stages
+            ],
+            self.num_classes,
+        )
+
+    def check_latency_reachable(self) -> None:
         limit = self.config.max_latency_ms
         if limit is not None:
             # Measured latency is noisy: refuse only a budget under half of what the
             # smallest architecture takes; the lookup table is exact, so no margin there.
-            ms = self.latency(smallest)["latency_ms"]
+            ms = self.latency(self.smallest_spec())["latency_ms"]
             if ms > (limit if self.table is not None else 2 * limit):
                 how = "is predicted at" if self.table is not None else "measures"
                 raise SearchError(
@@ -642,7 +801,7 @@ class _Runner:
         """Train (or score) the baselines the study lacks. Each is claimed first (study
         attribute ``baseline-claim:<name>`` = worker id) so that of several workers one
         trains it; a claim by a live worker is left to it."""
-        resolution = self.config.baseline_resolution or max(self.space.resolutions)
+        resolution = self.baseline_resolution
         me = worker_id()
         attrs = study.user_attrs
         live = set(live_workers(study))
@@ -653,37 +812,46 @@ class _Runner:
                 continue
             study.set_user_attr(f"baseline-claim:{name}", me)
             mine.append(name)
-        if mine and self.config.baseline_resolution is None and len(self.space.resolutions) > 1:
-            self.on_event(
-                Event(
-                    "note",
-                    f"baselines at {resolution}x{resolution}, the space's largest resolution "
-                    f"(choices {', '.join(map(str, self.space.resolutions))}); nasctl compare "
-                    "retrains and times them at this resolution too: pass "
-                    "--baseline-resolution with the input size you will deploy at",
-                )
-            )
         if mine and len(live_workers(study)) > 1:
             time.sleep(self.settle_s)  # a claim written at the same moment wins or loses now
         attrs = study.user_attrs
+        todo = []
         for name in mine:
-            key = f"baseline:{name}"
-            if key in attrs:
+            if f"baseline:{name}" in attrs:
                 continue
             if attrs.get(f"baseline-claim:{name}") != me:
                 self.on_event(Event("note", f"baseline {name} is trained by another worker"))
                 continue
+            todo.append(name)
+        # Timed together first, so that their latencies come from one interleaved run.
+        timed = self.time_baselines(todo) if todo and self.needs_latency else {}
+        for i, name in enumerate(todo, 1):
             spec = get_baseline(name, 1.0, resolution, self.num_classes)
-            record = self.evaluate(study, spec, progress_label=name)
-            record.update(name=name, width=1.0, resolution=resolution)
-            study.set_user_attr(key, record)
+            step = BaselineStep(name, i, len(todo))
+            started = time.perf_counter()
+            record = self.evaluate(study, spec, name, step, timed.get(name))
+            record.update(
+                name=name,
+                width=1.0,
+                resolution=resolution,
+                seconds=time.perf_counter() - started,
+            )
+            study.set_user_attr(f"baseline:{name}", record)
+            self.on_event(Event("baseline-done", name, progress=replace(step, record=record)))
 
-    def evaluate(self, study: optuna.Study, spec: ArchSpec, progress_label: str) -> dict[str, Any]:
+    def evaluate(
+        self,
+        study: optuna.Study,
+        spec: ArchSpec,
+        progress_label: str,
+        step: BaselineStep | None = None,
+        timed: dict[str, float] | None = None,
+    ) -> dict[str, Any]:
         """A baseline's record: scored like the candidates, at the study's recipe (the
         top rung of halving) or by the supernet. A baseline that is not a point of the
         space cannot be scored by the supernet: it is trained standalone with the study's
         recipe, and its record says so (``estimator`` "train")."""
-        record: dict[str, Any] = {"arch": format_arch(spec), **self.costs(spec)}
+        record: dict[str, Any] = {"arch": format_arch(spec), **self.costs(spec, timed)}
         rung = self.rungs[-1]
         where = f"{spec.resolution}x{spec.resolution}"
         if self.supernet is not None:
@@ -694,7 +862,10 @@ class _Runner:
                 record["note"] = "not a point of the space: trained standalone"
         scored = rung.label.startswith("supernet:")
         what = "scoring" if scored else "training"
-        self.on_event(Event("baseline", f"{what} baseline {progress_label} at {where}"))
+        of = f" ({step.index}/{step.total})" if step is not None else ""
+        self.on_event(
+            Event("baseline", f"{what} baseline {progress_label}{of} at {where}", progress=step)
+        )
         record.update(self.accuracy_of(study, spec, rung, progress_label))
         record.update(fidelity=rung.label, estimator="supernet" if scored else "train")
         return record
@@ -889,6 +1060,7 @@ def run_search(
     try:
         study = runner.open()
         try:
+            runner.resolve_latency_budget(study)
             if config.baselines:
                 runner.evaluate_baselines(study)
             runner.enqueue_promotions(study)  # a resumed halving study: what is due now

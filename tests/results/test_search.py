@@ -118,25 +118,32 @@ def test_search_says_at_which_resolution_the_baselines_are(
     tiny_space: Path, tmp_path: Path
 ) -> None:
     """With several resolutions in the space the baselines go to the largest unless told;
-    the user is told so, and how to choose (compare times them there too)."""
+    each baseline's progress says where (no note on --baseline-resolution: it is in
+    --help), and which of how many it is."""
     two = tmp_path / "two_res.toml"
     text = tiny_space.read_text()
     assert "resolutions = [32]" in text
     two.write_text(text.replace("resolutions = [32]", "resolutions = [32, 40]"))
     for given, expected in ((None, 40), (32, 32)):
-        notes: list[str] = []
+        events: list[tuple[str, str]] = []
         study = run_search(
             _config(two, trials=1, baselines=True, baseline_resolution=given),
             tmp_path / str(given),
-            on_event=lambda e, notes=notes: notes.append(e.message) if e.kind == "note" else None,
+            on_event=lambda e, events=events: events.append((e.kind, e.message)),
         )
-        records = [v for k, v in study.user_attrs.items() if k.startswith("baseline:")]
+        records = sorted(
+            (v for k, v in study.user_attrs.items() if k.startswith("baseline:")),
+            key=lambda r: r["name"],
+        )
         assert {r["resolution"] for r in records} == {expected}
-        told = [n for n in notes if "the space's largest resolution" in n]
-        if given is None:
-            assert len(told) == 1 and "40x40" in told[0] and "--baseline-resolution" in told[0]
-        else:
-            assert told == []
+        assert not [m for kind, m in events if kind == "note"]
+        started = [m for kind, m in events if kind == "baseline" and m.startswith("training")]
+        assert started == [
+            f"training baseline {r['name']} ({i}/4) at {expected}x{expected}"
+            for i, r in enumerate(records, 1)
+        ]
+        done = [m for kind, m in events if kind == "baseline-done"]
+        assert done == [r["name"] for r in records]
 
 
 @pytest.mark.parametrize(

@@ -414,7 +414,8 @@ def test_a_baseline_claimed_by_a_live_worker_is_left_to_it(
     study.set_user_attr("baseline-claim:mobilenet_v1", other)
     study.set_user_attr("baseline-claim:mobilenet_v2", f"{other}0")  # a worker that is gone
     trained: list[str] = []
-    runner.evaluate = lambda study, spec, progress_label: trained.append(progress_label) or {}  # type: ignore[method-assign]
+    runner.evaluate = lambda study, spec, label, *_: trained.append(label) or {}  # type: ignore[method-assign]
+    runner.time_baselines = lambda names: {}  # type: ignore[method-assign]
     runner.evaluate_baselines(study)
     assert sorted(trained) == ["mobilenet_v2", "mobilenet_v3_large", "mobilenet_v3_small"]
     assert study.user_attrs["baseline-claim:mobilenet_v3_small"] == worker_id()
