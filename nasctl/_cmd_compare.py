@@ -110,9 +110,14 @@ def compare(
     device and precision each model trained with (--device, --precision).
     """
     from estimators import LatencyConfig, get_recipe
-    from results import open_existing
-    from results._compare import choose_contenders, markdown_report, plot_compare, run_compare
-    from results._search import fidelity_recipe
+    from results import (
+        choose_contenders,
+        fidelity_recipe,
+        markdown_report,
+        open_existing,
+        plot_compare,
+        run_compare,
+    )
 
     dev = training_device(device, precision)  # a missing GPU: one line, before any work
     timing = LatencyConfig(threads=latency_threads, rounds=latency_rounds, device=latency_device)

@@ -57,9 +57,7 @@ def _choose(
 ) -> tuple[ArchSpec, dict[str, Any] | None, Path | None]:
     """The spec (ARCH, a study's trial or compare winner, or the checkpoint's own), its
     weights and the checkpoint they came from."""
-    from results import open_existing, read_checkpoint
-    from results._export import ExportError, compare_winner
-    from results._report import pick_trial
+    from results import ExportError, compare_winner, open_existing, pick_trial, read_checkpoint
 
     if study is not None:
         if arch is not None:
@@ -212,8 +210,14 @@ def export(
     resolution, mean/std and class names from the checkpoint (ONNX metadata_props,
     TorchScript extra file nasctl.json, the pt payload, the py file's constants).
     """
-    from results import ExportFormat, export_model, exported_latency
-    from results._export import check_options, checkpoint_preprocessing, export_path
+    from results import (
+        ExportFormat,
+        check_options,
+        checkpoint_preprocessing,
+        export_model,
+        export_path,
+        exported_latency,
+    )
 
     model_format = fmt not in (FormatChoice.json, FormatChoice.arch)
     choice = (
@@ -236,7 +240,7 @@ def export(
         arch, checkpoint, width, resolution, num_classes, choice, model_format
     )
     if state is not None and source is not None:
-        from results._export import check_weights
+        from results import check_weights
 
         check_weights(spec, state, source)
     preprocessing = (

@@ -137,7 +137,7 @@ def print_front(
 ) -> None:
     """The front and the baselines: a table (arch strings cut; ``full_at`` names the CSV
     that has them in full), or every value as JSON or CSV."""
-    from results._report import TARGET_COLUMNS
+    from results import TARGET_COLUMNS
 
     rows = front_rows(front, baselines, fmt)
     if fmt is not OutputFormat.table:
@@ -187,8 +187,7 @@ def pareto(
     fmt: FormatOpt = OutputFormat.table,
 ) -> None:
     """The Pareto front (feasible trained trials) and the baselines."""
-    from results import baselines_of, front_frame, open_existing, trials_frame
-    from results._report import study_unit
+    from results import baselines_of, front_frame, open_existing, study_unit, trials_frame
 
     s = open_existing(study, out, storage)
     unit = study_unit(s)
@@ -208,8 +207,14 @@ def plot(
     path: Annotated[Path | None, typer.Option("--path", help="PNG file to write.")] = None,
 ) -> None:
     """Accuracy vs the target as a PNG: front highlighted, baselines marked."""
-    from results import baselines_of, open_existing, plot_front, trials_frame
-    from results._report import TARGET_COLUMNS, study_unit
+    from results import (
+        TARGET_COLUMNS,
+        baselines_of,
+        open_existing,
+        plot_front,
+        study_unit,
+        trials_frame,
+    )
 
     s = open_existing(study, out, storage)
     unit = study_unit(s)

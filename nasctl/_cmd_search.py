@@ -23,14 +23,13 @@ from nasctl._app import OutputFormat, app, check_output, console, err_console, g
 from nasctl._cmd_results import print_front
 from nasctl._data_options import DataMode, DataModeOption
 from nasctl._device_options import Precision, PrecisionOption, training_device
-from results import SearchTarget, non_dominated_mask
-from results._options import AccuracyMode, Sampler
+from results import AccuracyMode, Sampler, SearchTarget, non_dominated_mask
 
 if TYPE_CHECKING:
     import optuna
     from optuna.trial import FrozenTrial
 
-    from results._search import BaselineStep, Event
+    from results import BaselineStep, Event
 
 
 class _CtrlC:
@@ -130,7 +129,7 @@ class _LiveView:
     def on_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
         from optuna.trial import TrialState
 
-        from results._halving import ACC_COST
+        from results import ACC_COST
 
         if trial.duration is not None:
             self.trial_seconds.append(trial.duration.total_seconds())
@@ -166,7 +165,7 @@ class _LiveView:
 
     def baseline_line(self, step: BaselineStep) -> str:
         """A finished baseline: its accuracy, cost and spread in the live view's words."""
-        from results._search import TARGET_LABELS
+        from results import TARGET_LABELS
 
         r = step.record or {}
         parts = [f"accuracy {r.get('accuracy', float('nan')):.4f}"]
@@ -219,7 +218,7 @@ class _LiveView:
         """One finished trial as a plain line, with the study's counts and the time."""
         from optuna.trial import TrialState
 
-        from results._search import TARGET_LABELS
+        from results import TARGET_LABELS
 
         a = trial.user_attrs
         if trial.state is not TrialState.COMPLETE:
@@ -243,7 +242,7 @@ class _LiveView:
         )
 
     def render(self) -> Table:
-        from results._search import TARGET_LABELS
+        from results import TARGET_LABELS
 
         grid = Table.grid(padding=(0, 2))
         elapsed = time.monotonic() - self.started
@@ -441,8 +440,14 @@ def search(
     --latency-device is where latency is measured.
     """
     from estimators import LatencyConfig, get_recipe
-    from results import SearchConfig, SearchError
-    from results._search import SEARCH_LATENCY, TARGET_UNITS, parse_max_latency, run_search
+    from results import (
+        SEARCH_LATENCY,
+        TARGET_UNITS,
+        SearchConfig,
+        SearchError,
+        parse_max_latency,
+        run_search,
+    )
 
     max_latency_ms, under_fastest_pct = parse_max_latency(max_latency)
     training_device(device, precision)  # a missing GPU: one line, before any work
@@ -519,7 +524,7 @@ def search(
             "[yellow]interrupted:[/yellow] finished trials are saved; "
             "re-run the same command to resume"
         )
-        from results._search import open_existing
+        from results import open_existing
 
         result = open_existing(study, out, storage)
     try:
@@ -547,8 +552,15 @@ def _write_outputs(
     to run next."""
     import pandas as pd
 
-    from results import baselines_of, front_frame, plot_front, trials_frame
-    from results._report import next_steps, pareto_title, search_report
+    from results import (
+        baselines_of,
+        front_frame,
+        next_steps,
+        pareto_title,
+        plot_front,
+        search_report,
+        trials_frame,
+    )
 
     folder = out / study.study_name
     folder.mkdir(parents=True, exist_ok=True)

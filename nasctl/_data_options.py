@@ -17,7 +17,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from estimators._options import DataMode
+from estimators import DataMode
 from nasctl._app import err_console
 
 __all__ = ["DataMode", "DataModeOption", "load_progress"]

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from estimators._options import Precision
+from estimators import Precision
 
 if TYPE_CHECKING:
     from estimators import TrainDevice
