@@ -15,7 +15,7 @@ from estimators._counting import (
 )
 from estimators._download import CIFAR10_MD5, CIFAR10_URL, DataError, cache_dir, download_cifar10
 from estimators._memory import MemoryReport, memory
-from estimators._options import DEFAULT_DATA, DataMode, Optimizer, Precision
+from estimators._options import DEFAULT_DATA, Backend, DataMode, Optimizer, Precision, Preset
 
 __all__ = [
     "CIFAR10_MD5",
@@ -43,6 +43,7 @@ __all__ = [
     "MemoryReport",
     "Optimizer",
     "Precision",
+    "Preset",
     "Recipe",
     "RecipeError",
     "Supernet",
@@ -114,7 +115,6 @@ if TYPE_CHECKING:
     from estimators._evaluate import EvalResult, evaluate, recalibrate_bn
     from estimators._fvcore import fvcore_macs
     from estimators._latency import (
-        Backend,
         LatencyConfig,
         LatencyError,
         LatencyResult,
@@ -180,7 +180,6 @@ _LAZY = {
     "parse_device": "estimators._device",
     "resolve_device": "estimators._device",
     "fvcore_macs": "estimators._fvcore",
-    "Backend": "estimators._latency",
     "LatencyConfig": "estimators._latency",
     "LatencyError": "estimators._latency",
     "LatencyResult": "estimators._latency",

@@ -23,7 +23,6 @@ import io
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
-from enum import StrEnum
 from typing import Any
 
 import numpy as np
@@ -31,6 +30,7 @@ import torch
 from torch import nn
 
 from estimators._host import LatencyError, LockTimeout, default_lock_path, host_info, latency_lock
+from estimators._options import Backend
 from search_space import ArchSpec, Part, build_model, format_arch, max_threads
 from search_space._blocks import fold_batchnorm
 from search_space._builder import part_module
@@ -52,15 +52,6 @@ __all__ = [
     "part_target",
     "summarize",
 ]
-
-
-class Backend(StrEnum):
-    #: Eager PyTorch with BatchNorm folded into the preceding convolutions.
-    TORCH = "torch"
-    #: ONNX Runtime, CPU execution provider (the model exported with the TorchScript exporter).
-    ONNXRUNTIME = "onnxruntime"
-    #: ``torch.jit.trace`` + ``freeze`` + ``optimize_for_inference``.
-    TORCHSCRIPT = "torchscript"
 
 
 @dataclass(frozen=True)

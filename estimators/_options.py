@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-__all__ = ["DEFAULT_DATA", "DataMode", "Optimizer", "Precision"]
+__all__ = ["DEFAULT_DATA", "Backend", "DataMode", "Optimizer", "Precision", "Preset"]
 
 #: The embedded default data set (scikit-learn's 8x8 digits, shipped in the package).
 DEFAULT_DATA = "digits"
@@ -18,6 +18,24 @@ class Precision(StrEnum):
     fp32 = "fp32"
     bf16 = "bf16"
     fp16 = "fp16"
+
+
+class Preset(StrEnum):
+    """Names of the training recipes in ``estimators.PRESETS``."""
+
+    search = "search"
+    full = "full"
+
+
+class Backend(StrEnum):
+    """How latency is measured (``estimators.LatencyConfig.backend``)."""
+
+    #: Eager PyTorch with BatchNorm folded into the preceding convolutions.
+    TORCH = "torch"
+    #: ONNX Runtime, CPU execution provider (the model exported with the TorchScript exporter).
+    ONNXRUNTIME = "onnxruntime"
+    #: ``torch.jit.trace`` + ``freeze`` + ``optimize_for_inference``.
+    TORCHSCRIPT = "torchscript"
 
 
 class Optimizer(StrEnum):

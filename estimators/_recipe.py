@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from enum import StrEnum
 from typing import Any
 
-from estimators._options import Optimizer
+from estimators._options import Optimizer, Preset
 from search_space import NasctlError
 
 __all__ = [
@@ -116,8 +116,8 @@ def _check_known(data: dict[str, Any], known: frozenset[str], what: str) -> None
 #: trains on CIFAR-10's 50,000 images in about 15 minutes on 2 cores (200-280 images/s
 #: measured for the four baselines: 3 epochs = 150,000 images).
 PRESETS: dict[str, Recipe] = {
-    "search": Recipe(epochs=2, warmup_epochs=0.2),
-    "full": Recipe(epochs=3, warmup_epochs=0.3),
+    Preset.search: Recipe(epochs=2, warmup_epochs=0.2),
+    Preset.full: Recipe(epochs=3, warmup_epochs=0.3),
 }
 
 

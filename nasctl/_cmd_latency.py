@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -19,6 +18,7 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
+from estimators import Backend
 from nasctl._app import (
     NumClassesOption,
     OutputFormat,
@@ -43,14 +43,8 @@ lut_app = typer.Typer(
 app.add_typer(lut_app, name="lut")
 
 
-class BackendChoice(StrEnum):
-    torch = "torch"
-    onnxruntime = "onnxruntime"
-    torchscript = "torchscript"
-
-
 _Backend = Annotated[
-    BackendChoice,
+    Backend,
     typer.Option(help="torch (eager, BatchNorm folded), onnxruntime (CPU EP) or torchscript."),
 ]
 _Threads = Annotated[int, typer.Option("--threads", "-t", help="Intra-op threads.")]
@@ -110,7 +104,7 @@ def latency(
             "googlenet, resnet18, resnet50), arch strings or spec .json files."
         ),
     ],
-    backend: _Backend = BackendChoice.torch,
+    backend: _Backend = Backend.TORCH,
     threads: _Threads = 1,
     device: _Device = "cpu",
     width: WidthOption = 1.0,
@@ -132,10 +126,10 @@ def latency(
     """Measure batch-1 inference latency (median of interleaved rounds, one at a time per
     machine). Times in milliseconds in the table, microseconds in JSON. Classic networks run
     at their papers' input unless --resolution / --num-classes say otherwise."""
-    from estimators import Backend, LatencyConfig, measure_many
+    from estimators import LatencyConfig, measure_many
 
     config = LatencyConfig(
-        backend=Backend(backend.value),
+        backend=backend,
         device=device,
         threads=threads,
         rounds=rounds,
@@ -193,7 +187,7 @@ def lut_build(
         Path | None,
         typer.Option(help="A space file (TOML) or a built-in space: default, photos, tiny."),
     ] = None,
-    backend: _Backend = BackendChoice.torch,
+    backend: _Backend = Backend.TORCH,
     threads: _Threads = 1,
     device: _Device = "cpu",
     num_classes: Annotated[int, typer.Option(help="Classes of the head.")] = 10,
@@ -213,11 +207,11 @@ def lut_build(
 ) -> None:
     """Time every distinct stem, block and head of a space; an interrupted build resumes
     from the file it was writing."""
-    from estimators import Backend, LatencyConfig, build_table
+    from estimators import LatencyConfig, build_table
 
     check_output(out, "--out", directory=False)
     config = LatencyConfig(
-        backend=Backend(backend.value),
+        backend=backend,
         device=device,
         threads=threads,
         rounds=rounds,

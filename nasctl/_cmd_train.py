@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -17,7 +16,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from estimators import DEFAULT_DATA, Optimizer
+from estimators import DEFAULT_DATA, Optimizer, Preset
 from nasctl._app import (
     OutputFormat,
     app,
@@ -45,13 +44,6 @@ DATA_HELP = (
     "'digits' (scikit-learn's embedded 8x8 handwritten digits), 'cifar10' (downloaded "
     "once), a CIFAR-10 python batches dir, or an ImageFolder dir."
 )
-
-
-class Preset(StrEnum):
-    """Names of estimators.PRESETS."""
-
-    search = "search"
-    full = "full"
 
 
 def _load(data: str, resolution: int, seed: int, mode: DataMode | str = DataMode.AUTO) -> ImageData:
