@@ -9,6 +9,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from enum import StrEnum
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Annotated
@@ -19,7 +20,18 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from nasctl._app import OutputFormat, app, check_output, console, err_console, guarded
+from estimators import Preset
+from nasctl._app import (
+    OldRunsOption,
+    OutputFormat,
+    RunsOption,
+    app,
+    check_output,
+    console,
+    err_console,
+    guarded,
+    renamed,
+)
 from nasctl._cmd_results import print_front
 from nasctl._data_options import DataMode, DataModeOption
 from nasctl._device_options import Precision, PrecisionOption, training_device
@@ -30,6 +42,13 @@ if TYPE_CHECKING:
     from optuna.trial import FrozenTrial
 
     from results import BaselineStep, Event
+
+
+class LatencySource(StrEnum):
+    """Where a candidate's latency comes from."""
+
+    measured = "measured"
+    lut = "lut"
 
 
 class _CtrlC:
@@ -308,8 +327,8 @@ def search(
     population: Annotated[int, typer.Option(help="NSGA-II population size.")] = 8,
     seed: Annotated[int, typer.Option(help="Seed of the sampler, data split and training.")] = 0,
     fidelity: Annotated[
-        str, typer.Option(help="Training preset for candidates: search (low) or full.")
-    ] = "search",
+        Preset, typer.Option(help="Training preset for candidates: search (low) or full.")
+    ] = Preset.search,
     epochs: Annotated[
         int | None,
         typer.Option(help="Train each candidate for exactly E epochs (instead of --images)."),
@@ -331,8 +350,9 @@ def search(
         ),
     ] = None,
     latency: Annotated[
-        str, typer.Option(help="measured (time each candidate here) or lut (--lut table).")
-    ] = "measured",
+        LatencySource,
+        typer.Option(help="measured (time each candidate here) or lut (--lut table)."),
+    ] = LatencySource.measured,
     lut: Annotated[
         Path | None, typer.Option(help="Latency lookup table (from `nasctl lut build`).")
     ] = None,
@@ -378,10 +398,10 @@ def search(
         str | None,
         typer.Option(
             help="Optuna storage URL (postgresql://..., sqlite:///f.db) or .journal "
-            "file; default OUT/STUDY.journal."
+            "file; default RUNS/STUDY.journal."
         ),
     ] = None,
-    out: Annotated[Path, typer.Option(help="Output directory.")] = Path("runs"),
+    runs: RunsOption = Path("runs"),
     baselines: Annotated[
         bool, typer.Option(help="Train the four MobileNet baselines once per study.")
     ] = True,
@@ -420,15 +440,19 @@ def search(
             "live view then goes to stderr).",
         ),
     ] = OutputFormat.table,
+    old_runs: OldRunsOption = None,
 ) -> None:
     """Search architectures: maximise accuracy on --data, minimise --target.
 
     Each candidate is priced first (MACs and params analytically, latency from --lut or
     one measurement); a candidate over a --max-* budget is recorded but never trained.
-    The four baselines are trained once per study with the same recipe. Re-running the
+    The four baselines are trained once per study with the same recipe, and timed
+    together (interleaved rounds, MobileNetV2 in every round); --max-latency
+    fastest-baseline-5% sets the budget 5% under the fastest of them. Re-running the
     same command resumes the study; Ctrl-C stops after recording what is done. Several
     processes with the same --study and --storage work on one study together. Writes
-    OUT/STUDY/trials.csv, the Pareto front and OUT/STUDY/pareto.png.
+    RUNS/STUDY/{trials.csv, pareto.csv, baselines.csv, pareto.png, report.md} and prints
+    the commands that come next (compare, export).
 
     --accuracy halving trains every new candidate on a small share of the budget and
     promotes the best-ranked 1/eta (Pareto rank, then crowding) to budgets eta times
@@ -449,9 +473,10 @@ def search(
         run_search,
     )
 
+    out = renamed(runs, old_runs, "--runs", "--out")
     max_latency_ms, under_fastest_pct = parse_max_latency(max_latency)
     training_device(device, precision)  # a missing GPU: one line, before any work
-    check_output(out, "--out", directory=True)
+    check_output(out, "--runs", directory=True)
     if storage is not None and storage.endswith(".journal") and "://" not in storage:
         check_output(Path(storage), "--storage", directory=False)
     if accuracy is AccuracyMode.supernet and supernet is None:
@@ -468,11 +493,9 @@ def search(
                 raise SearchError(
                     f"{flag} only applies to --accuracy halving (got --accuracy {accuracy.value})"
                 )
-    if latency not in ("measured", "lut"):
-        raise SearchError(f"--latency must be 'measured' or 'lut', got {latency!r}")
-    if latency == "lut" and lut is None:
+    if latency is LatencySource.lut and lut is None:
         raise SearchError("--latency lut needs a table: --lut FILE (from `nasctl lut build`)")
-    recipe = get_recipe(fidelity, epochs=epochs, batch_size=batch_size)
+    recipe = get_recipe(fidelity.value, epochs=epochs, batch_size=batch_size)
     config = SearchConfig(
         study=study,
         target=target,
@@ -485,10 +508,10 @@ def search(
         population=population,
         seed=seed,
         recipe=recipe,
-        fidelity=fidelity,
+        fidelity=fidelity.value,
         images_per_candidate=None if epochs is not None else images,
         baseline_resolution=baseline_resolution,
-        lut_path=lut if latency == "lut" else None,
+        lut_path=lut if latency is LatencySource.lut else None,
         latency=LatencyConfig(
             rounds=SEARCH_LATENCY.rounds,
             repeats=SEARCH_LATENCY.repeats,
@@ -571,7 +594,8 @@ def _write_outputs(
     baselines = baselines_of(study)
     pd.DataFrame(baselines).to_csv(folder / "baselines.csv", index=False)
     title = pareto_title(study, frame, baselines)
-    plot = plot_front(frame, baselines, unit, folder / "pareto.png", title)
+    budget = study.user_attrs.get("nasctl", {}).get("budgets", {}).get(unit)
+    plot = plot_front(frame, baselines, unit, folder / "pareto.png", title, budget)
     steps = next_steps(study.study_name, out, storage)
     command = "nasctl " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     report = folder / "report.md"

@@ -81,9 +81,11 @@ def plot_front(
     unit: str,
     path: Path,
     title: str,
+    budget: float | None = None,
 ) -> Path:
-    """Accuracy vs the target: every trained architecture, the front highlighted,
-    baselines marked. Infeasible candidates are drawn at their cost on the x axis only
+    """Accuracy vs the target: every trained architecture, the front highlighted (each
+    point named by its trial number), baselines marked, the target's budget (when the
+    study has one) a dashed line. Infeasible candidates are drawn at their cost on the x axis only
     (no accuracy: never trained). After a halving search each architecture is drawn at
     its highest fidelity, shaded by rung, and the title says so. In a supernet study a
     baseline trained standalone (not a point of the space) is drawn hollow."""
@@ -157,6 +159,8 @@ def plot_front(
                 fontsize=7,
                 color="tab:blue",
             )
+    if budget is not None:
+        ax.axvline(budget, ls="--", lw=1, c="tab:red", label=f"budget {budget:.4g}", zorder=1)
     markers = ["s", "D", "^", "v", "P", "*"]
     for i, b in enumerate(baselines):
         cost = b.get(unit)
@@ -299,7 +303,7 @@ def next_steps(study: str, out: Path, storage: str | None = None) -> list[str]:
     export compare's winner with its trained weights."""
     where = f" --storage {storage}" if storage else ""
     return [
-        f"nasctl compare --study {study} --out {out}{where}",
+        f"nasctl compare --study {study} --runs {out}{where}",
         f"nasctl export --study {study} --runs {out}{where} --compare-best -f onnx "
         f"-o {out / study / 'export'}",
     ]

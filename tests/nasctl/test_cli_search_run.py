@@ -9,6 +9,7 @@ import csv
 import io
 import json
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +53,7 @@ class Run:
             mp.setattr(search_module, "BASELINE_LATENCY", QUICK_BASELINES)
             mp.setattr(search_module, "measure_many", spy)
             mp.setenv("NASCTL_LATENCY_LOCK", str(root / "latency.lock"))
-            args = ["search", "--space", str(space), "--trials", "2", "--out", str(self.out),
+            args = ["search", "--space", str(space), "--trials", "2", "--runs", str(self.out),
                     "--study", "s", "--max-latency", "fastest-baseline-5%", *FAST]  # fmt: skip
             self.result = runner.invoke(app, args)
         self.text = self.result.output
@@ -112,7 +113,7 @@ def test_baselines_are_timed_together_with_v2_in_every_round(run: Run) -> None:
 def test_the_end_writes_a_report_and_says_what_to_run_next(run: Run) -> None:
     text = " ".join(run.text.split())
     out = str(run.out)
-    assert f"nasctl compare --study s --out {out}" in text
+    assert f"nasctl compare --study s --runs {out}" in text
     assert f"nasctl export --study s --runs {out} --compare-best -f onnx" in text
     for header in ("trial", "accuracy", "latency (ms)", "MACs (M)", "params (M)"):
         assert header in text  # the live view's words and units
@@ -125,7 +126,7 @@ def test_the_end_writes_a_report_and_says_what_to_run_next(run: Run) -> None:
     for arch in front["arch"]:
         assert f"`{arch}`" in report  # in full
     assert "## Baselines" in report and "mobilenet_v3_small" in report
-    assert "fastest-baseline-5%" in report and f"nasctl compare --study s --out {out}" in report
+    assert "fastest-baseline-5%" in report and f"nasctl compare --study s --runs {out}" in report
     assert "fidelity 1 epoch of 64 images, batch 32 (search)" in report
 
 
@@ -135,7 +136,8 @@ def test_pareto_plot_names_front_trials_and_its_setting(
     seen: dict[str, Any] = {}
 
     def keep(fig: Any, ax: Any, xlabel: str, title: str, path: Path) -> Path:
-        seen.update(texts=[t.get_text() for t in ax.texts], title=title)
+        labels = ax.get_legend_handles_labels()[1]
+        seen.update(texts=[t.get_text() for t in ax.texts], title=title, labels=labels)
         return path
 
     monkeypatch.setattr(report_module, "save_accuracy_plot", keep)
@@ -143,9 +145,11 @@ def test_pareto_plot_names_front_trials_and_its_setting(
     frame = report_module.trials_frame(study)
     baselines = search_module.baselines_of(study)
     title = report_module.pareto_title(study, frame, baselines)
-    report_module.plot_front(frame, baselines, "latency_ms", run.folder / "x.png", title)
+    budget = study.user_attrs["nasctl"]["budgets"]["latency_ms"]
+    report_module.plot_front(frame, baselines, "latency_ms", run.folder / "x.png", title, budget)
     front = report_module.front_frame(frame, "latency_ms")
     assert {f"#{n}" for n in front["number"]} <= set(seen["texts"])
+    assert f"budget {budget:.4g}" in seen["labels"]
     for words in ("data digits", "fidelity 1 epoch", "candidates at ", "baselines at 32 px",
                   "latency measured on cpu"):  # fmt: skip
         assert words in seen["title"], seen["title"]
@@ -157,7 +161,7 @@ BAD_BUDGETS = ["fastest", "fastest-baseline-5", "fastest-baseline-100%", "fastes
 
 @pytest.mark.parametrize("value", BAD_BUDGETS)
 def test_bad_max_latency_is_one_line_before_any_work(value: str, tmp_path: Path) -> None:
-    result = runner.invoke(app, ["search", "--max-latency", value, "--out", str(tmp_path)])
+    result = runner.invoke(app, ["search", "--max-latency", value, "--runs", str(tmp_path)])
     assert result.exit_code == 2, result.output
     assert len(result.stderr.strip().splitlines()) == 1 and "--max-latency" in result.stderr
     assert "Traceback" not in result.output and not list(tmp_path.iterdir())
@@ -176,7 +180,7 @@ def test_parse_max_latency(text: str | None, expected: tuple[Any, Any]) -> None:
 def test_search_table_as_json_and_csv(tmp_path: Path) -> None:
     space = tmp_path / "tiny.toml"
     space.write_text(TINY_SPACE)
-    args = ["search", "--target", "flops", "--space", str(space), "--trials", "2", "--out",
+    args = ["search", "--target", "flops", "--space", str(space), "--trials", "2", "--runs",
             str(tmp_path), "--study", "f", "--no-baselines", *FAST]  # fmt: skip
     shown = runner.invoke(app, [*args, "--format", "json"])
     assert shown.exit_code == 0, shown.output
@@ -189,3 +193,39 @@ def test_search_table_as_json_and_csv(tmp_path: Path) -> None:
     assert again.exit_code == 0, again.output
     table = list(csv.DictReader(io.StringIO(again.stdout)))
     assert [r["arch"] for r in table] == list(front["arch"])
+
+
+def test_live_view_shows_the_baseline_now_and_the_time_left(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """What a terminal shows while the baselines train (the search's first minutes)."""
+    from rich.console import Console
+
+    from nasctl._cmd_search import _LiveView
+    from results import SearchTarget
+    from results._search import BaselineStep, Event
+
+    clock = [100.0]
+    monkeypatch.setattr("nasctl._cmd_search.time.monotonic", lambda: clock[0])
+    screen = Console(record=True, width=200, file=io.StringIO())
+    view = _LiveView(SearchTarget.latency, 12, screen)
+
+    def shown() -> str:
+        screen.print(view.render())
+        return screen.export_text()
+
+    step = BaselineStep("mobilenet_v1", 1, 4)
+    view.on_event(Event("baseline", "training baseline mobilenet_v1 (1/4) at 64x64", None, step))
+    first = shown()
+    assert "baselines 0/4 done, now mobilenet_v1 (1/4)" in first and "left" not in first
+    clock[0] += 120.0  # two minutes per baseline: 3 more, then 12 trials taken as long
+    record = {"accuracy": 0.5, "latency_ms": 2.0, "latency_p10_ms": 1.9, "latency_p90_ms": 2.2}
+    view.on_event(Event("baseline-done", "mobilenet_v1", None, replace(step, record=record)))
+    second = shown()
+    assert (
+        "baseline mobilenet_v1 (1/4): accuracy 0.5000, latency (ms) 2 (p10-p90 1.900-2.200)"
+        in second
+    )
+    assert (
+        "about 30.0 min left (2.0 min per baseline, a trial taken as long as a baseline)" in second
+    )
