@@ -10,8 +10,10 @@ import contextlib
 import errno
 import functools
 import importlib.metadata
+import inspect
 import json
 import os
+import re
 import sys
 import tempfile
 import warnings
@@ -130,7 +132,13 @@ def fail(message: str) -> typer.Exit:
 
 def guarded(fn: F) -> F:
     """Check every number the command was given (``_check_numbers``), then turn
-    NasctlError into one line and exit 2."""
+    NasctlError into one line and exit 2, naming the flag where the library named the
+    parameter (``as_flag``)."""
+    options = {
+        name
+        for name, p in inspect.signature(fn).parameters.items()
+        if "Argument(" not in str(p.annotation)
+    }
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -139,12 +147,27 @@ def guarded(fn: F) -> F:
             with _warnings_as_lines():
                 return fn(*args, **kwargs)
         except NasctlError as exc:
-            raise fail(str(exc)) from None
+            raise fail(as_flag(str(exc), options)) from None
         except KeyboardInterrupt:
             err_console.print("[yellow]interrupted[/yellow]")
             raise typer.Exit(130) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+#: A library message that opens with the parameter it refuses: ``recipe.lr must be > 0``,
+#: ``eta only applies to ...``.
+_PARAMETER = re.compile(r"^(?:recipe\.)?([a-z][a-z0-9_]*)(?= (?:must|only|is only) )")
+
+
+def as_flag(message: str, options: set[str]) -> str:
+    """``message`` with its leading parameter name written as the command's flag
+    (``recipe.batch_size must be ...`` -> ``--batch-size must be ...``) when the command
+    has an option of that name; other messages unchanged."""
+    found = _PARAMETER.match(message)
+    if found is None or found.group(1) not in options:
+        return message
+    return "--" + found.group(1).replace("_", "-") + message[found.end() :]
 
 
 @contextlib.contextmanager
