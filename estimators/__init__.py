@@ -16,12 +16,16 @@ from estimators._counting import (
 from estimators._download import CIFAR10_MD5, CIFAR10_URL, DataError, cache_dir, download_cifar10
 from estimators._memory import MemoryReport, memory
 from estimators._options import DEFAULT_DATA, Backend, DataMode, Optimizer, Precision, Preset
+from estimators._run import CHECKPOINT_FILE, METRICS_FILE, SPEC_FILE, write_metrics, write_spec
 
 __all__ = [
+    "CHECKPOINT_FILE",
     "CIFAR10_MD5",
     "CIFAR10_URL",
     "DEFAULT_DATA",
+    "METRICS_FILE",
     "PRESETS",
+    "SPEC_FILE",
     "SUPERNET_FORMAT",
     "Backend",
     "Correction",
@@ -99,6 +103,8 @@ __all__ = [
     "train_and_evaluate",
     "train_batch",
     "validate_table",
+    "write_metrics",
+    "write_spec",
 ]
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.progress import (
@@ -16,7 +16,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from estimators import DEFAULT_DATA, Optimizer, Preset
+from estimators import CHECKPOINT_FILE, DEFAULT_DATA, Optimizer, Preset
 from nasctl._app import (
     OutputFormat,
     app,
@@ -39,7 +39,6 @@ from search_space import ArchSpec, NasctlError, baseline_names
 if TYPE_CHECKING:
     from estimators import ImageData, TrainProgress
 
-CHECKPOINT = "checkpoint.pt"
 DATA_HELP = (
     "'digits' (scikit-learn's embedded 8x8 handwritten digits), 'cifar10' (downloaded "
     "once), a CIFAR-10 python batches dir, or an ImageFolder dir."
@@ -99,7 +98,7 @@ def train(
     out: Annotated[
         Path, typer.Option(help="Directory for checkpoint.pt, spec.json and metrics.json.")
     ] = Path("runs/train"),
-    resume: Annotated[bool, typer.Option(help=f"Continue from OUT/{CHECKPOINT}.")] = False,
+    resume: Annotated[bool, typer.Option(help=f"Continue from OUT/{CHECKPOINT_FILE}.")] = False,
     seed: Annotated[int, typer.Option(help="Seed for weights, split, order, augmentation.")] = 0,
     threads: Annotated[
         int | None, typer.Option(help="Torch threads (default: torch's).", show_default=False)
@@ -124,13 +123,15 @@ def train(
         load_checkpoint,
         new_state,
         save_checkpoint,
+        write_metrics,
+        write_spec,
     )
 
     dev = training_device(device, precision)
     check_output(out, "--out", directory=True)
     if threads is not None:
         torch.set_num_threads(threads)  # in range: checked by guarded
-    path = out / CHECKPOINT
+    path = out / CHECKPOINT_FILE
     if resume:
         state = load_checkpoint(path)
         if epochs is not None:
@@ -164,8 +165,7 @@ def train(
         spec = resolve_arch(arch, width, resolution, loaded.num_classes)
         state = new_state(spec, loaded, recipe)
 
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "spec.json").write_text(state.spec.to_json() + "\n")
+    write_spec(out, state)
     bar = Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -216,23 +216,7 @@ def train(
     final = state.last_eval or evaluate(
         state.model, loaded.val_x, loaded.val_y, state.classes, state.mean, state.std, device=dev
     )
-    metrics: dict[str, Any] = {
-        "arch": arch,
-        "data": loaded.name,
-        "resolution": state.spec.resolution,
-        "classes": list(state.classes),
-        "recipe": state.recipe.to_dict(),
-        "device": state.device,
-        "top1": final.top1,
-        "top5": final.top5,
-        "val_loss": final.loss,
-        "per_class": final.per_class,
-        "train_seconds": state.train_seconds,
-        "images_per_second": state.images / max(state.train_seconds, 1e-9),
-        "history": state.history,
-        "skipped_images": list(loaded.skipped),
-    }
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    metrics = write_metrics(out, state, loaded, final, arch)
     console.print(
         f"top-1 {final.top1:.4f}  top-5 {final.top5:.4f}  val loss {final.loss:.4f}  "
         f"({state.train_seconds:.1f} s, {metrics['images_per_second']:.0f} img/s on "
