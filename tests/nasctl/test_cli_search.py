@@ -102,7 +102,7 @@ def test_supernet_search_marks_standalone_baselines(space: str, tmp_path: Path) 
 
 
 BAD = [
-    (["search", "--trials", "-1"], "trials must be at least 1"),
+    (["search", "--trials", "0"], "trials must be at least 1"),  # -1: guarded says 0 to 2^31-1
     (["search", "--max-flops", "0.0001"], "cannot be met"),
     (["search", "--max-latency", "-3"], "max_latency_ms must be a positive"),
     (["search", "--latency", "lut"], "--latency lut needs a table"),
