@@ -394,6 +394,14 @@ def search_report(
                 f"{'-' if ratio is None else f'{ratio:.3f}'} | {b['macs'] / 1e6:.2f} | "
                 f"{b['params'] / 1e6:.3f} | {'-' if seconds is None else f'{seconds:.0f}'} |"
             )
+        own = [b.get("ratio_to_v2") for b in baselines if b["name"] == "mobilenet_v2"]
+        if own and own[0] is not None:
+            lines += [
+                "",
+                f"MobileNetV2's own x V2 is {own[0]:.3f}: its distance from 1 is the noise of "
+                "this measurement (a difference between two baselines smaller than that is "
+                "not a difference).",
+            ]
     lines += [
         "",
         "Files: trials.csv (every trial), pareto.csv (the front), baselines.csv, pareto.png.",

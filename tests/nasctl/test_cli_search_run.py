@@ -127,6 +127,7 @@ def test_the_end_writes_a_report_and_says_what_to_run_next(run: Run) -> None:
         assert f"`{arch}`" in report  # in full
     assert "## Baselines" in report and "mobilenet_v3_small" in report
     assert "fastest-baseline-5%" in report and f"nasctl compare --study s --runs {out}" in report
+    assert "MobileNetV2's own x V2 is " in report
     assert "fidelity 1 epoch of 64 images, batch 32 (search)" in report
 
 
