@@ -47,7 +47,7 @@ import torch.nn.functional as F
 
 from estimators import ImageData, Recipe, count, fit, load_data, new_state, resolve_device
 from estimators._device import TrainDevice
-from estimators._training import _make_optimizer
+from estimators._loop import make_optimizer
 from search_space import build_model, get_baseline, parse_arch
 
 RESULTS = Path(__file__).parent / "results"
@@ -84,7 +84,7 @@ def ours(spec: Any, data: ImageData, batch: int, device: TrainDevice, warmup: in
 def bare(spec: Any, batch: int, steps: int, device: TrainDevice, warmup: int) -> list[float]:
     """Seconds of each bare step (a float batch already on the device) after the warm-up."""
     model = device.place(build_model(spec, seed=0))
-    opt = _make_optimizer(model, Recipe(batch_size=batch))
+    opt = make_optimizer(model, Recipe(batch_size=batch))
     scaler = device.scaler()
     model.train()
     x = device.layout(torch.randn(batch, 3, spec.resolution, spec.resolution).to(device.device))
@@ -211,7 +211,7 @@ def search_and_compare(args: argparse.Namespace, device: str, work: Path) -> dic
     search = _nasctl(
         ["search", "--space", "tiny", "--data", "digits", "--target", "flops", "--trials",
          str(args.trials), "--images", str(args.images), "--batch-size", "64", "--population",
-         "2", "--out", str(out), "--study", "gpu", *common],
+         "2", "--runs", str(out), "--study", "gpu", *common],
         log,
         work,
     )  # fmt: skip
@@ -226,7 +226,7 @@ def search_and_compare(args: argparse.Namespace, device: str, work: Path) -> dic
         "train_seconds": round(sum(a.get("train_seconds", 0.0) for a in trained), 1),
     }
     compare = _nasctl(
-        ["compare", "--out", str(out), "--study", "gpu", "--top", "1", "--preset", "search",
+        ["compare", "--runs", str(out), "--study", "gpu", "--top", "1", "--preset", "search",
          "--images", str(args.images), "--latency-rounds", "2", "--latency-runs", "1",
          "--format", "csv", *common],
         log,

@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 
 from estimators import ImageData, Recipe, _data, fit, load_data, new_state
-from estimators._training import _lr_at, _make_optimizer, _normalise, augment
+from estimators._loop import augment, lr_at, make_optimizer, normalise
 from search_space import baseline_names, build_model, get_baseline
 
 OUT = Path(__file__).parent / "results" / "train_throughput.json"
@@ -52,7 +52,7 @@ def synthetic(n: int, resolution: int, classes: int = 10) -> ImageData:
 def bare_loop(spec, recipe: Recipe, steps: int, warmup: int) -> list[float]:
     """Seconds of each step after the warm-up."""
     model = build_model(spec, seed=recipe.seed)
-    opt = _make_optimizer(model, recipe)
+    opt = make_optimizer(model, recipe)
     model.train()
     x = torch.randn(recipe.batch_size, 3, spec.resolution, spec.resolution)
     y = torch.arange(recipe.batch_size) % spec.num_classes
@@ -98,9 +98,9 @@ def paired_overhead(spec, data: ImageData, recipe: Recipe, steps: int, warmup: i
         t0 = time.perf_counter()
         torch.set_rng_state(state.rng)
         idx = torch.randperm(n)[: recipe.batch_size]
-        x = _normalise(augment(data.train_x[idx], state.aug_gen, pad, recipe.flip), mean, std)
+        x = normalise(augment(data.train_x[idx], state.aug_gen, pad, recipe.flip), mean, std)
         y = data.train_y[idx]
-        lr = _lr_at(step, 100, recipe)
+        lr = lr_at(step, 100, recipe)
         for group in opt.param_groups:
             group["lr"] = lr
         t1 = time.perf_counter()

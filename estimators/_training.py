@@ -32,7 +32,6 @@ from estimators._loop import (
     make_optimizer,
     mix,
     normalise,
-    param_groups,
     read_file,
     restore_counters,
     run_epochs,
@@ -71,16 +70,6 @@ __all__ = [
 ]
 
 CHECKPOINT_FORMAT = "nasctl-checkpoint/1"
-
-# The names tests and benches reach for by their old private spelling.
-_lr_at, _make_optimizer, _mix, _normalise, _param_groups, _stats = (
-    lr_at,
-    make_optimizer,
-    mix,
-    normalise,
-    param_groups,
-    stats,
-)
 
 
 @dataclass(frozen=True)

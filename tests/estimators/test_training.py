@@ -22,7 +22,7 @@ from estimators import (
     save_checkpoint,
     train_and_evaluate,
 )
-from estimators._training import _lr_at, _param_groups
+from estimators._loop import lr_at, param_groups
 from search_space import NasctlError, build_model, parse_arch
 
 #: A tiny network (stride 32, SE, h-swish, dropout) so every test trains in about a second.
@@ -88,7 +88,7 @@ def test_presets_and_overrides() -> None:
 
 def test_lr_warms_up_then_decays_to_zero() -> None:
     recipe = Recipe(epochs=4, lr=0.2, warmup_epochs=1.0)
-    lrs = [_lr_at(step, 10, recipe) for step in range(40)]
+    lrs = [lr_at(step, 10, recipe) for step in range(40)]
     assert lrs[:10] == sorted(lrs[:10]) and lrs[0] == pytest.approx(0.02)
     assert max(lrs) == pytest.approx(0.2) and lrs[10] == pytest.approx(0.2)
     assert lrs[10:] == sorted(lrs[10:], reverse=True) and lrs[-1] < 0.001
@@ -96,7 +96,7 @@ def test_lr_warms_up_then_decays_to_zero() -> None:
 
 def test_no_weight_decay_on_batchnorm_and_bias() -> None:
     model = build_model(TINY)
-    decay, no_decay = _param_groups(model, 1e-4)
+    decay, no_decay = param_groups(model, 1e-4)
     assert decay["weight_decay"] == 1e-4 and no_decay["weight_decay"] == 0.0
     assert all(p.ndim > 1 for p in decay["params"])
     bn = [m.weight for m in model.modules() if isinstance(m, nn.BatchNorm2d)]

@@ -15,7 +15,7 @@ import torch
 import results._export as export_mod
 from estimators import LatencyConfig, get_recipe, load_data, new_state, save_checkpoint
 from estimators._data import _decode_one
-from estimators._training import _normalise, _stats
+from estimators._loop import normalise, stats
 from results import (
     EXPORT_FORMAT,
     ExportError,
@@ -433,7 +433,7 @@ def test_onnx_metadata_alone_reproduces_pytorch_on_a_photo(
     model = build_model(PREP_SPEC)
     model.load_state_dict(state)
     with torch.inference_mode():
-        expected = model.eval()(_normalise(image, *_stats(prep.mean, prep.std, image.device)))
+        expected = model.eval()(normalise(image, *stats(prep.mean, prep.std, image.device)))
     # The deployment's side: the ONNX file, its metadata, PIL and numpy.
     session = ort.InferenceSession(str(res.path), providers=["CPUExecutionProvider"])
     meta = session.get_modelmeta().custom_metadata_map
@@ -465,7 +465,7 @@ def test_py_export_constants_and_preprocess_reproduce_pytorch(
     model = build_model(PREP_SPEC)
     model.load_state_dict(state)
     with torch.inference_mode():
-        expected = model.eval()(_normalise(image[None], *_stats(prep.mean, prep.std, image.device)))
+        expected = model.eval()(normalise(image[None], *stats(prep.mean, prep.std, image.device)))
         got = net(ns["preprocess"](image))
     torch.testing.assert_close(got, expected, rtol=0, atol=1e-5)
 
