@@ -510,13 +510,29 @@ class _Runner:
         """``max_latency_under_fastest_pct``: the budget is that many percent under the
         fastest baseline. Decided once per study and kept in its meta (``nasctl`` ->
         ``latency_budget``, and ``budgets.latency_ms``): a resumed search or another
-        worker uses the same figure rather than timing again."""
+        worker uses the same figure rather than timing again. Of several workers starting
+        together one times the baselines (study attribute ``latency-budget-claim``, as
+        baselines are claimed); the others wait for its figure."""
         pct = self.config.max_latency_under_fastest_pct
         if pct is None:
             return
-        meta = dict(study.user_attrs.get("nasctl", {}))
-        chosen = meta.get("latency_budget")
-        if chosen is None or chosen.get("percent_under") != pct:
+        me = worker_id()
+        while True:
+            meta = dict(study.user_attrs.get("nasctl", {}))
+            chosen = meta.get("latency_budget")
+            if chosen is not None and chosen.get("percent_under") == pct:
+                break
+            claim = study.user_attrs.get("latency-budget-claim")
+            if claim not in (None, me) and claim in live_workers(study):
+                # An event per look: the view can stop here on Ctrl-C.
+                self.on_event(Event("baseline", f"waiting for {claim} to time the baselines"))
+                time.sleep(self.poll_s)
+                continue
+            if claim != me:
+                study.set_user_attr("latency-budget-claim", me)
+                if len(live_workers(study)) > 1:
+                    time.sleep(self.settle_s)  # a claim written at the same moment loses now
+                continue
             timed = self.time_baselines(list(baseline_names()))
             fastest = min(timed, key=lambda n: timed[n]["latency_ms"])
             ms = timed[fastest]["latency_ms"] * (1 - pct / 100)
@@ -534,6 +550,7 @@ class _Runner:
             meta["latency_budget"] = chosen
             meta["budgets"] = {**meta.get("budgets", {}), "latency_ms": ms}
             study.set_user_attr("nasctl", meta)
+            break
         self.config = replace(
             self.config,
             max_latency_ms=float(chosen["latency_ms"]),
@@ -1085,7 +1102,7 @@ def open_existing(name: str, out: Path, storage: str | None) -> optuna.Study:
     """A study for `nasctl results` (finished or running)."""
     if storage is None and not (out / f"{name}.journal").exists():
         raise StudyError(
-            f"no study {name!r} under {str(out)!r} (looked for {name}.journal); pass --out "
+            f"no study {name!r} under {str(out)!r} (looked for {name}.journal); pass --runs "
             "or --storage"
         )
     # Reading creates nothing: a journal or SQLite file that is not there holds no study.
