@@ -1,8 +1,10 @@
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,6 +15,7 @@ from estimators import (
     DeviceError,
     Recipe,
     SupernetRecipe,
+    TrainDevice,
     evaluate,
     fit,
     fit_supernet,
@@ -156,6 +159,49 @@ def test_fp32_cpu_is_the_default_and_changes_nothing(digits) -> None:
     assert default.history[-1]["train_loss"] == explicit.history[-1]["train_loss"]
     a, b = default.model.state_dict(), explicit.model.state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+class _PrefetchingCpu(TrainDevice):
+    """The CPU taking CUDA's path through ``fit``: each step's update runs before the
+    next batch is read, augmented and normalised ahead of its turn."""
+
+    @property
+    def is_cuda(self) -> bool:
+        return True
+
+    @contextlib.contextmanager
+    def session(self) -> Iterator[None]:
+        yield
+
+    def seed_step(self, seed: int) -> None:
+        pass
+
+    def batch(self, images: torch.Tensor) -> torch.Tensor:
+        return images
+
+    def labels(self, labels: torch.Tensor) -> torch.Tensor:
+        return labels
+
+
+def test_preparing_the_next_batch_ahead_changes_no_weight(digits, tmp_path: Path) -> None:
+    """CUDA's prefetch draws the next batch's augmentation before the step commits; the
+    state keeps the committed draws, so the weights equal the CPU's, resumed or not."""
+    plain = fit(new_state(TINY, digits, QUICK), digits)
+    ahead = _PrefetchingCpu(torch.device("cpu"))
+    whole = fit(new_state(TINY, digits, QUICK), digits, device=ahead)
+    state = new_state(TINY, digits, QUICK)
+
+    def stop(p) -> None:
+        if p.epoch == 1 and p.batch == 1:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        fit(state, digits, on_progress=stop, device=ahead)
+    resumed = fit(load_checkpoint(save_checkpoint(state, tmp_path / "c.pt")), digits, device=ahead)
+    for other in (whole, resumed):
+        a, b = plain.model.state_dict(), other.model.state_dict()
+        assert all(torch.equal(a[k], b[k]) for k in a)
+        assert other.history[-1]["train_loss"] == plain.history[-1]["train_loss"]
 
 
 def test_bf16_autocast_and_channels_last_train_on_cpu(digits, tmp_path: Path) -> None:
