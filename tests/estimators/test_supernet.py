@@ -266,6 +266,16 @@ def test_a_file_from_before_the_recipe_held_a_recipe_is_read() -> None:
     assert {k: recipe.flat()[k] for k in flat} == flat
 
 
+def test_a_supernet_file_with_a_flat_recipe_resumes(digits, tmp_path: Path) -> None:
+    state = new_supernet_state(TINY, digits, QUICK, data_seed=0)
+    path = save_supernet(state, tmp_path / "old.pt")
+    payload = torch.load(path, weights_only=True)
+    old = QUICK.flat()
+    del old["optimizer"]  # the flat form had none (always SGD)
+    torch.save({**payload, "recipe": old}, path)
+    assert load_supernet_state(path).recipe == QUICK
+
+
 def test_training_moves_the_weights_and_an_interrupted_run_resumes_exactly(
     digits, tmp_path: Path
 ) -> None:
