@@ -103,8 +103,11 @@ class _LiveView:
         self.baseline: BaselineStep | None = None
         self.baseline_started = 0.0
         self.baseline_seconds: list[float] = []
-        #: Seconds per trial finished by this process (reused and refused ones included).
+        #: Seconds per trial finished by this process (reused and refused ones included),
+        #: and how many of them trained (or were scored): refused ones take no time, so
+        #: an estimate waits for one that trained.
         self.trial_seconds: list[float] = []
+        self.trained = 0
         self.counts = {
             "done": 0,
             "feasible": 0,
@@ -152,6 +155,8 @@ class _LiveView:
 
         if trial.duration is not None:
             self.trial_seconds.append(trial.duration.total_seconds())
+        a = trial.user_attrs
+        self.trained += a.get("train_seconds") is not None or a.get("score_seconds") is not None
         trials = study.get_trials(deepcopy=False)
         complete = [t for t in trials if t.state is TrialState.COMPLETE]
         promoted = [t for t in complete if t.user_attrs.get("promoted_from") is not None]
@@ -207,7 +212,7 @@ class _LiveView:
         baselines left x seconds per baseline, plus trials left x seconds per trial
         (until a trial is done, a baseline's time stands in for it)."""
         per_baseline = float(np.mean(self.baseline_seconds)) if self.baseline_seconds else None
-        per_trial = float(np.mean(self.trial_seconds)) if self.trial_seconds else None
+        per_trial = float(np.mean(self.trial_seconds)) if self.trained else None
         baselines_left = 0
         if self.baseline is not None:
             baselines_left = self.baseline.total - len(self.baseline_seconds)
@@ -229,7 +234,7 @@ class _LiveView:
 
     def eta_text(self, lead: str = "  ") -> str:
         left, basis = self.eta_seconds()
-        if not left:  # nothing measured yet, or nothing left
+        if left is None or left < 1:  # nothing measured yet, or nothing left
             return ""
         return f"{lead}about {_minutes(left)} left" + (f" ({basis})" if basis else "")
 
@@ -462,6 +467,8 @@ def search(
 
     --device is where candidates train (cuda: mixed precision, see docs/gpu.md);
     --latency-device is where latency is measured.
+
+    Example: `nasctl search --data digits --trials 12 --max-latency fastest-baseline-5%`
     """
     from estimators import LatencyConfig, get_recipe
     from results import (
