@@ -223,9 +223,9 @@ x V2 is lower in every measurement. The same models were timed {n_quiet} more ti
 quieter machine (load average {min(loads):.1f}-{max(loads):.1f};
 `bench/compare_latency.py`).
 
-    nasctl compare --study nsga2-seed0 --out runs/bench_samplers --top 2 --under-latency 3.6 \\
+    nasctl compare --study nsga2-seed0 --runs runs/bench_samplers --top 2 --under-latency 3.6 \\
         --data CIFAR_DIR --baseline-resolution 32 --threads 1
-    nasctl compare --study nsga2-seed0 --out runs/bench_samplers --top 2 \\
+    nasctl compare --study nsga2-seed0 --runs runs/bench_samplers --top 2 \\
         --data CIFAR_DIR --baseline-resolution 32 --threads 1
     python bench/compare_latency.py bench/results/compare_cifar10_fast.csv --repeats 5 --rounds 10
     python bench/compare_latency.py bench/results/compare_cifar10_top2.csv --repeats 5 --rounds 10

@@ -15,7 +15,7 @@ baselines' trained results are shared by the arms: ``--baselines-from`` is a com
 ``models/`` folder whose records (same architecture, recipe, data and seed) compare
 reuses instead of retraining; they are the yardstick, not search work, and are outside
 either budget. The default folder is the one docs/benchmarks.md's CIFAR-10 compare run writes
-(`nasctl compare --study nsga2-seed0 --out runs/bench_samplers --top 2 --data CIFAR_DIR
+(`nasctl compare --study nsga2-seed0 --runs runs/bench_samplers --top 2 --data CIFAR_DIR
 --baseline-resolution 32 --threads 1`, after `python -m bench.search_samplers`); the
 records must name the same ``--data`` path. Search and validation use
 ``--val-per-class`` images per class of the test split (the same for both arms); latency
@@ -132,7 +132,7 @@ def arm(args: argparse.Namespace) -> None:
         str(args.seed),
         "--study",
         study,
-        "--out",
+        "--runs",
         str(work),
         "--threads",
         "1",
@@ -195,7 +195,7 @@ def arm(args: argparse.Namespace) -> None:
             "compare",
             "--study",
             study,
-            "--out",
+            "--runs",
             str(work),
             "--top",
             str(args.top),

@@ -26,7 +26,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 from typer._click.exceptions import NoArgsIsHelpError, UsageError  # typer's bundled click
-from typer.core import TyperGroup
+from typer.core import TyperGroup, TyperOption
 
 from search_space import (
     ArchSpec,
@@ -46,7 +46,9 @@ from search_space import (
 )
 
 __all__ = [
+    "OldRunsOption",
     "OutputFormat",
+    "RunsOption",
     "app",
     "check_output",
     "console",
@@ -54,9 +56,20 @@ __all__ = [
     "err_console",
     "fail",
     "guarded",
+    "renamed",
     "resolve_arch",
     "resolve_model",
 ]
+
+
+def _flag_type(self: TyperOption, ctx: Any) -> str | None:
+    """The help's type column without ``<bool>`` beside every flag (--help, --resume,
+    --no-baselines): a flag takes no value, so it has no type to show."""
+    return None if self.is_flag else _value_type(self, ctx)
+
+
+_value_type = TyperOption.display_type_rich
+TyperOption.display_type_rich = _flag_type  # type: ignore[method-assign]
 
 
 class _OneLineGroup(TyperGroup):
@@ -86,17 +99,20 @@ def _usage_errors_as_lines() -> Iterator[None]:
 app = typer.Typer(
     cls=_OneLineGroup,
     name="nasctl",
-    help="Hardware-aware neural architecture search for MobileNet-style image classifiers.",
+    help="Hardware-aware neural architecture search for MobileNet-style image classifiers.\n\n"
+    "Example: `nasctl search --data digits --trials 12`, then `nasctl compare` and "
+    "`nasctl export --compare-best -f onnx -o ship/` (each command's --help has its own).",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,  # --install-completion / --show-completion
     pretty_exceptions_enable=False,
-    rich_markup_mode="markdown",
+    rich_markup_mode="markdown",  # help text is markdown: write NAME, not <name>
 )
 # Tables are wide: when output is piped, do not wrap them at 80 columns.
 console = Console(width=None if sys.stdout.isatty() else 160)
 err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
 
 F = TypeVar("F", bound=Callable[..., Any])
+T = TypeVar("T")
 
 
 def _print_version(value: bool) -> None:
@@ -337,3 +353,22 @@ ResolutionOption = Annotated[
     int | None, typer.Option("--resolution", "-r", help="Input resolution override.")
 ]
 NumClassesOption = Annotated[int | None, typer.Option(help="Number of classes override.")]
+
+# The search's folder (RUNS/STUDY.journal, RUNS/STUDY/...): `--runs` in every command that
+# writes or reads it (search, compare, results, export); `--out/-o` is what a command writes.
+RunsOption = Annotated[
+    Path, typer.Option("--runs", help="The search's folder: RUNS/STUDY.journal, RUNS/STUDY/.")
+]
+#: `--out`, the runs folder's old name in search, compare and results: hidden, warns.
+OldRunsOption = Annotated[
+    Path | None, typer.Option("--out", hidden=True, help="Old name of --runs.")
+]
+
+
+def renamed(value: T, old_value: T | None, flag: str, old_flag: str) -> T:
+    """The value of ``flag``, or of ``old_flag`` (its old name, hidden from --help) with a
+    warning that names the new one."""
+    if old_value is None:
+        return value
+    warnings.warn(f"{old_flag} is now {flag}; the old name will go", NasctlWarning, stacklevel=2)
+    return old_value

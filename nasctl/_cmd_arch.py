@@ -25,8 +25,14 @@ from nasctl._app import (
 )
 from search_space import BlockSpec, SpecError, format_arch, load_space, space_source
 
-arch_app = typer.Typer(help="Inspect one architecture.", no_args_is_help=True)
-space_app = typer.Typer(help="Inspect a search space.", no_args_is_help=True)
+arch_app = typer.Typer(
+    help="Inspect one architecture.\n\nExample: `nasctl arch show mobilenet_v3_small`",
+    no_args_is_help=True,
+)
+space_app = typer.Typer(
+    help="Inspect a search space.\n\nExample: `nasctl space show --space photos`",
+    no_args_is_help=True,
+)
 app.add_typer(arch_app, name="arch")
 app.add_typer(space_app, name="space")
 
@@ -49,7 +55,10 @@ def arch_show(
         typer.Option("--format", "-f", help="table, json (the spec) or arch (one line)."),
     ] = ArchFormat.table,
 ) -> None:
-    """Show the blocks of an architecture with their params and MACs."""
+    """Show the blocks of an architecture with their params and MACs.
+
+    Example: `nasctl arch show mobilenet_v3_small -r 160 -f arch`
+    """
     spec = resolve_arch(arch, width, resolution, num_classes)
     if fmt is ArchFormat.json:
         print(spec.to_json())
@@ -105,7 +114,10 @@ def arch_plot(
 ) -> None:
     """Draw the architecture: one row per stem, block and head with its kernel, expansion,
     SE, activation, stride, channels and MACs (colour for the choices), and its latency
-    from a lookup table with --lut."""
+    from a lookup table with --lut.
+
+    Example: `nasctl arch plot mobilenet_v2 -o v2.png --lut photos_lut.json`
+    """
     from estimators import load_table
     from results import plot_arch
 
@@ -137,7 +149,10 @@ def space_show(
         typer.Option("--dump", help="Print the space file (e.g. a built-in) to copy and edit."),
     ] = False,
 ) -> None:
-    """The choices of a search space and its size (number of distinct architectures)."""
+    """The choices of a search space and its size (number of distinct architectures).
+
+    Example: `nasctl space show --space photos --dump > my_space.toml`
+    """
     if dump:
         print(space_source(space)[0], end="")
         return

@@ -9,7 +9,18 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from nasctl._app import OutputFormat, app, check_output, console, emit, guarded
+from estimators import Preset
+from nasctl._app import (
+    OldRunsOption,
+    OutputFormat,
+    RunsOption,
+    app,
+    check_output,
+    console,
+    emit,
+    guarded,
+    renamed,
+)
 from nasctl._cmd_train import _load
 from nasctl._data_options import DataMode, DataModeOption
 from nasctl._device_options import Precision, PrecisionOption, training_device
@@ -39,9 +50,9 @@ def progress_line(name: str, p: TrainProgress | None) -> str | None:
 @guarded
 def compare(
     study: Annotated[str, typer.Option(help="Study name.")] = "search",
-    out: Annotated[Path, typer.Option(help="The search's output directory.")] = Path("runs"),
+    runs: RunsOption = Path("runs"),
     storage: Annotated[
-        str | None, typer.Option(help="Optuna storage URL (default OUT/STUDY.journal).")
+        str | None, typer.Option(help="Optuna storage URL (default RUNS/STUDY.journal).")
     ] = None,
     top: Annotated[int, typer.Option(help="How many front members to retrain.")] = 3,
     under_latency: Annotated[
@@ -50,7 +61,7 @@ def compare(
     data: Annotated[
         str | None, typer.Option(help="Data to train on (default: the study's).")
     ] = None,
-    preset: Annotated[str, typer.Option(help="Training recipe preset.")] = "full",
+    preset: Annotated[Preset, typer.Option(help="Training recipe preset.")] = Preset.full,
     epochs: Annotated[int | None, typer.Option(help="Override the preset's epochs.")] = None,
     images: Annotated[
         int | None,
@@ -97,6 +108,7 @@ def compare(
         str,
         typer.Option(help="Where latency is measured: cpu or cuda[:N] (--device: training)."),
     ] = "cpu",
+    old_runs: OldRunsOption = None,
 ) -> None:
     """Retrain the best front members and the baselines the same way and compare them.
 
@@ -104,10 +116,12 @@ def compare(
     MobileNetV2 timed in every round; each candidate that beats a baseline in accuracy at
     lower latency relative to that MobileNetV2 (x V2, robust to load drift) in every one
     of --latency-runs measurements is marked. Writes
-    OUT/STUDY/compare/{compare.csv, compare.png, compare.md} and each model's trained
-    weights to OUT/STUDY/compare/models/NAME.pt (for `nasctl export --checkpoint`); an
+    RUNS/STUDY/compare/{compare.csv, compare.png, compare.md} and each model's trained
+    weights to RUNS/STUDY/compare/models/NAME.pt (for `nasctl export --compare-best`); an
     interrupted run resumes without retraining finished models. compare.csv records the
     device and precision each model trained with (--device, --precision).
+
+    Example: `nasctl compare --study search --top 2 --images 4000`
     """
     from estimators import LatencyConfig, get_recipe
     from results import (
@@ -121,8 +135,9 @@ def compare(
 
     dev = training_device(device, precision)  # a missing GPU: one line, before any work
     timing = LatencyConfig(threads=latency_threads, rounds=latency_rounds, device=latency_device)
-    s = open_existing(study, out, storage)
-    check_output(out / study / "compare", "--out", directory=True)
+    runs = renamed(runs, old_runs, "--runs", "--out")
+    s = open_existing(study, runs, storage)
+    check_output(runs / study / "compare", "--runs", directory=True)
     meta = s.user_attrs.get("nasctl", {})
     data = data or meta.get("data", "digits")
     contenders = choose_contenders(
@@ -135,7 +150,7 @@ def compare(
     if images is not None:
         size = len(loaded[contenders[0].spec.resolution].train_y)
         recipe = fidelity_recipe(recipe, images, size)
-    folder = out / study / "compare"
+    folder = runs / study / "compare"
 
     def progress(name: str, p: TrainProgress | None) -> None:
         line = progress_line(name, p)

@@ -12,12 +12,14 @@ import typer
 from nasctl._app import (
     NumClassesOption,
     ResolutionOption,
+    RunsOption,
     WidthOption,
     app,
     check_output,
     console,
     err_console,
     guarded,
+    renamed,
     resolve_arch,
 )
 from search_space import ArchSpec, SpecError, format_arch
@@ -118,7 +120,7 @@ def export(
         typer.Option(
             "--format",
             "-f",
-            help="json (spec), arch (one line), py (torch-only source + <name>_weights.pt), "
+            help="json (spec), arch (one line), py (torch-only source + NAME_weights.pt), "
             "torchscript, onnx or pt (state_dict + spec).",
         ),
     ],
@@ -127,7 +129,8 @@ def export(
         typer.Option(
             "--out",
             "-o",
-            help="Output file, or a directory (existing or no suffix) for model.<ext>.",
+            help="Output file, or a folder (existing, or a path without a suffix) for "
+            "model.onnx, model.pt, ... (by --format).",
         ),
     ],
     arch: Annotated[
@@ -186,20 +189,23 @@ def export(
             "weights on purpose (refused otherwise: not a result to deploy).",
         ),
     ] = False,
-    runs: Annotated[Path, typer.Option(help="With --study: the search's output directory.")] = Path(
-        "runs"
-    ),
+    runs: RunsOption = Path("runs"),
     storage: Annotated[
         str | None, typer.Option(help="With --study: Optuna storage URL or .journal file.")
     ] = None,
-    latency: Annotated[
+    time_it: Annotated[
         bool,
         typer.Option(
+            "--time/--no-time",
             help="Time the exported file (py, torchscript, onnx, pt) with the latency "
-            "protocol and print it."
+            "protocol and print it.",
         ),
     ] = True,
     threads: Annotated[int, typer.Option(min=1, help="Threads for the latency measurement.")] = 1,
+    old_time: Annotated[
+        bool | None,
+        typer.Option("--latency/--no-latency", hidden=True, help="Old name of --time."),
+    ] = None,
 ) -> None:
     """Export an architecture with its weights, then verify the written file.
 
@@ -209,6 +215,11 @@ def export(
     random batch; logits must match PyTorch (max abs diff). Model files record the input
     resolution, mean/std and class names from the checkpoint (ONNX metadata_props,
     TorchScript extra file nasctl.json, the pt payload, the py file's constants).
+
+    Examples:
+
+        nasctl export --study search --compare-best -f onnx -o ship/
+        nasctl export mobilenet_v3_small -f onnx -o v3s.onnx --checkpoint v3s.pt
     """
     from results import (
         ExportFormat,
@@ -219,6 +230,7 @@ def export(
         exported_latency,
     )
 
+    time_it = renamed(time_it, old_time, "--time/--no-time", "--latency/--no-latency")
     model_format = fmt not in (FormatChoice.json, FormatChoice.arch)
     choice = (
         StudyChoice(study, runs, storage, trial, best, best_under, compare_best, untrained)
@@ -298,7 +310,7 @@ def export(
             highlight=False,
             soft_wrap=True,
         )
-    if latency and result.latency_backend is not None:
+    if time_it and result.latency_backend is not None:
         with console.status("timing the exported file..."):
             timing = exported_latency(result, threads=threads)
         console.print(

@@ -38,7 +38,9 @@ if TYPE_CHECKING:
     from estimators import Target
 
 lut_app = typer.Typer(
-    help="Build and validate per-device latency lookup tables.", no_args_is_help=True
+    help="Build and validate per-device latency lookup tables.\n\n"
+    "Example: `nasctl lut build --space photos --num-classes 10 -o photos_lut.json`",
+    no_args_is_help=True,
 )
 app.add_typer(lut_app, name="lut")
 
@@ -124,8 +126,13 @@ def latency(
     ] = OutputFormat.table,
 ) -> None:
     """Measure batch-1 inference latency (median of interleaved rounds, one at a time per
-    machine). Times in milliseconds in the table, microseconds in JSON. Classic networks run
-    at their papers' input unless --resolution / --num-classes say otherwise."""
+    machine).
+
+    Times in milliseconds in the table, microseconds in JSON. Classic networks run at their
+    papers' input unless --resolution / --num-classes say otherwise.
+
+    Example: `nasctl latency mobilenet_v3_small mobilenet_v3_large -r 160 --reference mobilenet_v2`
+    """
     from estimators import LatencyConfig, measure_many
 
     config = LatencyConfig(
@@ -206,7 +213,10 @@ def lut_build(
     ] = True,
 ) -> None:
     """Time every distinct stem, block and head of a space; an interrupted build resumes
-    from the file it was writing."""
+    from the file it was writing.
+
+    Example: `nasctl lut build --space photos --num-classes 10 -o photos_lut.json`
+    """
     from estimators import LatencyConfig, build_table
 
     check_output(out, "--out", directory=False)
@@ -259,7 +269,10 @@ def lut_validate(
     ] = OutputFormat.table,
 ) -> None:
     """Measure N random architectures of the table's space end to end and compare them
-    with the table (share within 5/10%, MAPE, Spearman, Kendall; MACs for comparison)."""
+    with the table (share within 5/10%, MAPE, Spearman, Kendall; MACs for comparison).
+
+    Example: `nasctl lut validate --lut photos_lut.json --n 20`
+    """
     from estimators import load_table, save_table, validate_table
 
     table = load_table(lut)

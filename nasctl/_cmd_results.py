@@ -8,20 +8,33 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from nasctl._app import OutputFormat, app, check_output, console, emit, guarded
+from nasctl._app import (
+    OldRunsOption,
+    OutputFormat,
+    RunsOption,
+    app,
+    check_output,
+    console,
+    emit,
+    guarded,
+    renamed,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
 
-results_app = typer.Typer(help="Read a study: trials, Pareto front, plot.", no_args_is_help=True)
+results_app = typer.Typer(
+    help="Read a study: trials, Pareto front, plot.\n\n"
+    "Example: `nasctl results pareto --study search`",
+    no_args_is_help=True,
+)
 app.add_typer(results_app, name="results")
 
 StudyOpt = Annotated[str, typer.Option(help="Study name.")]
 StorageOpt = Annotated[
     str | None,
-    typer.Option(help="Optuna storage URL or .journal file (default OUT/STUDY.journal)."),
+    typer.Option(help="Optuna storage URL or .journal file (default RUNS/STUDY.journal)."),
 ]
-OutOpt = Annotated[Path, typer.Option(help="The search's output directory.")]
 FormatOpt = Annotated[OutputFormat, typer.Option("--format", "-f", help="Output format.")]
 
 
@@ -162,13 +175,18 @@ def print_front(
 def show(
     study: StudyOpt = "search",
     storage: StorageOpt = None,
-    out: OutOpt = Path("runs"),
+    runs: RunsOption = Path("runs"),
     fmt: FormatOpt = OutputFormat.table,
+    old_runs: OldRunsOption = None,
 ) -> None:
-    """Every trial of a study with its costs, accuracy and arch string."""
+    """Every trial of a study with its costs, accuracy and arch string.
+
+    Example: `nasctl results show --study search -f csv > trials.csv`
+    """
     from results import open_existing, trials_frame
 
-    s = open_existing(study, out, storage)
+    runs = renamed(runs, old_runs, "--runs", "--out")
+    s = open_existing(study, runs, storage)
     emit(
         _rows(trials_frame(s), _SHOW),
         fmt,
@@ -183,17 +201,22 @@ def show(
 def pareto(
     study: StudyOpt = "search",
     storage: StorageOpt = None,
-    out: OutOpt = Path("runs"),
+    runs: RunsOption = Path("runs"),
     fmt: FormatOpt = OutputFormat.table,
+    old_runs: OldRunsOption = None,
 ) -> None:
-    """The Pareto front (feasible trained trials) and the baselines."""
+    """The Pareto front (feasible trained trials) and the baselines.
+
+    Example: `nasctl results pareto --study search --runs runs`
+    """
     from results import baselines_of, front_frame, open_existing, study_unit, trials_frame
 
-    s = open_existing(study, out, storage)
+    runs = renamed(runs, old_runs, "--runs", "--out")
+    s = open_existing(study, runs, storage)
     unit = study_unit(s)
     front = front_frame(trials_frame(s), unit)
     if fmt is OutputFormat.table:
-        print_front(front, baselines_of(s), unit, fmt, out / study / "pareto.csv")
+        print_front(front, baselines_of(s), unit, fmt, runs / study / "pareto.csv")
         return
     emit(_rows(front, _SHOW), fmt)
 
@@ -203,10 +226,19 @@ def pareto(
 def plot(
     study: StudyOpt = "search",
     storage: StorageOpt = None,
-    out: OutOpt = Path("runs"),
-    path: Annotated[Path | None, typer.Option("--path", help="PNG file to write.")] = None,
+    runs: RunsOption = Path("runs"),
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", "-o", help="PNG file to write (default RUNS/STUDY/pareto.png)."),
+    ] = None,
+    old_out: Annotated[
+        Path | None, typer.Option("--path", hidden=True, help="Old name of --out.")
+    ] = None,
 ) -> None:
-    """Accuracy vs the target as a PNG: front highlighted, baselines marked."""
+    """Accuracy vs the target as a PNG: front highlighted, baselines marked.
+
+    Example: `nasctl results plot --study search -o front.png`
+    """
     from results import (
         TARGET_COLUMNS,
         baselines_of,
@@ -216,10 +248,13 @@ def plot(
         trials_frame,
     )
 
-    s = open_existing(study, out, storage)
+    out = renamed(out, old_out, "--out", "--path")
+    if out is not None and out.is_dir():  # --out was the runs folder before it was --runs
+        runs, out = renamed(runs, out, "--runs", "--out (a folder)"), None
+    s = open_existing(study, runs, storage)
     unit = study_unit(s)
-    target = path or out / study / "pareto.png"
-    check_output(target, "--path" if path else "--out", directory=False)
+    target = out or runs / study / "pareto.png"
+    check_output(target, "--out", directory=False)
     plot_front(
         trials_frame(s),
         baselines_of(s),

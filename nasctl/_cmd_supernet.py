@@ -42,7 +42,8 @@ if TYPE_CHECKING:
     from estimators import ImageData, Supernet, SupernetProgress, SupernetState, TrainDevice
 
 supernet_app = typer.Typer(
-    help="Train a weight-sharing supernet over a search space; score architectures with it.",
+    help="Train a weight-sharing supernet over a search space; score architectures with it."
+    "\n\nExample: `nasctl supernet train --data cifar10 -o runs/supernet.pt`",
     no_args_is_help=True,
 )
 app.add_typer(supernet_app, name="supernet")
@@ -80,7 +81,9 @@ def _same_run(state: SupernetState, out: Path, given: dict[str, Any]) -> None:
 @supernet_app.command("train")
 @guarded
 def train(
-    out: Annotated[Path, typer.Option(help="The supernet file to write (and to resume).")],
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="The supernet file to write (and to resume).")
+    ],
     data: Annotated[str, typer.Option(help=DATA_HELP)] = DEFAULT_DATA,
     space: Annotated[
         Path | None,
@@ -124,6 +127,8 @@ def train(
     Each step trains the largest, the smallest and random sub-networks on one batch.
     OUT is written atomically every --save-every seconds, after every epoch and on
     Ctrl-C; running the same command again continues it (on any --device).
+
+    Example: `nasctl supernet train --data cifar10 --space photos -o runs/supernet.pt`
     """
     from estimators import SupernetRecipe, data_identity, load_supernet_state, new_supernet_state
 
@@ -269,7 +274,9 @@ def score(
             show_default=False,
         ),
     ] = None,
-    width: Annotated[float, typer.Option(help="Width multiplier for baseline names.")] = 1.0,
+    width: Annotated[
+        float, typer.Option("--width", "-w", help="Width multiplier for baseline names.")
+    ] = 1.0,
     recal_batches: Annotated[
         int, typer.Option(help="Training batches (of 128) to recompute BatchNorm statistics.")
     ] = 8,
@@ -288,7 +295,10 @@ def score(
     precision: PrecisionOption = Precision.auto,
 ) -> None:
     """Validation top-1 of each ARCH with the supernet's weights (after recalibrating
-    BatchNorm on a few training batches): a ranking signal, not trained accuracy."""
+    BatchNorm on a few training batches): a ranking signal, not trained accuracy.
+
+    Example: `nasctl supernet score mobilenet_v2 mobilenet_v3_small --supernet runs/supernet.pt`
+    """
     from estimators import load_supernet
 
     dev = training_device(device, precision)

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from estimators import count, memory, standard_conv_macs
-from nasctl._app import OutputFormat, app, console, emit, guarded, resolve_model
+from nasctl._app import OutputFormat, app, console, emit, guarded, renamed, resolve_model
 from search_space import CLASSICS, REFERENCE_COUNTS, ArchSpec, baseline_names, classic_names
 
 
@@ -73,7 +73,9 @@ def table(
     ] = None,
     layers: Annotated[
         bool,
-        typer.Option("--layers", help="Per-layer breakdown: standard vs depthwise vs pointwise."),
+        typer.Option(
+            "--per-layer", help="Per-layer breakdown: standard vs depthwise vs pointwise."
+        ),
     ] = False,
     show_memory: Annotated[
         bool,
@@ -85,6 +87,10 @@ def table(
     fmt: Annotated[
         OutputFormat, typer.Option("--format", "-f", help="Output format.")
     ] = OutputFormat.table,
+    old_layers: Annotated[
+        bool | None,
+        typer.Option("--layers", hidden=True, help="Old name of --per-layer."),
+    ] = None,
 ) -> None:
     """Parameter and MAC counts (analytic; one multiply-add = 1 MAC, conv + linear only).
 
@@ -99,7 +105,13 @@ def table(
     largest sum of tensors alive at once when the network runs op by op: the op's input and
     output plus every tensor kept for later (residual inputs, finished Inception branches);
     BatchNorm folded, activations and additions in place. In MB (10^6 bytes).
+
+    Examples:
+
+        nasctl table --classics --memory
+        nasctl table mobilenet_v2 -w 0.5 -w 1.0 -r 160 -r 224 --per-layer
     """
+    layers = renamed(layers, old_layers, "--per-layer", "--layers")
     names = list(archs or ([] if classics else baseline_names()))
     if classics:
         names += [n for n in classic_names() if n not in names]

@@ -88,7 +88,9 @@ def train(
             show_default=False,
         ),
     ] = None,
-    width: Annotated[float, typer.Option(help="Width multiplier for baseline names.")] = 1.0,
+    width: Annotated[
+        float, typer.Option("--width", "-w", help="Width multiplier for baseline names.")
+    ] = 1.0,
     preset: Annotated[
         Preset, typer.Option(help="Recipe: 'search' (low fidelity) or 'full'.")
     ] = Preset.search,
@@ -96,7 +98,10 @@ def train(
     lr: Annotated[float | None, typer.Option(help="Peak learning rate (override).")] = None,
     optimizer: Annotated[Optimizer | None, typer.Option(help="Override the preset.")] = None,
     out: Annotated[
-        Path, typer.Option(help="Directory for checkpoint.pt, spec.json and metrics.json.")
+        Path,
+        typer.Option(
+            "--out", "-o", help="Directory for checkpoint.pt, spec.json and metrics.json."
+        ),
     ] = Path("runs/train"),
     resume: Annotated[bool, typer.Option(help=f"Continue from OUT/{CHECKPOINT_FILE}.")] = False,
     seed: Annotated[int, typer.Option(help="Seed for weights, split, order, augmentation.")] = 0,
@@ -112,6 +117,8 @@ def train(
     Deterministic for a seed on CPU. Ctrl-C saves a checkpoint; --resume continues it
     exactly where it stopped. On --device cuda it trains with mixed precision
     (--precision); the checkpoint and metrics record the device and precision.
+
+    Example: `nasctl train mobilenet_v3_small --data cifar10 --epochs 5 -o runs/v3s`
     """
     import torch
 
@@ -232,7 +239,9 @@ def eval_(
     arch: Annotated[str, typer.Argument(help="Baseline name, arch string or spec .json file.")],
     checkpoint: Annotated[Path, typer.Option(help="A checkpoint.pt written by nasctl train.")],
     data: Annotated[str, typer.Option(help=DATA_HELP)] = DEFAULT_DATA,
-    width: Annotated[float, typer.Option(help="Width multiplier for baseline names.")] = 1.0,
+    width: Annotated[
+        float, typer.Option("--width", "-w", help="Width multiplier for baseline names.")
+    ] = 1.0,
     fmt: Annotated[
         OutputFormat, typer.Option("--format", "-f", help="Output format.")
     ] = OutputFormat.table,
@@ -240,7 +249,10 @@ def eval_(
     precision: PrecisionOption = Precision.auto,
     data_mode: DataModeOption = DataMode.AUTO,
 ) -> None:
-    """Top-1, top-5 and per-class accuracy of a checkpoint on the validation split."""
+    """Top-1, top-5 and per-class accuracy of a checkpoint on the validation split.
+
+    Example: `nasctl eval mobilenet_v3_small --checkpoint runs/v3s/checkpoint.pt --data cifar10`
+    """
     from estimators import evaluate, load_checkpoint
 
     dev = training_device(device, precision)

@@ -52,8 +52,13 @@ def visualize(
     resolution: ResolutionOption = None,
     num_classes: NumClassesOption = None,
 ) -> None:
-    """Draw the first-layer filters as an image grid and the feature maps of chosen layers
-    for one image: OUT/input.png, OUT/filters.png, OUT/features_<layer>.png."""
+    """Draw the first-layer filters and the feature maps of chosen layers for one image.
+
+    Writes OUT/input.png, OUT/filters.png (an image grid) and OUT/features_LAYER.png for
+    each layer.
+
+    Example: `nasctl visualize --checkpoint runs/v3s/checkpoint.pt --image cat.jpg -o vis`
+    """
     from results import read_checkpoint
     from results import visualize as draw
 

@@ -56,7 +56,7 @@ def test_table_classic_at_other_inputs_and_layers() -> None:
     lines = result.stdout.strip().splitlines()
     assert len(lines) == 3 and lines[1].startswith("resnet18,,64,10,")
     assert lines[1].endswith(",")  # no reference count away from the default input
-    layers = run("table", "alexnet", "--layers")
+    layers = run("table", "alexnet", "--per-layer")
     assert layers.exit_code == 0, layers.output
     assert "fc6" in layers.stdout and "conv5" in layers.stdout
     assert "By operation" in layers.stdout

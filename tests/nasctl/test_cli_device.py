@@ -35,8 +35,8 @@ def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
 COMMANDS = [
     ["train", TINY, "--out", "{tmp}/run"],
     ["eval", TINY, "--checkpoint", "{tmp}/missing.pt"],
-    ["search", "--out", "{tmp}/runs"],
-    ["compare", "--out", "{tmp}/runs", "--study", "none"],
+    ["search", "--runs", "{tmp}/runs"],
+    ["compare", "--runs", "{tmp}/runs", "--study", "none"],
     ["supernet", "train", "--out", "{tmp}/sn.pt"],
     ["supernet", "score", TINY, "--supernet", "{tmp}/missing.pt"],
 ]
@@ -85,7 +85,7 @@ def test_search_trains_on_device_and_times_on_latency_device(tmp_path: Path) -> 
     space = tmp_path / "tiny.toml"
     space.write_text(TINY_SPACE)
     out = tmp_path / "runs"
-    args = ["search", "--space", str(space), "--trials", "2", "--out", str(out), "--images",
+    args = ["search", "--space", str(space), "--trials", "2", "--runs", str(out), "--images",
             "64", "--batch-size", "32", "--threads", "1", "--population", "2",
             "--no-baselines", "--device", "cpu", "--precision", "bf16",
             "--latency-device", "cpu"]  # fmt: skip
@@ -116,7 +116,7 @@ def test_search_trains_on_device_and_times_on_latency_device(tmp_path: Path) -> 
 def test_search_latency_device_and_precision_are_checked(
     args: list[str], message: str, tmp_path: Path
 ) -> None:
-    result = runner.invoke(app, ["search", "--out", str(tmp_path), *args])
+    result = runner.invoke(app, ["search", "--runs", str(tmp_path), *args])
     assert result.exit_code == 2, result.output
     assert message in result.output + result.stderr
 

@@ -31,7 +31,7 @@ def test_py_and_pt_exported_into_one_folder_both_work(tmp_path: Path) -> None:
     for fmt, weights in (("py", "trained.pt"), ("pt", "other.pt")):
         checkpoint = str(tmp_path / weights)
         result = runner.invoke(app, ["export", *SMALL, "-f", fmt, "-o", str(out),
-                                     "--checkpoint", checkpoint, "--no-latency"])  # fmt: skip
+                                     "--checkpoint", checkpoint, "--no-time"])  # fmt: skip
         assert result.exit_code == 0, result.output
     assert sorted(p.name for p in out.iterdir()) == ["model.pt", "model.py", "model_weights.pt"]
 

@@ -117,14 +117,14 @@ NUMBERS: list[tuple[list[str], list[tuple[str, str]], bool]] = [
       ("--seed", SEED), ("--threads", THREADS)], True),
     (["train", "mobilenet_v2", "--out", "tr"], [("--width", FLOAT)], True),
     (["eval", "mobilenet_v2", "--checkpoint", "@rand"], [("--width", FLOAT)], False),
-    (["search", "--out", "runs"],
+    (["search", "--runs", "runs"],
      [("--trials", COUNT), ("--timeout", FLOAT), ("--population", COUNT), ("--seed", SEED),
       ("--epochs", COUNT), ("--images", COUNT), ("--batch-size", COUNT),
       ("--baseline-resolution", COUNT), ("--threads", THREADS), ("--latency-threads", THREADS),
       ("--max-latency", FLOAT), ("--max-flops", FLOAT), ("--max-params", FLOAT)], True),
-    (["search", "--out", "runs", "--accuracy", "halving"],
+    (["search", "--runs", "runs", "--accuracy", "halving"],
      [("--eta", COUNT), ("--min-fidelity", FLOAT)], True),
-    (["compare", "--out", "runs"],
+    (["compare", "--runs", "runs"],
      [("--top", COUNT), ("--under-latency", FLOAT), ("--epochs", COUNT), ("--images", COUNT),
       ("--batch-size", COUNT), ("--baseline-width", FLOAT), ("--baseline-resolution", COUNT),
       ("--seed", SEED), ("--threads", THREADS), ("--latency-threads", THREADS),
@@ -157,10 +157,10 @@ FILE_SLOTS: list[list[str]] = [
     ["train", "FILE", "--out", "tr"],
     ["train", TINY, "--out", "tr", "--data", "FILE"],
     ["eval", TINY, "--checkpoint", "FILE"],
-    ["search", "--out", "runs", "--space", "FILE"],
+    ["search", "--runs", "runs", "--space", "FILE"],
     ["search", "--out", "runs", "--latency", "lut", "--lut", "FILE"],
     ["search", "--out", "runs", "--accuracy", "supernet", "--supernet", "FILE"],
-    ["search", "--out", "runs", "--data", "FILE"],
+    ["search", "--runs", "runs", "--data", "FILE"],
     ["supernet", "train", "--out", "s.pt", "--space", "FILE"],
     ["supernet", "train", "--out", "s.pt", "--data", "FILE"],
     ["supernet", "score", "mobilenet_v2", "--supernet", "FILE"],
@@ -172,7 +172,7 @@ FILE_SLOTS: list[list[str]] = [
 STORAGE_SLOTS: list[list[str]] = [
     ["results", "show", "--storage", "FILE"],
     ["results", "pareto", "--storage", "FILE"],
-    ["results", "plot", "--storage", "FILE", "--path", "p.png"],
+    ["results", "plot", "--storage", "FILE", "--out", "p.png"],
     ["compare", "--storage", "FILE"],
     ["export", "-f", "json", "-o", "e.json", "--study", "search", "--storage", "FILE"],
 ]
@@ -180,7 +180,7 @@ STORAGE_SLOTS: list[list[str]] = [
 #: and a folder for a file.
 OUTPUTS: list[list[str]] = [
     *[
-        ["search", "--out", bad]
+        ["search", "--runs", bad]
         for bad in ("/proc/nasctl-runs", "@file/runs", "@file", "/proc/self/x/y")
     ],
     ["search", "--storage", "/proc/nasctl.journal"],
@@ -198,8 +198,8 @@ OUTPUTS: list[list[str]] = [
         ["visualize", TINY, "--checkpoint", "@tiny.pt", "--image", "@img.png", "--out", bad]
         for bad in ("/proc/v", "@file/v", "@file")
     ],
-    ["results", "plot", "--path", "/proc/p.png"],
-    ["compare", "--out", "/proc/runs"],
+    ["results", "plot", "--out", "/proc/p.png"],
+    ["compare", "--runs", "/proc/runs"],
 ]
 #: Arch strings no network has, for every command that takes ARCH.
 ABSURD_ARCHS = [
@@ -348,8 +348,8 @@ WORST = [
     ["export", TINY, "-f", "onnx", "-o", "e.onnx", "--threads", "100000"],
     ["lut", "validate", "--lut", "@rand"],
     ["export", TINY, "-f", "pt", "-o", "e", "--checkpoint", "@empty"],
-    ["search", "--out", "/proc/nasctl-runs"],
-    ["search", "--out", "runs", "--threads", "0"],
+    ["search", "--runs", "/proc/nasctl-runs"],
+    ["search", "--runs", "runs", "--threads", "0"],
     ["table", "mobilenet_v2", "-r", "100000000"],
 ]
 

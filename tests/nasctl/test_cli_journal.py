@@ -23,7 +23,7 @@ def test_search_resumes_a_journal_whose_last_line_was_cut(tmp_path: Path) -> Non
     space = tmp_path / "tiny.toml"
     space.write_text(TINY_SPACE)
     out = tmp_path / "runs"
-    args = ["search", "--target", "flops", "--space", str(space), "--trials", "1", "--out",
+    args = ["search", "--target", "flops", "--space", str(space), "--trials", "1", "--runs",
             str(out), "--study", "s", "--no-baselines", *FAST]  # fmt: skip
     assert runner.invoke(app, args).exit_code == 0
     journal = out / "s.journal"
@@ -31,7 +31,7 @@ def test_search_resumes_a_journal_whose_last_line_was_cut(tmp_path: Path) -> Non
     journal.write_bytes(data[:-7])
     torn = data[data.rfind(b"\n", 0, len(data) - 1) + 1 : -7]
 
-    shown = runner.invoke(app, ["results", "show", "--study", "s", "--out", str(out), "-f", "json"])
+    shown = runner.invoke(app, ["results", "show", "--study", "s", "--runs", str(out), "-f", "json"])
     assert shown.exit_code == 0, shown.output
     warned = [ln for ln in shown.stderr.splitlines() if ln.startswith("warning:")]
     assert len(warned) == 1 and f"{len(torn)} bytes moved aside" in warned[0], shown.stderr
@@ -44,6 +44,6 @@ def test_search_resumes_a_journal_whose_last_line_was_cut(tmp_path: Path) -> Non
     assert again.exit_code == 0, again.output
     assert "Traceback" not in again.output
     assert sum(ln.startswith("warning: journal") for ln in again.stderr.splitlines()) == 1
-    shown = runner.invoke(app, ["results", "show", "--study", "s", "--out", str(out), "-f", "json"])
+    shown = runner.invoke(app, ["results", "show", "--study", "s", "--runs", str(out), "-f", "json"])
     assert [r["state"] for r in json.loads(shown.stdout)] == ["COMPLETE"]
     assert "warning" not in shown.stderr  # repaired once, whole since

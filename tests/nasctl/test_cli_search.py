@@ -24,7 +24,7 @@ def space(tmp_path: Path) -> str:
 def test_search_then_results(space: str, tmp_path: Path) -> None:
     out = str(tmp_path / "runs")
     result = runner.invoke(app, ["search", "--target", "latency", "--space", space, "--trials",
-                                 "2", "--out", out, "--study", "s1", *FAST])  # fmt: skip
+                                 "2", "--runs", out, "--study", "s1", *FAST])  # fmt: skip
     assert result.exit_code == 0, result.output
     assert "Pareto front" in result.output and "mobilenet_v3_small" in result.output
     # Not a terminal (a log file): the live view draws only at the end, so each finished
@@ -37,21 +37,21 @@ def test_search_then_results(space: str, tmp_path: Path) -> None:
     assert (folder / "pareto.png").stat().st_size > 10_000
     assert len((folder / "trials.csv").read_text().strip().splitlines()) == 3
 
-    shown = runner.invoke(app, ["results", "show", "--study", "s1", "--out", out, "-f", "json"])
+    shown = runner.invoke(app, ["results", "show", "--study", "s1", "--runs", out, "-f", "json"])
     rows = json.loads(shown.stdout)
     assert len(rows) == 2 and all(r["latency_ms"] > 0 for r in rows)
-    front = runner.invoke(app, ["results", "pareto", "--study", "s1", "--out", out])
+    front = runner.invoke(app, ["results", "pareto", "--study", "s1", "--runs", out])
     assert front.exit_code == 0 and "baseline" in front.stdout
     png = tmp_path / "p.png"
-    plotted = runner.invoke(app, ["results", "plot", "--study", "s1", "--out", out,
-                                  "--path", str(png)])  # fmt: skip
+    plotted = runner.invoke(app, ["results", "plot", "--study", "s1", "--runs", out,
+                                  "--out", str(png)])  # fmt: skip
     assert plotted.exit_code == 0 and png.stat().st_size > 10_000
 
 
 def test_search_log_names_the_budget_a_refused_trial_broke(space: str, tmp_path: Path) -> None:
     # 0.16 M MACs lies between the cheapest and the dearest of the tiny space.
     result = runner.invoke(app, ["search", "--target", "latency", "--space", space, "--trials",
-                                 "3", "--out", str(tmp_path), "--no-baselines", "--max-flops",
+                                 "3", "--runs", str(tmp_path), "--no-baselines", "--max-flops",
                                  "0.16", *FAST])  # fmt: skip
     assert result.exit_code == 0, result.output
     refused = [ln for ln in result.output.splitlines() if "over budget: MACs +" in ln]
@@ -60,26 +60,26 @@ def test_search_log_names_the_budget_a_refused_trial_broke(space: str, tmp_path:
 
 def test_halving_search_shows_every_rung(space: str, tmp_path: Path) -> None:
     out = str(tmp_path / "runs")
-    args = ["search", "--target", "flops", "--space", space, "--trials", "4", "--out", out,
+    args = ["search", "--target", "flops", "--space", space, "--trials", "4", "--runs", out,
             "--study", "h", "--no-baselines", "--accuracy", "halving", "--eta", "2",
             "--min-fidelity", "0.5", *FAST]  # fmt: skip
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     assert "candidates at their highest fidelity" in " ".join(result.output.split())
-    shown = runner.invoke(app, ["results", "show", "--study", "h", "--out", out, "-f", "json"])
+    shown = runner.invoke(app, ["results", "show", "--study", "h", "--runs", out, "-f", "json"])
     rows = json.loads(shown.stdout)
     assert {r["rung"] for r in rows} == {0, 1}  # 32 then 64 images
     promoted = [r for r in rows if r["promoted_from"] is not None]
     assert promoted and all(len(json.loads(r["rung_accuracy"])) == 2 for r in promoted)
-    table = runner.invoke(app, ["results", "show", "--study", "h", "--out", out])
+    table = runner.invoke(app, ["results", "show", "--study", "h", "--runs", out])
     assert table.exit_code == 0 and "accuracy by" in table.stdout and " > " in table.stdout
-    front = runner.invoke(app, ["results", "pareto", "--study", "h", "--out", out])
+    front = runner.invoke(app, ["results", "pareto", "--study", "h", "--runs", out])
     assert front.exit_code == 0 and "highest fidelity" in front.stdout
     # The same command again resumes: nothing left to do, nothing trained.
     again = runner.invoke(app, args)
     assert again.exit_code == 0, again.output
     rows_again = json.loads(
-        runner.invoke(app, ["results", "show", "--study", "h", "--out", out, "-f", "json"]).stdout
+        runner.invoke(app, ["results", "show", "--study", "h", "--runs", out, "-f", "json"]).stdout
     )
     assert rows_again == rows
 
@@ -88,14 +88,14 @@ def test_supernet_search_marks_standalone_baselines(space: str, tmp_path: Path) 
     supernet = write_tiny_supernet(tmp_path / "sn.pt")
     out = str(tmp_path / "runs")
     result = runner.invoke(app, ["search", "--target", "flops", "--space", space, "--trials",
-                                 "3", "--out", out, "--study", "s", "--accuracy", "supernet",
+                                 "3", "--runs", out, "--study", "s", "--accuracy", "supernet",
                                  "--supernet", str(supernet), *FAST])  # fmt: skip
     assert result.exit_code == 0, result.output
     text = " ".join(result.output.split())
     # No baseline is a point of the tiny space (width 0.5 only): trained standalone.
     assert "(baseline, trained standalone)" in text and "not on the supernet's scale" in text
     rows = json.loads(
-        runner.invoke(app, ["results", "show", "--study", "s", "--out", out, "-f", "json"]).stdout
+        runner.invoke(app, ["results", "show", "--study", "s", "--runs", out, "-f", "json"]).stdout
     )
     assert len(rows) == 3 and all(r["train_seconds"] is None for r in rows)
     assert all(0 <= r["accuracy"] <= 1 for r in rows)
@@ -106,7 +106,7 @@ BAD = [
     (["search", "--max-flops", "0.0001"], "cannot be met"),
     (["search", "--max-latency", "-3"], "max_latency_ms must be a positive"),
     (["search", "--latency", "lut"], "--latency lut needs a table"),
-    (["search", "--latency", "guess"], "--latency must be"),
+    (["search", "--latency", "guess"], "Invalid value for '--latency'"),
     (["search", "--storage", "nope"], "storage must be an Optuna storage URL"),
     (["search", "--storage", "postgresql://u@127.0.0.1:1/x"], "cannot open storage"),
     (["search", "--space", "missing.toml"], "cannot read space file"),
@@ -118,7 +118,7 @@ BAD = [
 
 @pytest.mark.parametrize(("args", "message"), BAD)
 def test_bad_input_exits_2_with_one_line(args: list[str], message: str, tmp_path: Path) -> None:
-    result = runner.invoke(app, [*args, "--out", str(tmp_path)])
+    result = runner.invoke(app, [*args, "--runs", str(tmp_path)])
     assert result.exit_code == 2, result.output
     assert message in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
@@ -132,6 +132,6 @@ def test_unknown_target_is_a_usage_error() -> None:
 
 def test_corrupt_storage_file_is_refused(tmp_path: Path) -> None:
     (tmp_path / "search.journal").write_bytes(b"\x00\x01 not a journal")
-    result = runner.invoke(app, ["results", "show", "--out", str(tmp_path)])
+    result = runner.invoke(app, ["results", "show", "--runs", str(tmp_path)])
     assert result.exit_code == 2 and "not an Optuna journal file" in result.stderr
     assert (tmp_path / "search.journal").read_bytes() == b"\x00\x01 not a journal"

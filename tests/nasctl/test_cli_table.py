@@ -34,7 +34,7 @@ def test_table_variants_and_csv() -> None:
 
 
 def test_table_rich_output_and_layers() -> None:
-    result = run("table", "mobilenet_v2", "--layers")
+    result = run("table", "mobilenet_v2", "--per-layer")
     assert result.exit_code == 0, result.output
     assert "blocks.16.conv_pwl" in result.stdout
     assert "depthwise" in result.stdout and "pointwise" in result.stdout
@@ -42,7 +42,7 @@ def test_table_rich_output_and_layers() -> None:
 
 
 def test_table_layers_json_rows() -> None:
-    result = run("table", "mobilenet_v3_small", "--layers", "-f", "json")
+    result = run("table", "mobilenet_v3_small", "--per-layer", "-f", "json")
     rows = json.loads(result.stdout)
     assert sum(r["macs"] for r in rows) == REFERENCE_COUNTS["mobilenet_v3_small"][1]
 

@@ -213,7 +213,7 @@ def test_compare_processes_share_the_training(study, tmp_path: Path, monkeypatch
 )
 def test_compare_cli_refuses_bad_values(study, runs: Path, extra: list[str], message: str) -> None:
     result = CliRunner().invoke(
-        app, ["compare", "--study", "c", "--out", str(runs / "runs"), *extra]
+        app, ["compare", "--study", "c", "--runs", str(runs / "runs"), *extra]
     )
     assert result.exit_code == 2, result.output
     assert message in result.output and "Traceback" not in result.output

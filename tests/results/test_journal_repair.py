@@ -221,7 +221,7 @@ def test_kill_9_in_a_trial_and_in_a_journal_write_loses_no_finished_trial(
     out, journal = tmp_path / "runs", tmp_path / "runs" / "t.journal"
     # 512 images per candidate: long enough to be caught training.
     cmd = [sys.executable, "-m", "nasctl", "search", "--target", "flops", "--space", str(space),
-           "--out", str(out), "--study", "t", "--trials", "3", "--no-baselines", "--images",
+           "--runs", str(out), "--study", "t", "--trials", "3", "--no-baselines", "--images",
            "512", "--batch-size", "32", "--threads", "1", "--population", "2"]  # fmt: skip
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,

@@ -37,7 +37,7 @@ FAST = ["--images", "64", "--batch-size", "32", "--threads", "1", "--population"
 
 def _command(space: Path, out: Path, trials: int, *extra: str) -> list[str]:
     return [sys.executable, "-m", "nasctl", "search", "--target", "flops", "--space",
-            str(space), "--out", str(out), "--study", "w", "--trials", str(trials),
+            str(space), "--runs", str(out), "--study", "w", "--trials", str(trials),
             "--no-baselines", *FAST, *extra]  # fmt: skip
 
 
@@ -310,7 +310,7 @@ def test_diverging_training_fails_the_trial_and_the_search_goes_on(
 def test_full_disk_is_one_line_and_the_study_is_untouched(
     tiny_space: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    args = ["search", "--target", "flops", "--space", str(tiny_space), "--out", str(tmp_path),
+    args = ["search", "--target", "flops", "--space", str(tiny_space), "--runs", str(tmp_path),
             "--study", "w", "--trials", "1", "--no-baselines", *FAST]  # fmt: skip
     runner = CliRunner()
     assert runner.invoke(app, args).exit_code == 0
