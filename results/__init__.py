@@ -87,26 +87,23 @@ __all__ = [
 # the light parts (and `nasctl --help`) do not pay for them.
 if TYPE_CHECKING:
     from results._archplot import plot_arch
+    from results._checkpoint import (
+        check_weights,
+        checkpoint_preprocessing,
+        random_weights,
+        read_checkpoint,
+    )
     from results._codegen import standalone_source
     from results._compare import choose_contenders, markdown_report, plot_compare, run_compare
-    from results._export import (
+    from results._export import check_options, export_model, export_path
+    from results._export_format import (
         EXPORT_FORMAT,
         MIN_OPSET,
         ExportError,
         ExportFormat,
         ExportResult,
-        check_options,
-        check_weights,
-        checkpoint_preprocessing,
-        compare_winner,
-        export_model,
-        export_path,
-        exported_latency,
-        load_exported,
-        load_pt,
-        random_weights,
-        read_checkpoint,
     )
+    from results._exported import exported_latency, load_exported, load_pt
     from results._halving import ACC_COST, fidelity_recipe
     from results._report import (
         TARGET_COLUMNS,
@@ -133,30 +130,30 @@ if TYPE_CHECKING:
     )
     from results._study import StudyError, StudyMeta, open_storage, trials_frame
     from results._visualize import Visualization, VisualizeError, feature_layers, visualize
+    from results._winner import compare_winner
 
 _LAZY = {
     "plot_arch": "results._archplot",
+    "check_weights": "results._checkpoint",
+    "checkpoint_preprocessing": "results._checkpoint",
+    "random_weights": "results._checkpoint",
+    "read_checkpoint": "results._checkpoint",
     "standalone_source": "results._codegen",
     "choose_contenders": "results._compare",
     "markdown_report": "results._compare",
     "plot_compare": "results._compare",
     "run_compare": "results._compare",
-    "EXPORT_FORMAT": "results._export",
-    "MIN_OPSET": "results._export",
-    "ExportError": "results._export",
-    "ExportFormat": "results._export",
-    "ExportResult": "results._export",
     "check_options": "results._export",
-    "check_weights": "results._export",
-    "checkpoint_preprocessing": "results._export",
-    "compare_winner": "results._export",
     "export_model": "results._export",
     "export_path": "results._export",
-    "exported_latency": "results._export",
-    "load_exported": "results._export",
-    "load_pt": "results._export",
-    "random_weights": "results._export",
-    "read_checkpoint": "results._export",
+    "EXPORT_FORMAT": "results._export_format",
+    "MIN_OPSET": "results._export_format",
+    "ExportError": "results._export_format",
+    "ExportFormat": "results._export_format",
+    "ExportResult": "results._export_format",
+    "exported_latency": "results._exported",
+    "load_exported": "results._exported",
+    "load_pt": "results._exported",
     "ACC_COST": "results._halving",
     "fidelity_recipe": "results._halving",
     "TARGET_COLUMNS": "results._report",
@@ -186,6 +183,7 @@ _LAZY = {
     "VisualizeError": "results._visualize",
     "feature_layers": "results._visualize",
     "visualize": "results._visualize",
+    "compare_winner": "results._winner",
 }
 
 

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from results._export import read_checkpoint
+from results._checkpoint import read_checkpoint
 from search_space import (
     ArchSpec,
     ClassicSpec,

@@ -28,12 +28,10 @@ from results import (
     read_checkpoint,
     standalone_source,
 )
-from results._export import (
-    Preprocessing,
-    checkpoint_preprocessing,
-    compare_winner,
-    read_preprocessing,
-)
+from results._checkpoint import checkpoint_preprocessing
+from results._exported import read_preprocessing
+from results._preprocessing import Preprocessing
+from results._winner import compare_winner
 from search_space import (
     ArchSpec,
     baseline_names,
