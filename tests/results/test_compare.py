@@ -206,7 +206,7 @@ def test_compare_processes_share_the_training(study, tmp_path: Path, monkeypatch
         (["--top", "0"], "top must be at least 1"),
         (["--baseline-resolution", "8"], "baseline resolution must be in [16, 1024], got 8"),
         (["--baseline-width", "5"], "baseline width must be in (0, 4], got 5.0"),
-        (["--under-latency", "-1"], "under-latency must be a positive number of ms"),
+        (["--under-latency", "-1"], "--under-latency must be a finite number >= 0, got -1.0"),
         (["--latency-rounds", "0"], "rounds must be a positive integer, got 0"),
         (["--latency-runs", "0"], "latency runs must be at least 1, got 0"),
     ],
