@@ -240,9 +240,9 @@ def plot(
     Example: `nasctl results plot --study search -o front.png`
     """
     from results import (
-        TARGET_COLUMNS,
         baselines_of,
         open_existing,
+        pareto_title,
         plot_front,
         study_unit,
         trials_frame,
@@ -255,11 +255,8 @@ def plot(
     unit = study_unit(s)
     target = out or runs / study / "pareto.png"
     check_output(target, "--out", directory=False)
-    plot_front(
-        trials_frame(s),
-        baselines_of(s),
-        unit,
-        target,
-        f"study {study}: accuracy vs {TARGET_COLUMNS[unit][1]}",
-    )
+    # The picture the search draws at its end: the same title, labels and budget line.
+    frame, baselines = trials_frame(s), baselines_of(s)
+    budget = s.user_attrs.get("nasctl", {}).get("budgets", {}).get(unit)
+    plot_front(frame, baselines, unit, target, pareto_title(s, frame, baselines), budget)
     console.print(f"wrote {target}")
