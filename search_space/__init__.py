@@ -33,11 +33,10 @@ from search_space._limits import (
     max_threads,
 )
 from search_space._plan import INPUT, Layer, LayerOp, plan, plan_part
-from search_space._space import (
+from search_space._space import SearchSpace
+from search_space._space_choices import BlockChoice, StageSpace
+from search_space._space_file import (
     BUILTIN_SPACES,
-    BlockChoice,
-    SearchSpace,
-    StageSpace,
     builtin_space_text,
     default_space_text,
     load_space,

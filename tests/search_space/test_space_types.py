@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from search_space import SearchSpace, SpaceError
-from search_space._space import _HEAD, _STAGE, _STEM, _TOP
+from search_space._space_file import _HEAD, _STAGE, _STEM, _TOP
 
 #: A space that sets every field.
 GOOD: dict[str, Any] = {
