@@ -138,14 +138,13 @@ if TYPE_CHECKING:
         Correction,
         LatencyTable,
         LutError,
-        ValidationReport,
-        build_table,
         load_table,
         part_key,
         predict,
         save_table,
-        validate_table,
     )
+    from estimators._lut_build import build_table
+    from estimators._lut_validate import ValidationReport, validate_table
     from estimators._proxies import naswot
     from estimators._recipe import (
         PRESETS,
@@ -200,13 +199,13 @@ _LAZY = {
     "Correction": "estimators._lut",
     "LatencyTable": "estimators._lut",
     "LutError": "estimators._lut",
-    "ValidationReport": "estimators._lut",
-    "build_table": "estimators._lut",
+    "ValidationReport": "estimators._lut_validate",
+    "build_table": "estimators._lut_build",
     "load_table": "estimators._lut",
     "part_key": "estimators._lut",
     "predict": "estimators._lut",
     "save_table": "estimators._lut",
-    "validate_table": "estimators._lut",
+    "validate_table": "estimators._lut_validate",
     "naswot": "estimators._proxies",
     "DataIdentity": "estimators._supernet",
     "Supernet": "estimators._supernet",

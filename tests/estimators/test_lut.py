@@ -20,7 +20,8 @@ from estimators import (
     save_table,
     validate_table,
 )
-from estimators._lut import _fit, _fit_scale, accuracy, table_space
+from estimators._lut import table_space
+from estimators._lut_validate import _fit, _fit_scale, accuracy
 from search_space import baseline_names, get_baseline, load_space
 
 TINY_SPACE = """
