@@ -15,6 +15,14 @@ would make a 2-core machine decode-bound, so every source is decoded once, then 
 ``MEMORY_SHARE`` of the memory available now. Every dataset also carries an
 ``identity``: a digest of its class list and relative file list (with sizes), so that
 the same data at another path, on another machine, is recognised as the same.
+
+Three splits, never overlapping: ``train`` (what models learn from), ``val`` (what a
+search selects on and training reports) and ``test`` (held out: only ``nasctl compare``
+reports on it, so its figures come from images no selection has seen). A source's own
+splits are used where it has them (``train/ val/ test/`` folders, CIFAR's
+``test_batch`` as test); a missing test split is carved from train first, per class,
+with the fixed seed ``TEST_SEED`` (so it is the same images whatever ``--seed`` a search
+or a comparison uses), then a missing val split from what is left, with ``seed``.
 """
 
 from __future__ import annotations
@@ -41,6 +49,7 @@ __all__ = [
     "DEFAULT_DATA",
     "IMAGE_EXTENSIONS",
     "MEMORY_SHARE",
+    "TEST_SEED",
     "DataMode",
     "DiskImages",
     "ImageData",
@@ -57,7 +66,10 @@ IMAGE_EXTENSIONS = frozenset(
 #: memory available (MemAvailable): the rest is for the model, its activations and the
 #: other processes (a search runs several workers on one machine).
 MEMORY_SHARE = 0.5
-_CACHE_FORMAT = 2
+#: The seed of every carved test split: fixed, not ``--seed``, so that a search and a
+#: comparison run with different seeds hold out the same images.
+TEST_SEED = 0
+_CACHE_FORMAT = 3
 _STREAM_FORMAT = "nasctl-stream/1"
 _POOL_THRESHOLD = 2000  # fewer files than this decode faster without worker start-up
 _WRITE_BYTES = 64 << 20  # the streaming writer holds at most this many decoded bytes
@@ -174,14 +186,17 @@ def _read_into(fd: int, dest: np.ndarray, offset: int) -> None:
 
 @dataclass(frozen=True)
 class ImageData:
-    """Both splits of a dataset as uint8 NCHW images at ``resolution``.
+    """The splits of a dataset as uint8 NCHW images at ``resolution``.
 
-    ``train_x``/``val_x`` are tensors, or :class:`DiskImages` on the streaming path
-    (indexing either gives a uint8 tensor). ``skipped`` lists files that could not be
-    decoded (they are left out, not fatal). ``mean``/``std`` are per-channel statistics
-    of the training split in [0, 1], used to normalise, and saved with checkpoints so
-    evaluation normalises the same way. ``identity`` names the content (classes and
-    files), not the path it was read from.
+    ``train_x``/``val_x``/``test_x`` are tensors, or :class:`DiskImages` on the
+    streaming path (indexing either gives a uint8 tensor). ``test_x``/``test_y`` are
+    the held-out split (None only for an ImageData built by hand); ``test_source``
+    says where it came from (``test/``, ``test_batch`` or the share of train carved
+    out). ``skipped`` lists files that could not be decoded (they are left out, not
+    fatal). ``mean``/``std`` are per-channel statistics of the training split in
+    [0, 1], used to normalise, and saved with checkpoints so evaluation normalises the
+    same way. ``identity`` names the content (classes and files), not the path it was
+    read from.
     """
 
     name: str
@@ -195,6 +210,9 @@ class ImageData:
     mean: tuple[float, float, float] = field(default=(0.5, 0.5, 0.5))
     std: tuple[float, float, float] = field(default=(0.25, 0.25, 0.25))
     identity: str = ""
+    test_x: Images | None = None
+    test_y: torch.Tensor | None = None
+    test_source: str = ""
 
     @property
     def num_classes(self) -> int:
@@ -206,8 +224,9 @@ class ImageData:
 
     def describe(self) -> str:
         how = ", streamed from disk" if self.streamed else ""
+        test = "" if self.test_y is None else f" / {len(self.test_y):,} test"
         return (
-            f"{self.name}: {len(self.train_y):,} train / {len(self.val_y):,} val images, "
+            f"{self.name}: {len(self.train_y):,} train / {len(self.val_y):,} val{test} images, "
             f"{self.num_classes} classes, {self.resolution}x{self.resolution}{how}"
         )
 
@@ -239,6 +258,7 @@ def load_data(
     *,
     seed: int = 0,
     val_fraction: float = 0.2,
+    test_fraction: float = 0.2,
     disk_cache: bool = True,
     on_progress: ProgressFn | None = None,
     mode: DataMode | str = DataMode.AUTO,
@@ -247,16 +267,20 @@ def load_data(
     """Load ``data`` (``digits``, ``cifar10``, a CIFAR-10 batches dir or an ImageFolder
     dir) at ``resolution``.
 
-    Sources without a validation split are split per class (stratified) with ``seed``
-    and ``val_fraction``. ``mode`` picks memory or streaming; ``auto`` streams when the
-    decoded images exceed ``memory_budget`` bytes (default: ``MEMORY_SHARE`` of the
-    available memory). The streaming cache is always written (it is the data);
-    ``disk_cache`` only concerns the in-memory path. Results are memoised per process.
+    Sources without a test split hold out ``test_fraction`` of train per class with
+    ``TEST_SEED``; sources without a validation split then carve ``val_fraction`` of
+    the rest per class with ``seed`` (both stratified). ``mode`` picks memory or
+    streaming; ``auto`` streams when the decoded images exceed ``memory_budget`` bytes
+    (default: ``MEMORY_SHARE`` of the available memory). The streaming cache is always
+    written (it is the data); ``disk_cache`` only concerns the in-memory path. Results
+    are memoised per process.
     """
     if not isinstance(resolution, int) or resolution < 8:
         raise DataError(f"resolution must be an integer >= 8, got {resolution!r}")
     if not 0.0 < val_fraction < 1.0:
         raise DataError(f"val_fraction must be in (0, 1), got {val_fraction!r}")
+    if not 0.0 < test_fraction < 1.0:
+        raise DataError(f"test_fraction must be in (0, 1), got {test_fraction!r}")
     try:
         mode = DataMode(mode)
     except ValueError:
@@ -267,25 +291,28 @@ def load_data(
     text = str(data)
     path = Path(text).expanduser()
     if text == "digits":
-        key: tuple[object, ...] = ("digits", resolution, seed, val_fraction)
+        key: tuple[object, ...] = ("digits", resolution, seed, val_fraction, test_fraction)
         images = 1797
-        parts: Callable[[], _Parts] = lambda: _digits(seed, val_fraction)  # noqa: E731
+        parts: Callable[[], _Parts] = lambda: _digits(seed, val_fraction, test_fraction)  # noqa: E731
     elif text == "cifar10" and not path.exists():
         root = download_cifar10(on_progress=on_progress)
-        key = ("cifar-batches", str(root.resolve()), resolution, _mtimes([root]))
+        key = ("cifar-batches", str(root.resolve()), resolution, _mtimes([root]), seed)
+        key += (val_fraction,)
         images = _cifar_count(root)
-        parts = lambda: _cifar_batches(root, "cifar10")  # noqa: E731
+        parts = lambda: _cifar_batches(root, "cifar10", seed, val_fraction)  # noqa: E731
     elif not path.exists():
         raise DataError(f"--data {text!r} is not 'digits', 'cifar10' or an existing directory")
     elif not path.is_dir():
         raise DataError(f"--data {text!r} is a file; give a directory (ImageFolder or CIFAR)")
     elif _is_cifar_batches(path):
-        key = ("cifar-batches", str(path.resolve()), resolution, _mtimes([path]))
+        key = ("cifar-batches", str(path.resolve()), resolution, _mtimes([path]), seed)
+        key += (val_fraction,)
         images = _cifar_count(path)
-        parts = lambda: _cifar_batches(path, path.name)  # noqa: E731
+        parts = lambda: _cifar_batches(path, path.name, seed, val_fraction)  # noqa: E731
     else:
         dirs = _folder_dirs(path)
         key = ("folder", str(path.resolve()), resolution, seed, val_fraction, _mtimes(dirs))
+        key += (test_fraction,)
         images = _folder_count(dirs)
     if mode is DataMode.AUTO:
         budget = int(MEMORY_SHARE * available_memory()) if memory_budget is None else memory_budget
@@ -300,7 +327,7 @@ def load_data(
             path,
             resolution,
             seed,
-            val_fraction,
+            (val_fraction, test_fraction),
             on_progress,
             _stream_dir(stream_key, resolution) if mode is DataMode.STREAM else None,
         )
@@ -331,6 +358,9 @@ class _Parts:
     train_y: torch.Tensor
     val_x: torch.Tensor
     val_y: torch.Tensor
+    test_x: torch.Tensor
+    test_y: torch.Tensor
+    test_source: str
     identity: str
 
 
@@ -343,11 +373,12 @@ def _in_memory(parts: _Parts, resolution: int) -> ImageData:
         parts.train_y,
         resize_uint8(parts.val_x, resolution),
         parts.val_y,
+        test=(resize_uint8(parts.test_x, resolution), parts.test_y, parts.test_source),
         identity=parts.identity,
     )
 
 
-def _digits(seed: int, val_fraction: float) -> _Parts:
+def _digits(seed: int, val_fraction: float, test_fraction: float) -> _Parts:
     """scikit-learn's copy of the UCI optical handwritten digits: 1,797 real 8x8 images
     with 17 grey levels (0-16), shipped inside the package, so no network is needed."""
     from sklearn.datasets import load_digits
@@ -357,9 +388,20 @@ def _digits(seed: int, val_fraction: float) -> _Parts:
     images = grey[:, None].expand(-1, 3, -1, -1).contiguous()
     labels = torch.from_numpy(bunch.target.astype(np.int64))
     classes = tuple(str(int(c)) for c in bunch.target_names)
-    train, val = _stratified_split(labels, len(classes), seed, val_fraction)
+    train, val, test = split_rows(
+        labels, torch.arange(len(labels)), len(classes), seed, val_fraction, test_fraction
+    )
     return _Parts(
-        "digits", classes, images[train], labels[train], images[val], labels[val], "digits"
+        "digits",
+        classes,
+        images[train],
+        labels[train],
+        images[val],
+        labels[val],
+        images[test],
+        labels[test],
+        _carved(test_fraction),
+        "digits",
     )
 
 
@@ -373,8 +415,9 @@ def _cifar_count(path: Path) -> int:
     return sum(f.stat().st_size // 3073 for f in files if f.is_file())
 
 
-def _cifar_batches(path: Path, name: str) -> _Parts:
-    """The official python pickles: data_batch_1..5 (train) and test_batch (val)."""
+def _cifar_batches(path: Path, name: str, seed: int, val_fraction: float) -> _Parts:
+    """The official python pickles: data_batch_1..5 (train, val carved from it with
+    ``seed``) and test_batch (test)."""
     train_files = sorted(path.glob("data_batch_*"))
     if not train_files:
         raise DataError(f"{path} has no data_batch_* files (CIFAR-10 python batches)")
@@ -387,10 +430,23 @@ def _cifar_batches(path: Path, name: str) -> _Parts:
         if isinstance(names, list) and len(names) == 10:
             classes = tuple(str(c) for c in names)
     train_x, train_y = zip(*(_cifar_batch(f) for f in train_files), strict=True)
-    val_x, val_y = _cifar_batch(path / "test_batch")
+    test_x, test_y = _cifar_batch(path / "test_batch")
     files = [(f.name, f.stat().st_size) for f in [*train_files, path / "test_batch"]]
     identity = _digest("cifar-batches", classes, files)
-    return _Parts(name, classes, torch.cat(train_x), torch.cat(train_y), val_x, val_y, identity)
+    all_x, all_y = torch.cat(train_x), torch.cat(train_y)
+    train, val = _stratified_split(all_y, len(classes), seed, val_fraction)
+    return _Parts(
+        name,
+        classes,
+        all_x[train],
+        all_y[train],
+        all_x[val],
+        all_y[val],
+        test_x,
+        test_y,
+        "test_batch",
+        identity,
+    )
 
 
 def _cifar_batch(path: Path) -> tuple[torch.Tensor, torch.Tensor]:
@@ -425,19 +481,20 @@ def _text(value: object) -> object:
 # --- ImageFolder ----------------------------------------------------------------------
 
 
-def _split_dirs(root: Path) -> tuple[Path, Path] | None:
-    """(train, val) when the tree is split; val may be named val/ or test/."""
+def _split_dirs(root: Path) -> list[Path] | None:
+    """The split directories when the tree is split: train/, then val/ and test/ where
+    present (the missing one is carved from train)."""
     if not (root / "train").is_dir():
         return None
-    for name in ("val", "test"):
-        if (root / name).is_dir():
-            return root / "train", root / name
-    raise DataError(f"{root} has train/ but neither val/ nor test/ beside it")
+    found = [root / name for name in ("train", "val", "test") if (root / name).is_dir()]
+    if len(found) == 1:
+        raise DataError(f"{root} has train/ but neither val/ nor test/ beside it")
+    return found
 
 
 def _folder_dirs(root: Path) -> list[Path]:
     splits = _split_dirs(root)
-    tops = list(splits) if splits else [root]
+    tops = splits or [root]
     return tops + [d for top in tops for d in sorted(top.iterdir()) if d.is_dir()]
 
 
@@ -470,10 +527,10 @@ def _class_files(top: Path) -> dict[str, list[Path]]:
 
 @dataclass(frozen=True)
 class _Listing:
-    """Every file of an ImageFolder tree in decoding order (train split, then val)."""
+    """Every file of an ImageFolder tree in decoding order (train, then val, then test)."""
 
     classes: tuple[str, ...]
-    tops: tuple[str, ...]  # the split directories ("train", "val") or ("",)
+    tops: tuple[str, ...]  # the split directories ("train", "val", "test") present, or ("",)
     paths: list[Path]
     labels: np.ndarray  # int64, per file
     split: np.ndarray  # int8: index into tops, per file
@@ -482,16 +539,17 @@ class _Listing:
 
 def _list_folder(root: Path) -> _Listing:
     splits = _split_dirs(root)
-    tops = list(splits) if splits else [root]
+    tops = splits or [root]
     per_split = [_class_files(top) for top in tops]
-    if splits and set(per_split[0]) != set(per_split[1]):
-        only_train = sorted(set(per_split[0]) - set(per_split[1]))
-        only_val = sorted(set(per_split[1]) - set(per_split[0]))
-        raise DataError(
-            f"{root}: train/ and {splits[1].name}/ have different classes "
-            f"(only in train: {only_train or 'none'}; only in {splits[1].name}: "
-            f"{only_val or 'none'})"
-        )
+    for other, files in zip(tops[1:], per_split[1:], strict=True):
+        if set(per_split[0]) != set(files):
+            only_train = sorted(set(per_split[0]) - set(files))
+            only_other = sorted(set(files) - set(per_split[0]))
+            raise DataError(
+                f"{root}: train/ and {other.name}/ have different classes "
+                f"(only in train: {only_train or 'none'}; only in {other.name}: "
+                f"{only_other or 'none'})"
+            )
     classes = tuple(sorted(per_split[0]))
     paths = [f for files in per_split for c in classes for f in files[c]]
     labels = [i for files in per_split for i, c in enumerate(classes) for _ in files[c]]
@@ -527,11 +585,13 @@ def _image_folder(
     root: Path,
     resolution: int,
     seed: int,
-    val_fraction: float,
+    fractions: tuple[float, float],
     on_progress: ProgressFn | None,
     stream_dir: Path | None,
 ) -> ImageData:
-    """Decode (or reopen the streaming cache of) an ImageFolder tree, then split it."""
+    """Decode (or reopen the streaming cache of) an ImageFolder tree, then split it:
+    its own train/ val/ test/ where present, the missing ones carved from train
+    (``fractions``: val's and test's)."""
     images: Images
     cached = _open_stream(stream_dir, resolution) if stream_dir else None
     if cached is not None:
@@ -558,7 +618,7 @@ def _image_folder(
     classes = tuple(info["classes"])
     labels = torch.from_numpy(np.asarray(info["labels"], dtype=np.int64))
     split = np.asarray(info["split"])
-    rows = []
+    rows: dict[str, torch.Tensor] = {}
     for s, top in enumerate(info["tops"]):
         mine = np.flatnonzero(ok & (split == s))
         present = set(labels[mine].tolist())
@@ -568,13 +628,18 @@ def _image_folder(
             raise DataError(f"{where}: every image of class {lost[0]!r} is unreadable")
         if len(mine) == 0:
             raise DataError(f"{where}: no readable images")
-        rows.append(torch.from_numpy(mine))
-    if len(rows) == 2:
-        train_rows, val_rows = rows
-    else:
-        readable = rows[0]
-        train, val = _stratified_split(labels[readable], len(classes), seed, val_fraction)
-        train_rows, val_rows = readable[train], readable[val]
+        rows[top or "train"] = torch.from_numpy(mine)
+    val_fraction, test_fraction = fractions
+    train_rows, val_rows, test_rows = split_rows(
+        labels,
+        rows["train"],
+        len(classes),
+        seed,
+        val_fraction,
+        test_fraction,
+        val=rows.get("val"),
+        test=rows.get("test"),
+    )
     return _finish(
         root.name,
         classes,
@@ -584,6 +649,11 @@ def _image_folder(
         _take(images, val_rows),
         labels[val_rows],
         tuple(info["skipped"]),
+        test=(
+            _take(images, test_rows),
+            labels[test_rows],
+            "test/" if "test" in rows else _carved(test_fraction),
+        ),
         identity=info["identity"],
     )
 
@@ -800,23 +870,23 @@ def _running(pid: int) -> bool:
 
 def _spill(parts: _Parts, resolution: int, directory: Path) -> ImageData:
     """A source decoded in memory at its own resolution, resized in chunks into the
-    streaming cache (train rows, then val rows) and read back from there."""
-    n_train = len(parts.train_y)
+    streaming cache (train rows, then val rows, then test rows) and read back from there."""
+    sizes = [len(parts.train_y), len(parts.val_y), len(parts.test_y)]
     cached = _open_stream(directory, resolution)
     if cached is None:
-        labels = torch.cat([parts.train_y, parts.val_y]).numpy()
-        split = np.repeat(np.array([0, 1], dtype=np.int8), [n_train, len(parts.val_y)])
+        labels = torch.cat([parts.train_y, parts.val_y, parts.test_y]).numpy()
+        split = np.repeat(np.array([0, 1, 2], dtype=np.int8), sizes)
         ok = np.ones(len(labels), dtype=bool)
         with _FileSink(directory, resolution) as sink:
             i = 0
-            for x in (parts.train_x, parts.val_x):
+            for x in (parts.train_x, parts.val_x, parts.test_x):
                 for start in range(0, len(x), 4096):
                     for image in resize_uint8(x[start : start + 4096], resolution).numpy():
                         sink.put(i, image)
                         i += 1
         info = {
             "classes": list(parts.classes),
-            "tops": ["train", "val"],
+            "tops": ["train", "val", "test"],
             "labels": labels,
             "split": split,
             "skipped": [],
@@ -828,14 +898,19 @@ def _spill(parts: _Parts, resolution: int, directory: Path) -> ImageData:
             raise DataError(f"the image cache in {str(directory)!r} could not be written")
     images, _ok, info = cached
     labels_t = torch.from_numpy(np.asarray(info["labels"], dtype=np.int64))
+    ends = np.cumsum(sizes)
+    if len(labels_t) != ends[-1]:
+        raise DataError(f"the image cache in {str(directory)!r} does not match its source")
+    train, val, test = (np.arange(a, b) for a, b in zip([0, *ends[:2]], ends, strict=True))
     return _finish(
         parts.name,
         parts.classes,
         resolution,
-        images.subset(np.arange(n_train)),
-        labels_t[:n_train],
-        images.subset(np.arange(n_train, len(labels_t))),
-        labels_t[n_train:],
+        images.subset(train),
+        labels_t[train],
+        images.subset(val),
+        labels_t[val],
+        test=(images.subset(test), labels_t[test], parts.test_source),
         identity=parts.identity,
     )
 
@@ -858,17 +933,54 @@ def resize_uint8(images: torch.Tensor, resolution: int, chunk: int = 4096) -> to
     return torch.cat(parts)
 
 
+def split_rows(
+    labels: torch.Tensor,
+    train: torch.Tensor,
+    num_classes: int,
+    seed: int,
+    val_fraction: float,
+    test_fraction: float,
+    *,
+    val: torch.Tensor | None = None,
+    test: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(train, val, test) row indices into ``labels``: ``val``/``test`` where the source
+    has them, else carved from the ``train`` rows per class: test first with
+    ``TEST_SEED`` (so it does not move with ``seed``), then val from the rest with
+    ``seed``. The one function every command splits with, so a search's train and val
+    never hold a comparison's test images."""
+    if test is None:
+        keep, held = _stratified_split(
+            labels[train], num_classes, TEST_SEED, test_fraction, "train/val/test"
+        )
+        train, test = train[keep], train[held]
+    if val is None:
+        keep, held = _stratified_split(labels[train], num_classes, seed, val_fraction)
+        train, val = train[keep], train[held]
+    return train, val, test
+
+
+def _carved(test_fraction: float) -> str:
+    return f"{test_fraction:.0%} of train, held out"
+
+
 def _stratified_split(
-    labels: torch.Tensor, num_classes: int, seed: int, val_fraction: float
+    labels: torch.Tensor,
+    num_classes: int,
+    seed: int,
+    val_fraction: float,
+    splits: str = "train/val",
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per class, a seeded ``val_fraction`` (at least one image, never all) goes to val."""
+    """Per class, a seeded ``val_fraction`` (at least one image, never all) is carved
+    out; returns (kept, carved) positions."""
     gen = torch.Generator().manual_seed(seed)
     train, val = [], []
+    need = splits.count("/") + 1
     for c in range(num_classes):
         idx = (labels == c).nonzero().flatten()
-        if len(idx) < 2:
+        if len(idx) < need:
             raise DataError(
-                f"class {c} has {len(idx)} image(s); a train/val split needs at least 2"
+                f"class {c} has {len(idx)} image(s); a {splits} split needs at least {need}"
             )
         idx = idx[torch.randperm(len(idx), generator=gen)]
         n_val = min(len(idx) - 1, max(1, round(len(idx) * val_fraction)))
@@ -905,12 +1017,16 @@ def _finish(
     val_y: torch.Tensor,
     skipped: tuple[str, ...] = (),
     *,
+    test: tuple[Images, torch.Tensor, str],
     identity: str = "",
 ) -> ImageData:
     if len(classes) < 2:
         raise DataError(f"{name} has {len(classes)} class(es); need at least 2")
     if len(train_y) < 2 or len(val_y) < 1:
         raise DataError(f"{name}: too few images ({len(train_y)} train, {len(val_y)} val)")
+    test_x, test_y, test_source = test
+    if len(test_y) < 1:
+        raise DataError(f"{name}: no test images ({test_source})")
     if int(train_y.max()) >= len(classes) or int(train_y.min()) < 0:
         raise DataError(f"{name}: labels outside 0..{len(classes) - 1}")
     mean, std = _channel_stats(train_x)
@@ -918,6 +1034,8 @@ def _finish(
         train_x = train_x.contiguous()
     if isinstance(val_x, torch.Tensor):
         val_x = val_x.contiguous()
+    if isinstance(test_x, torch.Tensor):
+        test_x = test_x.contiguous()
     return ImageData(
         name=name,
         classes=classes,
@@ -930,6 +1048,9 @@ def _finish(
         mean=(mean[0], mean[1], mean[2]),
         std=(std[0], std[1], std[2]),
         identity=identity,
+        test_x=test_x,
+        test_y=test_y,
+        test_source=test_source,
     )
 
 

@@ -35,7 +35,7 @@ def _image(path: Path, value: int, mode: str = "RGB", size: tuple[int, int] = (1
 def _folder(root: Path, classes: dict[str, int], start: int = 0) -> Path:
     for ci, (name, n) in enumerate(classes.items()):
         for i in range(n):
-            _image(root / name / f"{start + i:03d}.png", 40 * ci + i)
+            _image(root / name / f"{start + i:03d}.png", 40 * ci + start + i)
     return root
 
 
@@ -48,11 +48,14 @@ def test_digits_shapes_and_stratified_split(resolution: int) -> None:
     assert data.classes == tuple(str(i) for i in range(10))
     assert data.train_x.dtype == torch.uint8
     assert data.train_x.shape[1:] == (3, resolution, resolution)
-    assert len(data.train_y) + len(data.val_y) == 1797
+    assert len(data.train_y) + len(data.val_y) + len(data.test_y) == 1797
+    test_counts = torch.bincount(data.test_y, minlength=10)
     val_counts = torch.bincount(data.val_y, minlength=10)
     train_counts = torch.bincount(data.train_y, minlength=10)
-    frac = val_counts.float() / (val_counts + train_counts).float()
-    assert ((frac - 0.2).abs() < 0.02).all()
+    test_frac = test_counts.float() / (test_counts + val_counts + train_counts).float()
+    val_frac = val_counts.float() / (val_counts + train_counts).float()
+    assert ((test_frac - 0.2).abs() < 0.02).all() and ((val_frac - 0.2).abs() < 0.02).all()
+    assert data.test_source == "20% of train, held out"
     assert int(data.train_x.max()) > 200  # 0..16 grey levels scaled to 0..255
 
 
@@ -60,6 +63,36 @@ def test_digits_split_is_seeded() -> None:
     a, b, c = (load_data("digits", 8, seed=s) for s in (0, 0, 1))
     assert torch.equal(a.val_y, b.val_y) and torch.equal(a.val_x, b.val_x)
     assert not torch.equal(a.val_x, c.val_x)
+    # the held-out test split does not move with the seed: no seed's train/val holds it
+    assert torch.equal(a.test_x, c.test_x) and torch.equal(a.test_y, c.test_y)
+
+
+def _rows(images: torch.Tensor) -> set[bytes]:
+    return {bytes(row.flatten().tolist()) for row in images}
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_split_rows_are_disjoint_deterministic_and_test_is_seed_free(seed: int) -> None:
+    labels = torch.arange(60) % 3
+    rows = torch.arange(60)
+    train, val, test = _data.split_rows(labels, rows, 3, seed, 0.2, 0.2)
+    again = _data.split_rows(labels, rows, 3, seed, 0.2, 0.2)
+    assert all(torch.equal(x, y) for x, y in zip((train, val, test), again, strict=True))
+    assert sorted(torch.cat([train, val, test]).tolist()) == list(range(60))  # disjoint, all
+    assert torch.bincount(labels[test]).tolist() == [4, 4, 4]  # 20% of each class
+    assert torch.bincount(labels[val]).tolist() == [3, 3, 3]  # 20% of the rest
+    _, _, test0 = _data.split_rows(labels, rows, 3, 0, 0.2, 0.2)
+    assert torch.equal(test, test0)
+    given = torch.tensor([100, 101])
+    t, v, te = _data.split_rows(labels, rows, 3, seed, 0.2, 0.2, test=given)
+    assert torch.equal(te, given) and len(t) + len(v) == 60
+
+
+def test_digits_splits_hold_no_common_image() -> None:
+    data = load_data("digits", 8)
+    train, val, test = _rows(data.train_x), _rows(data.val_x), _rows(data.test_x)
+    # digits has a few exact duplicate images; nearly all are unique
+    assert len(test & train) < 10 and len(test & val) < 5 and len(val & train) < 10
 
 
 def test_memory_cache_returns_same_object() -> None:
@@ -74,8 +107,9 @@ def test_folder_without_splits_is_split_per_class(tmp_path: Path) -> None:
     (root / "cat" / "notes.txt").write_text("not an image")
     data = load_data(root, 16)
     assert data.name == "pets" and data.classes == ("cat", "dog")
-    assert torch.bincount(data.val_y).tolist() == [2, 1]
-    assert torch.bincount(data.train_y).tolist() == [8, 4]
+    assert torch.bincount(data.test_y).tolist() == [2, 1]  # 20% of each class
+    assert torch.bincount(data.val_y).tolist() == [2, 1]  # 20% of the other 8 and 4
+    assert torch.bincount(data.train_y).tolist() == [6, 3]
     assert data.train_x.shape[1:] == (3, 16, 16)
 
 
@@ -84,16 +118,34 @@ def test_folder_with_train_val_and_mixed_modes(tmp_path: Path) -> None:
     _image(tmp_path / "d" / "val" / "a" / "x.png", 200, mode="L")
     _image(tmp_path / "d" / "val" / "b" / "y.png", 100, mode="RGBA")
     data = load_data(tmp_path / "d", 8)
-    assert len(data.train_y) == 6 and data.val_y.tolist() == [0, 1]
+    assert len(data.train_y) == 4 and data.val_y.tolist() == [0, 1]
+    assert data.test_y.tolist() == [0, 1] and data.test_source == "20% of train, held out"
     assert data.val_x.shape == (2, 3, 8, 8)
     assert (data.val_x[0] == 200).all()  # grey -> 3 equal channels
     assert (data.val_x[1] == 100).all()  # alpha dropped
 
 
-def test_test_dir_is_accepted_as_val(tmp_path: Path) -> None:
+def test_test_dir_is_the_test_split_and_val_is_carved_from_train(tmp_path: Path) -> None:
     _folder(tmp_path / "d" / "train", {"a": 2, "b": 2})
-    _folder(tmp_path / "d" / "test", {"a": 1, "b": 1})
-    assert len(load_data(tmp_path / "d", 8).val_y) == 2
+    _folder(tmp_path / "d" / "test", {"a": 1, "b": 1}, start=50)
+    data = load_data(tmp_path / "d", 8)
+    assert (len(data.train_y), len(data.val_y), len(data.test_y)) == (2, 2, 2)
+    assert data.test_source == "test/"
+    assert _rows(data.test_x) == {bytes([50] * 192), bytes([90] * 192)}  # test/'s pixels
+
+
+def test_train_val_test_dirs_are_used_as_they_are(tmp_path: Path) -> None:
+    _folder(tmp_path / "d" / "train", {"a": 3, "b": 3})
+    _folder(tmp_path / "d" / "val", {"a": 1, "b": 1}, start=20)
+    _folder(tmp_path / "d" / "test", {"a": 2, "b": 2}, start=50)
+    for mode in ("memory", "stream"):
+        _data._MEMORY.clear()
+        data = load_data(tmp_path / "d", 8, mode=mode)
+        assert (len(data.train_y), len(data.val_y), len(data.test_y)) == (6, 2, 4)
+        assert data.test_source == "test/" and data.test_y.tolist() == [0, 0, 1, 1]
+        test = data.test_x[torch.arange(4)]
+        assert _rows(test) == {bytes([v] * 192) for v in (50, 51, 90, 91)}
+        assert "4 test" in data.describe()
 
 
 def test_corrupt_images_are_skipped_and_named(tmp_path: Path) -> None:
@@ -101,7 +153,7 @@ def test_corrupt_images_are_skipped_and_named(tmp_path: Path) -> None:
     (root / "b" / "broken.jpg").write_bytes(b"\xff\xd8 not really a jpeg")
     data = load_data(root, 8)
     assert data.skipped == (str(Path("b") / "broken.jpg"),)
-    assert len(data.train_y) + len(data.val_y) == 8
+    assert len(data.train_y) + len(data.val_y) + len(data.test_y) == 8
 
 
 def test_large_trees_decode_the_same_with_a_pool(
@@ -126,7 +178,7 @@ def test_disk_cache_is_reused_and_invalidated(tmp_path: Path) -> None:
     _image(root / "a" / "new.png", 7)  # changes the class dir's mtime -> new key
     _data._MEMORY.clear()
     grown = load_data(root, 8)
-    assert len(grown.train_y) + len(grown.val_y) == 7
+    assert len(grown.train_y) + len(grown.val_y) + len(grown.test_y) == 7
     assert len(list((tmp_path / "cache" / "tensors").glob("folder-r8-*.pt"))) == 2
 
 
@@ -189,9 +241,13 @@ def test_cifar_batches_dir(tmp_path: Path) -> None:
     root = _cifar_dir(tmp_path / "cifar-10-batches-py")
     data = load_data(root, 32)
     assert data.classes == tuple(f"c{i}" for i in range(10))
-    assert data.train_x.shape == (20, 3, 32, 32) and data.val_y.tolist() == list(range(10))
+    # test_batch is the test split; val is carved from the data batches (1 of 2 per class)
+    assert data.train_x.shape == (10, 3, 32, 32) and sorted(data.val_y.tolist()) == list(range(10))
+    assert data.test_y.tolist() == list(range(10)) and data.test_source == "test_batch"
     raw = pickle.loads((root / "data_batch_1").read_bytes())[b"data"]
-    assert torch.equal(data.train_x[0].flatten(), torch.from_numpy(raw[0]))
+    test_raw = pickle.loads((root / "test_batch").read_bytes())[b"data"]
+    assert torch.equal(data.test_x[0].flatten(), torch.from_numpy(test_raw[0]))
+    assert _rows(data.train_x) | _rows(data.val_x) == {bytes(r.tolist()) for r in raw}
     assert load_data(root, 16).train_x.shape[-1] == 16
 
 
@@ -240,7 +296,7 @@ def test_cifar10_downloads_once_with_progress(server, monkeypatch: pytest.Monkey
     monkeypatch.setenv("NASCTL_CIFAR10_MD5", md5)
     events = []
     data = load_data("cifar10", 32, on_progress=lambda *e: events.append(e))
-    assert isinstance(data, ImageData) and data.name == "cifar10" and len(data.train_y) == 20
+    assert isinstance(data, ImageData) and data.name == "cifar10" and len(data.train_y) == 10
     assert events and events[-1][0] == "download" and events[-1][1] == events[-1][2]
     _data._MEMORY.clear()
     load_data("cifar10", 32)

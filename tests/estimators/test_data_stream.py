@@ -74,12 +74,15 @@ def test_stream_batches_are_byte_identical_to_memory(tmp_path: Path, source: str
         data = "digits"
     memory, stream = _both(data, 16, seed=3)
     if source == "split-folder":
-        assert (len(stream.train_y), len(stream.val_y)) == (12, 5)
+        # val/ is the tree's; test is carved from train/ (1 of 6 per class)
+        assert (len(stream.train_y), len(stream.val_y), len(stream.test_y)) == (10, 5, 2)
     assert isinstance(stream.train_x, DiskImages) and stream.streamed
     assert isinstance(memory.train_x, torch.Tensor) and not memory.streamed
     assert stream.train_x.shape == memory.train_x.shape
     assert torch.equal(stream.train_y, memory.train_y)
     assert torch.equal(stream.val_y, memory.val_y)
+    assert torch.equal(stream.test_y, memory.test_y) and stream.test_source == memory.test_source
+    assert torch.equal(stream.test_x[torch.arange(len(stream.test_y))], memory.test_x)
     assert (stream.mean, stream.std, stream.identity) == (memory.mean, memory.std, memory.identity)
     n = len(memory.train_y)
     gen = torch.Generator().manual_seed(0)
