@@ -120,6 +120,7 @@ def export(
         typer.Option(
             "--format",
             "-f",
+            metavar="<format>",  # the six choices are in the help; a column of them wraps
             help="json (spec), arch (one line), py (torch-only source + NAME_weights.pt), "
             "torchscript, onnx or pt (state_dict + spec).",
         ),

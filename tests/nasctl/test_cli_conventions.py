@@ -110,6 +110,18 @@ def test_show_completion_prints_a_bash_script(monkeypatch: pytest.MonkeyPatch) -
     assert "complete -o default -F" in result.output and "nasctl" in result.output
 
 
+def test_install_completion_writes_the_script_and_sources_it(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("_TYPER_COMPLETE_TEST_DISABLE_SHELL_DETECTION", "1")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    result = runner.invoke(app, ["--install-completion", "bash"], prog_name="nasctl")
+    assert result.exit_code == 0, result.output
+    script = tmp_path / ".bash_completions" / "nasctl.sh"
+    assert "_NASCTL_COMPLETE=complete_bash" in script.read_text()
+    assert f"source '{script}'" in (tmp_path / ".bashrc").read_text()
+
+
 def test_completion_completes_command_and_option_names() -> None:
     # What the installed script asks nasctl for when TAB is pressed after `nasctl res`.
     env = {"_NASCTL_COMPLETE": "complete_bash", "COMP_WORDS": "nasctl res", "COMP_CWORD": "1"}
