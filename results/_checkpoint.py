@@ -19,6 +19,7 @@ __all__ = [
     "checkpoint_preprocessing",
     "random_weights",
     "read_checkpoint",
+    "state_dict_mismatch",
 ]
 
 
@@ -140,15 +141,24 @@ def _model(spec: ArchSpec, state_dict: Mapping[str, torch.Tensor] | None, seed: 
         try:
             model.load_state_dict(state_dict, strict=True)
         except RuntimeError as exc:
-            missing = sorted(set(model.state_dict()) - set(state_dict))
-            unexpected = sorted(set(state_dict) - set(model.state_dict()))
-            detail = (
-                f"missing {missing[:3]}, unexpected {unexpected[:3]}"
-                if missing or unexpected
-                else str(exc).splitlines()[-1].strip()
-            )
+            detail = state_dict_mismatch(model, state_dict, exc)
             raise ExportError(f"state_dict does not fit the architecture: {detail}") from None
     return model.eval()
+
+
+def state_dict_mismatch(
+    model: nn.Module, state: Mapping[str, torch.Tensor], exc: RuntimeError
+) -> str:
+    """Why ``state`` does not load into ``model`` (``exc``: what ``load_state_dict``
+    raised), in one line: the first missing and unexpected keys, else the last line of
+    torch's message (a shape that differs)."""
+    missing = sorted(set(model.state_dict()) - set(state))
+    unexpected = sorted(set(state) - set(model.state_dict()))
+    return (
+        f"missing {missing[:3]}, unexpected {unexpected[:3]}"
+        if missing or unexpected
+        else str(exc).strip().splitlines()[-1].strip()
+    )
 
 
 def check_weights(spec: ArchSpec, state: Mapping[str, torch.Tensor], path: str | Path) -> None:

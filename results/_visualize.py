@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from results._checkpoint import read_checkpoint
+from results._checkpoint import read_checkpoint, state_dict_mismatch
 from search_space import (
     ArchSpec,
     ClassicSpec,
@@ -97,13 +97,7 @@ def load_trained(
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:
-        missing = sorted(set(model.state_dict()) - set(state))
-        unexpected = sorted(set(state) - set(model.state_dict()))
-        detail = (
-            f"missing {missing[:3]}, unexpected {unexpected[:3]}"
-            if missing or unexpected
-            else str(exc).strip().splitlines()[-1].strip()
-        )
+        detail = state_dict_mismatch(model, state, exc)
         raise VisualizeError(
             f"checkpoint {str(path)!r} does not hold weights of {what}: {detail}"
         ) from None

@@ -101,6 +101,11 @@ def _number(owner: str, value: Any, kind: type, rule: str, ok: Any) -> Any:
     return kind(value)
 
 
+def _width(owner: str, value: Any) -> int:
+    """A head layer's width: an integer >= 0 (0: no such layer)."""
+    return _number(owner, value, int, "an integer >= 0", lambda x: x >= 0)
+
+
 def _choices(owner: str, value: Any, item: Any) -> tuple[Any, ...]:
     if not isinstance(value, list):
         raise SpaceError(f"{owner} must be a list of choices, got {value!r}")
@@ -164,22 +169,10 @@ def _space_from_dict(data: dict[str, Any]) -> SearchSpace:
     hd = _keys("head", data.get("head", {}), _HEAD, set())
     act = _act("head.act", hd.get("act", "hswish"))
     head = HeadSpec(
-        conv_channels=_number(
-            "head.conv_channels",
-            hd.get("conv_channels", 0),
-            int,
-            "an integer >= 0",
-            lambda x: x >= 0,
-        ),
+        conv_channels=_width("head.conv_channels", hd.get("conv_channels", 0)),
         conv_bn=_bool("head.conv_bn", hd.get("conv_bn", True)),
         conv_act=act,
-        hidden_features=_number(
-            "head.hidden_features",
-            hd.get("hidden_features", 0),
-            int,
-            "an integer >= 0",
-            lambda x: x >= 0,
-        ),
+        hidden_features=_width("head.hidden_features", hd.get("hidden_features", 0)),
         hidden_act=_act("head.hidden_act", hd.get("hidden_act", act.value)),
         dropout=_number(
             "head.dropout", hd.get("dropout", 0.0), float, "in [0, 1)", lambda x: 0 <= x < 1
