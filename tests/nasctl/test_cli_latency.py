@@ -75,7 +75,7 @@ def test_latency_table_with_reference_and_baseline() -> None:
         (["latency", TINY, "--backend", "tflite"], "tflite"),
         (["latency", TINY, "--rounds", "0"], "rounds must be a positive integer"),
         (["lut", "validate", "--lut", "missing.json"], "cannot read table"),
-        (["lut", "build", "--out", "x.json", "--num-classes", "0"], "num_classes must be"),
+        (["lut", "build", "--out", "x.json", "--num-classes", "0"], "--num-classes must be"),
         (["lut", "build", "--out", "x.json", "--space", "nope.toml"], "cannot read space file"),
     ],
 )
