@@ -46,7 +46,9 @@ class ArchFormat(StrEnum):
 @arch_app.command("show")
 @guarded
 def arch_show(
-    arch: Annotated[str, typer.Argument(help="Baseline name, arch string or spec .json file.")],
+    arch: Annotated[
+        str, typer.Argument(metavar="ARCH", help="Baseline name, arch string or spec .json file.")
+    ],
     width: WidthOption = 1.0,
     resolution: ResolutionOption = None,
     num_classes: NumClassesOption = None,
@@ -101,7 +103,9 @@ def arch_show(
 @arch_app.command("plot")
 @guarded
 def arch_plot(
-    arch: Annotated[str, typer.Argument(help="Baseline name, arch string or spec .json file.")],
+    arch: Annotated[
+        str, typer.Argument(metavar="ARCH", help="Baseline name, arch string or spec .json file.")
+    ],
     out: Annotated[Path, typer.Option("--out", "-o", help="PNG file to write.")],
     lut: Annotated[
         Path | None,

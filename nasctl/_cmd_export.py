@@ -137,8 +137,9 @@ def export(
     arch: Annotated[
         str | None,
         typer.Argument(
+            metavar="ARCH",
             help="Baseline name, arch string or spec .json file (optional when the "
-            "checkpoint records its spec)."
+            "checkpoint records its spec).",
         ),
     ] = None,
     checkpoint: Annotated[

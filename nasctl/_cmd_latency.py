@@ -102,8 +102,9 @@ def latency(
     archs: Annotated[
         list[str],
         typer.Argument(
+            metavar="ARCH",
             help="Baseline names, classic network names (lenet5, alexnet, zfnet, vgg16, "
-            "googlenet, resnet18, resnet50), arch strings or spec .json files."
+            "googlenet, resnet18, resnet50), arch strings or spec .json files.",
         ),
     ],
     backend: _Backend = Backend.TORCH,

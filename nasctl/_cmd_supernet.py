@@ -261,7 +261,8 @@ def _fit(
 @guarded
 def score(
     arch: Annotated[
-        list[str], typer.Argument(help="Baseline names, arch strings or spec .json files.")
+        list[str],
+        typer.Argument(metavar="ARCH", help="Baseline names, arch strings or spec .json files."),
     ],
     supernet: Annotated[Path, typer.Option(help="A file written by nasctl supernet train.")],
     data: Annotated[str, typer.Option(help=DATA_HELP)] = DEFAULT_DATA,

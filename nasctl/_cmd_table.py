@@ -49,6 +49,7 @@ def table(
     archs: Annotated[
         list[str] | None,
         typer.Argument(
+            metavar="ARCH",
             help="Baseline names, classic network names (lenet5, alexnet, zfnet, vgg16, "
             "googlenet, resnet18, resnet50), arch strings or spec .json files (default: the "
             "four baselines).",

@@ -73,7 +73,9 @@ def _same_arch(given: ArchSpec, saved: ArchSpec, what: str) -> None:
 @app.command()
 @guarded
 def train(
-    arch: Annotated[str, typer.Argument(help="Baseline name, arch string or spec .json file.")],
+    arch: Annotated[
+        str, typer.Argument(metavar="ARCH", help="Baseline name, arch string or spec .json file.")
+    ],
     data: Annotated[str, typer.Option(help=DATA_HELP)] = DEFAULT_DATA,
     epochs: Annotated[
         int | None, typer.Option(help="Epochs (default: the preset's).", show_default=False)
@@ -236,7 +238,9 @@ def train(
 @app.command(name="eval")
 @guarded
 def eval_(
-    arch: Annotated[str, typer.Argument(help="Baseline name, arch string or spec .json file.")],
+    arch: Annotated[
+        str, typer.Argument(metavar="ARCH", help="Baseline name, arch string or spec .json file.")
+    ],
     checkpoint: Annotated[Path, typer.Option(help="A checkpoint.pt written by nasctl train.")],
     data: Annotated[str, typer.Option(help=DATA_HELP)] = DEFAULT_DATA,
     width: Annotated[

@@ -34,8 +34,9 @@ def visualize(
     arch: Annotated[
         str | None,
         typer.Argument(
+            metavar="ARCH",
             help="Baseline name, classic network name, arch string or spec .json file "
-            "(optional when the checkpoint records its architecture)."
+            "(optional when the checkpoint records its architecture).",
         ),
     ] = None,
     layers: Annotated[
