@@ -11,10 +11,12 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import torch
 from typer.testing import CliRunner
 
 import results._compare
-from estimators import LatencyConfig, TrainProgress, get_recipe
+import results._search
+from estimators import LatencyConfig, TrainProgress, evaluate, get_recipe, load_data
 from nasctl._cmd_compare import progress_line
 from nasctl.cli import app
 from results import SearchConfig, export_model, read_checkpoint, run_search
@@ -69,6 +71,14 @@ def test_compare_retrains_times_and_resumes(study, tmp_path: Path, monkeypatch) 
     assert frame["ratio_to_v2"].notna().all()
     assert (frame["device"] == "cpu/fp32").all()  # where and at what precision each trained
     assert "Trained on: cpu/fp32." in markdown_report(frame, "t", "nasctl compare")
+    # accuracy is top-1 on the held-out test split, val top-1 beside it, the split named
+    held_out = load_data("digits", cand_resolution(contenders)).test_y
+    assert (frame["test_split"] == "20% of train, held out").all()
+    assert (frame["test_images"] == len(held_out)).all()
+    assert frame["val_accuracy"].between(0, 1).all()
+    report = markdown_report(frame, "t", "nasctl compare")
+    assert "| model | test top-1 | val top-1 |" in report
+    assert f"held-out test split (20% of train, held out, {len(held_out):,} images)" in report
     for row in frame.itertuples():  # two whole measurements, their median reported
         runs = [float(v) for v in row.ratio_to_v2_runs.split()]
         assert len(runs) == 2 and row.ratio_to_v2 == pytest.approx(sum(runs) / 2, rel=1e-4)
@@ -91,6 +101,12 @@ def test_compare_retrains_times_and_resumes(study, tmp_path: Path, monkeypatch) 
     assert recorded == cand.spec
     res = export_model(cand.spec, tmp_path / "ship", "onnx", state)
     assert res.max_abs_diff is not None and res.max_abs_diff <= 1e-4
+    # ... and its reported accuracy is those weights on the test split, not on val.
+    data = load_data("digits", cand.spec.resolution)
+    model = results._compare.load_checkpoint(folder / "models" / f"{cand.name}.pt").model
+    on_test = evaluate(model, data.test_x, data.test_y, data.classes, data.mean, data.std)
+    row = frame[frame["name"] == cand.name].iloc[0]
+    assert row["accuracy"] == on_test.top1 and row["test_images"] == on_test.images
 
     # A second run trains nothing: every model's result is on disk.
     def no_training(*a, **k):
@@ -99,6 +115,63 @@ def test_compare_retrains_times_and_resumes(study, tmp_path: Path, monkeypatch) 
     monkeypatch.setattr("results._compare.train_and_evaluate", no_training)
     again = run_compare(contenders, "digits", recipe, folder, FAST_LATENCY, threads=1)
     assert list(again["accuracy"]) == list(frame["accuracy"])
+
+
+def cand_resolution(contenders) -> int:
+    return next(c for c in contenders if not c.baseline).spec.resolution
+
+
+def _pixels(images) -> set[bytes]:
+    return {bytes(row.flatten().tolist()) for row in images[torch.arange(len(images))]}
+
+
+def test_search_never_trains_or_validates_on_the_test_images(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every image distinct; whatever --seed the search uses, the images it trains and
+    selects on exclude the test split compare reports on (which does not move with it)."""
+    import numpy as np
+    from PIL import Image
+
+    root = tmp_path / "photos"
+    for c in range(2):
+        (root / f"c{c}").mkdir(parents=True)
+        for i in range(10):
+            pixels = np.full((16, 16, 3), 100 * c + 5 * i, dtype=np.uint8)
+            Image.fromarray(pixels).save(root / f"c{c}" / f"{i}.png")
+    seen = []
+    real = results._search.train_and_evaluate
+
+    def spying(spec, data, *a, **k):
+        seen.append(data)
+        return real(spec, data, *a, **k)
+
+    monkeypatch.setattr("results._search.train_and_evaluate", spying)
+    space = tmp_path / "tiny.toml"
+    space.write_text(TINY_SPACE)
+    for seed in (0, 3):
+        config = SearchConfig(
+            study=f"s{seed}",
+            space_path=space,
+            data=str(root),
+            trials=1,
+            population=2,
+            seed=seed,
+            recipe=RECIPE.replace(epochs=1),
+            images_per_candidate=8,
+            threads=1,
+            latency=FAST_LATENCY,
+            baselines=False,
+        )
+        run_search(config, tmp_path / "runs")
+    assert len(seen) == 2 and _pixels(seen[0].val_x) != _pixels(seen[1].val_x)  # seeded val
+    for data in seen:
+        test = _pixels(data.test_x)
+        assert len(test) == 4 and data.test_source == "20% of train, held out"
+        assert not test & _pixels(data.train_x) and not test & _pixels(data.val_x)
+        assert test == _pixels(seen[0].test_x)
+        compared = load_data(root, data.resolution, seed=1)  # compare --seed 1
+        assert _pixels(compared.test_x) == test
 
 
 def test_baseline_variants_are_labelled(study) -> None:
@@ -282,6 +355,9 @@ def test_markdown_report_reads_a_compare_csv_back(tmp_path: Path) -> None:
             {"name": "v2", "baseline": True, "accuracy": 0.45, "dominates": ""},
         ]
     ).assign(
+        val_accuracy=[0.65, 0.41, 0.5],
+        test_split="test/",
+        test_images=1000,
         top5=0.9,
         latency_ms=2.0,
         latency_p10_ms=1.0,
@@ -296,7 +372,13 @@ def test_markdown_report_reads_a_compare_csv_back(tmp_path: Path) -> None:
     back = pd.read_csv(tmp_path / "compare.csv")
     assert back["dominates"].isna().sum() == 2  # what made the report fail before
     report = markdown_report(back, "t", "nasctl compare")
-    assert "| cand | 0.6200 |" in report and report.count("| - |") == 2
+    assert "| cand | 0.6200 | 0.6500 |" in report and report.count("| - |") == 2
+    assert "held-out test split (test/, 1,000 images)" in report
+    # a CSV from before the test split: its accuracy was val top-1, and says so
+    old = markdown_report(
+        back.drop(columns=["val_accuracy", "test_split", "test_images"]), "t", "c"
+    )
+    assert "| model | val top-1 | latency" in old and "| cand | 0.6200 | 2.00 (1.00-3.00)" in old
     assert "1 candidate(s) beat at least one baseline" in report
     assert "Beating every baseline: cand." in report
 
