@@ -38,7 +38,7 @@ def test_train_writes_checkpoint_spec_metrics_and_eval_reads_them(tmp_path: Path
     out = tmp_path / "run"
     result = _train(out)
     assert result.exit_code == 0, result.output
-    assert "digits: 1,438 train / 359 val images" in result.output
+    assert "digits: 1,151 train / 287 val / 359 test images" in result.output
     assert "top-1" in result.output
     assert {p.name for p in out.iterdir()} == {"checkpoint.pt", "spec.json", "metrics.json"}
     metrics = json.loads((out / "metrics.json").read_text())
