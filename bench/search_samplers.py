@@ -1,8 +1,8 @@
 """NSGA-II vs random search on CIFAR-10 at equal budget and seed count, and the fronts
 against the four MobileNet baselines at the same fidelity.
 
-    mkdir -p /tmp/cifar10 && tar xzf ../shared/data/cifar10-jpg.tar.gz -C /tmp/cifar10
-    flock /tmp/nasctl-heavy.lock python -m bench.search_samplers --data /tmp/cifar10
+    mkdir -p CIFAR_DIR && tar xzf cifar10-jpg.tar.gz -C CIFAR_DIR
+    flock /tmp/nasctl-heavy.lock python -m bench.search_samplers --data CIFAR_DIR
 
 Every study is a real `nasctl search --target latency` process on the built-in space
 (V3-Large skeleton, widths 0.5-1.0, resolutions 32-48) with the same fidelity (``--images``
