@@ -1,8 +1,8 @@
 """Train the four baselines (width 1.0, 32x32) with the ``full`` preset and record top-1,
 top-5, params, MACs and wall time in bench/results/train_baselines.json.
 
-    mkdir -p /tmp/cifar10 && tar xzf ../shared/data/cifar10-jpg.tar.gz -C /tmp/cifar10
-    flock /tmp/nasctl-heavy.lock python bench/train_baselines.py --data /tmp/cifar10
+    mkdir -p CIFAR_DIR && tar xzf cifar10-jpg.tar.gz -C CIFAR_DIR
+    flock /tmp/nasctl-heavy.lock python bench/train_baselines.py --data CIFAR_DIR
 
 Results are written after each baseline, so an interrupted run keeps what it finished;
 running the same command again skips the baselines already in the file (same data,
