@@ -67,7 +67,7 @@ def _choose(
         if study.compare_best:
             winner = compare_winner(study.runs / study.name / "compare")
             console.print(
-                f"compare winner of study {study.name!r}: {winner.name} (top-1 "
+                f"compare winner of study {study.name!r}: {winner.name} (test top-1 "
                 f"{winner.accuracy:.4f}, x V2 {winner.ratio_to_v2:.3f}, beats "
                 f"{', '.join(winner.beats)}) from {winner.table}",
                 highlight=False,

@@ -34,8 +34,11 @@ _WINNER_COLUMNS = ("name", "baseline", "trial", "accuracy", "ratio_to_v2", "domi
 def compare_winner(folder: str | Path) -> CompareWinner:
     """The winner of a ``nasctl compare`` run in ``folder`` (``<runs>/<study>/compare``):
     among the retrained search candidates in ``compare.csv`` that beat at least one
-    baseline (more accurate, and faster relative to MobileNetV2 in every latency run:
-    compare's ``dominates`` column), the most accurate; ties go to the lower x V2. Its
+    baseline (more accurate on the held-out test split, and faster relative to MobileNetV2
+    in every latency run: compare's ``dominates`` column), the most accurate on the
+    validation split (``val_accuracy``; picking on test would make its test figure
+    optimistic; tables written before the test split rank by ``accuracy``); ties go to the
+    lower x V2. ``accuracy`` of the result is its test top-1. Its
     trained weights are compare's checkpoint ``models/<name>.pt``, whose recorded
     architecture must be the one compare.csv reports. No candidate beating a baseline is
     an ``ExportError``: compare found nothing better to ship."""
@@ -56,7 +59,7 @@ def compare_winner(folder: str | Path) -> CompareWinner:
     try:
         winners = sorted(
             (
-                (-float(r["accuracy"]), float(r["ratio_to_v2"]), r)
+                (-_selection_accuracy(r), float(r["ratio_to_v2"]), r)
                 for r in rows
                 if r["baseline"] == "False" and r["dominates"].strip()
             ),
@@ -70,7 +73,7 @@ def compare_winner(folder: str | Path) -> CompareWinner:
             "every latency run): there is no compare winner; export a candidate by hand "
             "with --trial N --checkpoint <compare folder>/models/trial_N.pt"
         )
-    neg_accuracy, ratio, row = winners[0]
+    _, ratio, row = winners[0]
     try:
         spec = parse_arch(row["arch"])
     except SpecError as exc:
@@ -89,4 +92,11 @@ def compare_winner(folder: str | Path) -> CompareWinner:
         )
     trial = int(float(row["trial"])) if row["trial"].strip() else None
     beats = tuple(b.strip() for b in row["dominates"].split(","))
-    return CompareWinner(row["name"], trial, -neg_accuracy, ratio, beats, spec, checkpoint, table)
+    accuracy = float(row["accuracy"])
+    return CompareWinner(row["name"], trial, accuracy, ratio, beats, spec, checkpoint, table)
+
+
+def _selection_accuracy(row: dict[str, str]) -> float:
+    """What the winner is chosen by: validation top-1 where compare recorded it."""
+    val = (row.get("val_accuracy") or "").strip()
+    return float(val) if val else float(row["accuracy"])

@@ -521,6 +521,19 @@ def test_compare_winner_ties_go_to_the_faster(tmp_path: Path) -> None:
     assert compare_winner(write_compare_folder(tmp_path, rows)).name == "trial_3"
 
 
+def test_compare_winner_is_chosen_on_val_and_reports_test(tmp_path: Path) -> None:
+    """Picking by test accuracy would make the shipped model's test figure optimistic."""
+    import pandas as pd
+
+    rows = [("trial_2", 0.80, 0.9, "mobilenet_v2"), ("trial_3", 0.70, 0.9, "mobilenet_v2")]
+    folder = write_compare_folder(tmp_path, rows)
+    frame = pd.read_csv(folder / "compare.csv")
+    frame["val_accuracy"] = frame["name"].map({"trial_2": 0.60, "trial_3": 0.75}).fillna(0.7)
+    frame.to_csv(folder / "compare.csv", index=False)
+    winner = compare_winner(folder)
+    assert (winner.name, winner.accuracy) == ("trial_3", 0.70)
+
+
 def test_compare_winner_refusals(tmp_path: Path) -> None:
     with pytest.raises(ExportError, match="no compare results at"):
         compare_winner(tmp_path / "nothing")
