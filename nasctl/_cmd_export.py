@@ -179,8 +179,8 @@ def export(
             "--compare-best",
             help="With --study: the compare winner with its trained weights (needs `nasctl "
             "compare` first): of the candidates in RUNS/STUDY/compare/compare.csv that beat "
-            "at least one baseline (more accurate, lower x V2 in every latency run), the "
-            "most accurate (ties: lower x V2); weights from compare/models/NAME.pt.",
+            "at least one baseline (more accurate on test, lower x V2 in every latency run), "
+            "the most accurate on val (ties: lower x V2); weights from compare/models/NAME.pt.",
         ),
     ] = False,
     untrained: Annotated[
