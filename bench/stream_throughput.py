@@ -158,7 +158,7 @@ def rss_child(args: argparse.Namespace) -> None:
     """Runs in a subprocess: load at --rss-resolution, train, print peak RSS as JSON."""
     torch.set_num_threads(args.threads)
     _r, _f, load_data, _n, _g = _imports()
-    from estimators import _data
+    from estimators import _images
 
     budget = args.budget_mb << 20
     started = time.perf_counter()
@@ -177,7 +177,7 @@ def rss_child(args: argparse.Namespace) -> None:
                 "images": images,
                 "streamed": data.streamed,
                 "budget_mib": args.budget_mb,
-                "decoded_mib": _data.decoded_bytes(images, args.rss_resolution) / 2**20,
+                "decoded_mib": _images.decoded_bytes(images, args.rss_resolution) / 2**20,
                 "resolution": args.rss_resolution,
                 "load_seconds": loaded_s,
                 "peak_rss_after_load_mib": after_load / 1024,

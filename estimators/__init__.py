@@ -111,7 +111,7 @@ __all__ = [
 # These submodules import torch, optuna or pandas (seconds): they load on first use, so that
 # the light parts (and `nasctl --help`) do not pay for them.
 if TYPE_CHECKING:
-    from estimators._data import DiskImages, ImageData, load_data
+    from estimators._data import load_data
     from estimators._device import (
         DeviceError,
         TrainDevice,
@@ -120,6 +120,7 @@ if TYPE_CHECKING:
     )
     from estimators._evaluate import EvalResult, evaluate, recalibrate_bn
     from estimators._fvcore import fvcore_macs
+    from estimators._images import DiskImages, ImageData
     from estimators._latency import (
         LatencyConfig,
         LatencyError,
@@ -177,8 +178,8 @@ if TYPE_CHECKING:
     )
 
 _LAZY = {
-    "ImageData": "estimators._data",
-    "DiskImages": "estimators._data",
+    "ImageData": "estimators._images",
+    "DiskImages": "estimators._images",
     "load_data": "estimators._data",
     "DeviceError": "estimators._device",
     "TrainDevice": "estimators._device",

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from estimators._data import Images
+from estimators._images import Images
 from estimators._device import TrainDevice, resolve_device
 from estimators._loop import normalise, stats
 

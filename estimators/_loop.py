@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from estimators._data import ImageData
+from estimators._images import ImageData
 from estimators._device import TrainDevice, move_optimizer_state
 from estimators._options import Optimizer
 from estimators._recipe import Recipe

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # torch-free at import: the CLI's help names these files
-    from estimators._data import ImageData
+    from estimators._images import ImageData
     from estimators._evaluate import EvalResult
     from estimators._training import TrainState
 

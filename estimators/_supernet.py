@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from estimators._data import ImageData
+from estimators._images import ImageData
 from estimators._device import TrainDevice, resolve_device
 from estimators._elastic import (
     ElasticBlock,

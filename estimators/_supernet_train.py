@@ -26,7 +26,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from estimators._data import ImageData
+from estimators._images import ImageData
 from estimators._device import TrainDevice, resolve_device
 from estimators._loop import (
     Updater,

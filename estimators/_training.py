@@ -21,9 +21,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from estimators._data import ImageData, load_data
+from estimators._data import load_data
 from estimators._device import TrainDevice, resolve_device
 from estimators._evaluate import EvalResult, evaluate, recalibrate_bn
+from estimators._images import ImageData
 from estimators._loop import (
     Updater,
     augment,

@@ -1,7 +1,7 @@
 """What a deployed model needs besides its weights: the input resolution, the per-channel
 mean and standard deviation it was trained with, and the class names its logits stand for.
 
-nasctl's data pipeline (``estimators._data``) decodes an image to RGB, resizes its shorter
+nasctl's data pipeline (``estimators._decode``) decodes an image to RGB, resizes its shorter
 side to the resolution (bilinear; JPEGs decoded at a reduced scale first with PIL's
 ``draft``), centre-crops a square, scales to [0, 1] (x / 255) and normalises each channel
 with the training split's mean and std. Exports write these values in the format's own

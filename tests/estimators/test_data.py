@@ -13,7 +13,7 @@ import pytest
 import torch
 from PIL import Image
 
-from estimators import DataError, ImageData, _data, download_cifar10, load_data
+from estimators import DataError, ImageData, _data, _decode, _splits, download_cifar10, load_data
 
 
 @pytest.fixture(autouse=True)
@@ -75,16 +75,16 @@ def _rows(images: torch.Tensor) -> set[bytes]:
 def test_split_rows_are_disjoint_deterministic_and_test_is_seed_free(seed: int) -> None:
     labels = torch.arange(60) % 3
     rows = torch.arange(60)
-    train, val, test = _data.split_rows(labels, rows, 3, seed, 0.2, 0.2)
-    again = _data.split_rows(labels, rows, 3, seed, 0.2, 0.2)
+    train, val, test = _splits.split_rows(labels, rows, 3, seed, 0.2, 0.2)
+    again = _splits.split_rows(labels, rows, 3, seed, 0.2, 0.2)
     assert all(torch.equal(x, y) for x, y in zip((train, val, test), again, strict=True))
     assert sorted(torch.cat([train, val, test]).tolist()) == list(range(60))  # disjoint, all
     assert torch.bincount(labels[test]).tolist() == [4, 4, 4]  # 20% of each class
     assert torch.bincount(labels[val]).tolist() == [3, 3, 3]  # 20% of the rest
-    _, _, test0 = _data.split_rows(labels, rows, 3, 0, 0.2, 0.2)
+    _, _, test0 = _splits.split_rows(labels, rows, 3, 0, 0.2, 0.2)
     assert torch.equal(test, test0)
     given = torch.tensor([100, 101])
-    t, v, te = _data.split_rows(labels, rows, 3, seed, 0.2, 0.2, test=given)
+    t, v, te = _splits.split_rows(labels, rows, 3, seed, 0.2, 0.2, test=given)
     assert torch.equal(te, given) and len(t) + len(v) == 60
 
 
@@ -162,7 +162,7 @@ def test_large_trees_decode_the_same_with_a_pool(
     root = _folder(tmp_path / "d", {"a": 6, "b": 6})
     serial = load_data(root, 8, disk_cache=False)
     _data._MEMORY.clear()
-    monkeypatch.setattr(_data, "_POOL_THRESHOLD", 1)
+    monkeypatch.setattr(_decode, "_POOL_THRESHOLD", 1)
     pooled = load_data(root, 8, disk_cache=False)
     assert torch.equal(serial.train_x, pooled.train_x)
 

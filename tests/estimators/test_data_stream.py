@@ -14,7 +14,17 @@ import pytest
 import torch
 from PIL import Image
 
-from estimators import DataError, DiskImages, Recipe, _data, fit, load_data, new_state
+from estimators import (
+    DataError,
+    DiskImages,
+    Recipe,
+    _data,
+    _data_cache,
+    _identity,
+    fit,
+    load_data,
+    new_state,
+)
 from search_space import parse_arch
 
 TINY = parse_arch(
@@ -127,20 +137,20 @@ def test_auto_streams_when_the_decoded_images_exceed_the_budget(tmp_path: Path) 
 
 
 def test_available_memory_is_positive() -> None:
-    assert _data.available_memory() > 0
+    assert _data_cache.available_memory() > 0
 
 
 _KILL_AFTER = """
 import os, signal, sys
-from estimators import _data
-real, seen = _data._decode_one, []
+from estimators import _data, _decode
+real, seen = _decode.decode_one, []
 def dying(job):
     seen.append(job)
     if len(seen) > 6:
         os.kill(os.getpid(), signal.SIGKILL)
     return real(job)
-_data._decode_one = dying
-_data._WRITE_BYTES = 1  # flush every row, so the killed writer leaves a partial file
+_decode.decode_one = dying
+_decode._WRITE_BYTES = 1  # flush every row, so the killed writer leaves a partial file
 _data.load_data(sys.argv[1], 16, mode="stream")
 """
 
@@ -180,17 +190,17 @@ def test_a_damaged_cache_is_rebuilt(tmp_path: Path, damage: str) -> None:
     else:
         (cache / "index.npz").unlink()
     _data._MEMORY.clear()
-    assert _data._open_stream(cache, 16) is None
+    assert _data_cache.open_stream(cache, 16) is None
     again = load_data(root, 16, mode="stream")
     assert torch.equal(again.val_x[torch.arange(len(again.val_y))], expected)
-    assert _data._open_stream(cache, 16) is not None
+    assert _data_cache.open_stream(cache, 16) is not None
 
 
 def test_a_cache_is_reused_without_decoding(tmp_path: Path, monkeypatch) -> None:
     root = _folder(tmp_path / "d", {"a": 4, "b": 4})
     load_data(root, 16, mode="stream")
     _data._MEMORY.clear()
-    monkeypatch.setattr(_data, "_decode_all", lambda *a: pytest.fail("decoded again"))
+    monkeypatch.setattr(_data, "decode_all", lambda *a: pytest.fail("decoded again"))
     assert load_data(root, 16, mode="stream").streamed
 
 
@@ -226,10 +236,10 @@ def test_identity_is_the_same_for_a_copy_elsewhere_and_differs_for_other_data(
     _data._MEMORY.clear()
     assert load_data(copy, 16).identity != mine
     classes, files = ("cat", "dog"), sorted(root.rglob("*.png"))
-    assert _data.folder_identity(root, classes, files) == mine
+    assert _identity.folder_identity(root, classes, files) == mine
     grown = root / "dog" / "000.png"
     grown.write_bytes(grown.read_bytes() + b"\0")  # same name, another size
-    assert _data.folder_identity(root, classes, files) != mine
+    assert _identity.folder_identity(root, classes, files) != mine
     other = _folder(tmp_path / "other", {"cat": 4, "cow": 4})
     assert load_data(other, 16).identity != mine
     assert load_data("digits", 8).identity == "digits"

@@ -14,7 +14,7 @@ import torch
 
 import results._export as export_mod
 from estimators import LatencyConfig, get_recipe, load_data, new_state, save_checkpoint
-from estimators._data import _decode_one
+from estimators._decode import decode_one
 from estimators._loop import normalise, stats
 from results import (
     EXPORT_FORMAT,
@@ -427,7 +427,7 @@ def test_onnx_metadata_alone_reproduces_pytorch_on_a_photo(
     res = export_model(PREP_SPEC, tmp_path, "onnx", state, preprocessing=prep)
     # nasctl's side: its decoder and normalisation, the checkpoint's statistics.
     assert prep is not None
-    image = torch.from_numpy(_decode_one((str(photos / "flower.jpg"), 32)).copy())[None]
+    image = torch.from_numpy(decode_one((str(photos / "flower.jpg"), 32)).copy())[None]
     model = build_model(PREP_SPEC)
     model.load_state_dict(state)
     with torch.inference_mode():
@@ -459,7 +459,7 @@ def test_py_export_constants_and_preprocess_reproduce_pytorch(
     assert ns["WEIGHTS"] == "trained" and ns["ARCH"] == format_arch(PREP_SPEC)
     net = ns["load_model"]()
     assert net.classes == ["china", "flower"] and net.resolution == 32
-    image = torch.from_numpy(_decode_one((str(photos / "flower.jpg"), 32)).copy())
+    image = torch.from_numpy(decode_one((str(photos / "flower.jpg"), 32)).copy())
     model = build_model(PREP_SPEC)
     model.load_state_dict(state)
     with torch.inference_mode():
