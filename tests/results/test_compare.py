@@ -20,13 +20,8 @@ from estimators import LatencyConfig, TrainProgress, evaluate, get_recipe, load_
 from nasctl._cmd_compare import progress_line
 from nasctl.cli import app
 from results import SearchConfig, export_model, read_checkpoint, run_search
-from results._compare import (
-    CompareError,
-    _dominated,
-    choose_contenders,
-    markdown_report,
-    run_compare,
-)
+from results._compare import CompareError, choose_contenders, run_compare
+from results._compare_report import dominated, markdown_report
 from results._report import pick_trial
 from search_space import format_arch, get_baseline
 from tests.results.conftest import TINY_SPACE
@@ -328,7 +323,7 @@ def test_faster_means_a_lower_ratio_to_v2_not_a_lower_absolute_median() -> None:
             },
         ]
     )
-    marks = [_dominated(row, frame) for row in frame.itertuples()]
+    marks = [dominated(row, frame) for row in frame.itertuples()]
     assert marks == ["v3l", "", "", ""]
     frame["dominates"] = marks
     assert "No candidate beats every baseline" in markdown_report(
@@ -425,4 +420,4 @@ def test_a_candidate_must_be_faster_in_every_latency_run() -> None:
             },
         ]
     )
-    assert _dominated(next(frame.itertuples()), frame) == "v3l"
+    assert dominated(next(frame.itertuples()), frame) == "v3l"
