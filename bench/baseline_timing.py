@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from estimators import host_info, measure, measure_many
-from results._search import BASELINE_LATENCY, BASELINE_REFERENCE, SEARCH_LATENCY
+from results._search_config import BASELINE_LATENCY, BASELINE_REFERENCE, SEARCH_LATENCY
 from search_space import baseline_names, get_baseline
 
 OUT = Path(__file__).parent / "results" / "baseline_timing.json"

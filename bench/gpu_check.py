@@ -202,7 +202,7 @@ def search_and_compare(args: argparse.Namespace, device: str, work: Path) -> dic
     """A short search and compare on the embedded digits (no files or network needed)."""
     import pandas as pd
 
-    from results._search import open_existing
+    from results._study import open_existing
 
     out = work / "runs"
     threads = str(args.threads)

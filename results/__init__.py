@@ -87,6 +87,7 @@ __all__ = [
 # the light parts (and `nasctl --help`) do not pay for them.
 if TYPE_CHECKING:
     from results._archplot import plot_arch
+    from results._baselines import baselines_of
     from results._checkpoint import (
         check_weights,
         checkpoint_preprocessing,
@@ -116,7 +117,8 @@ if TYPE_CHECKING:
         search_report,
         study_unit,
     )
-    from results._search import (
+    from results._search import run_search
+    from results._search_config import (
         SEARCH_LATENCY,
         TARGET_LABELS,
         TARGET_UNITS,
@@ -124,12 +126,9 @@ if TYPE_CHECKING:
         Event,
         SearchConfig,
         SearchError,
-        baselines_of,
-        open_existing,
         parse_max_latency,
-        run_search,
     )
-    from results._study import StudyError, StudyMeta, open_storage, trials_frame
+    from results._study import StudyError, StudyMeta, open_existing, open_storage, trials_frame
     from results._visualize import Visualization, VisualizeError, feature_layers, visualize
     from results._winner import compare_winner
 
@@ -165,16 +164,16 @@ _LAZY = {
     "plot_front": "results._report",
     "search_report": "results._report",
     "study_unit": "results._report",
-    "SEARCH_LATENCY": "results._search",
-    "TARGET_LABELS": "results._search",
-    "TARGET_UNITS": "results._search",
-    "BaselineStep": "results._search",
-    "Event": "results._search",
-    "SearchConfig": "results._search",
-    "SearchError": "results._search",
-    "baselines_of": "results._search",
-    "open_existing": "results._search",
-    "parse_max_latency": "results._search",
+    "SEARCH_LATENCY": "results._search_config",
+    "TARGET_LABELS": "results._search_config",
+    "TARGET_UNITS": "results._search_config",
+    "BaselineStep": "results._search_config",
+    "Event": "results._search_config",
+    "SearchConfig": "results._search_config",
+    "SearchError": "results._search_config",
+    "parse_max_latency": "results._search_config",
+    "baselines_of": "results._baselines",
+    "open_existing": "results._study",
     "run_search": "results._search",
     "StudyError": "results._study",
     "StudyMeta": "results._study",

@@ -26,9 +26,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from estimators import Recipe
+from results._claims import claim
 from results._pareto import crowding_distances, non_dominated_ranks
 from search_space import NasctlError
 
@@ -185,3 +187,21 @@ def candidates_done(trials: Sequence[FrozenTrial]) -> int:
     return sum(
         t.state is TrialState.COMPLETE and t.user_attrs.get("promoted_from") is None for t in trials
     )
+
+
+def enqueue_promotions(study: optuna.Study, rungs: int, eta: int) -> None:
+    """Enqueue the promotions the finished trials call for. Each is claimed first (study
+    attribute ``promotion-claim:<trial>``, see ``results._claims``), so that of several
+    workers one enqueues it; should two still enqueue it, the later trial waits for the
+    earlier and reuses its accuracy (``results._trial.wait_for_twin``)."""
+    due = due_promotions(study.get_trials(deepcopy=False), rungs, eta)
+    if not due:
+        return
+    held = claim(study, [f"promotion-claim:{p.source}" for p in due])
+    now = due_promotions(study.get_trials(deepcopy=False), rungs, eta)
+    still_due = {(p.arch, p.rung) for p in now}
+    for p in due:
+        if held.get(f"promotion-claim:{p.source}") and (p.arch, p.rung) in still_due:
+            study.enqueue_trial(
+                p.params, user_attrs={"rung": p.rung, "promoted_from": p.source, "arch": p.arch}
+            )

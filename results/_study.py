@@ -41,6 +41,7 @@ __all__ = [
     "list_studies",
     "live_workers",
     "load_study",
+    "open_existing",
     "open_storage",
     "register_worker",
     "trials_frame",
@@ -356,3 +357,22 @@ def trials_frame(study: optuna.Study, states: Sequence[TrialState] | None = None
     if frame.empty:
         frame = pd.DataFrame(columns=_COLUMNS)
     return frame
+
+
+def open_existing(name: str, out: Path, storage: str | None) -> optuna.Study:
+    """A study for `nasctl results` (finished or running)."""
+    if storage is None and not (out / f"{name}.journal").exists():
+        raise StudyError(
+            f"no study {name!r} under {str(out)!r} (looked for {name}.journal); pass --runs "
+            "or --storage"
+        )
+    # Reading creates nothing: a journal or SQLite file that is not there holds no study.
+    local = storage.removeprefix("sqlite:///") if storage else ""
+    sqlite_file = bool(storage) and storage != local and local != ":memory:"
+    if (
+        (sqlite_file or local.endswith(".journal"))
+        and "://" not in local
+        and not Path(local).exists()
+    ):
+        raise StudyError(f"no study {name!r}: storage file {local!r} does not exist")
+    return load_study(name, open_storage(storage, out, name))

@@ -35,7 +35,7 @@ from results._halving import (
     rung_fractions,
     to_promote,
 )
-from results._search import Event
+from results._search_config import Event
 from results._study import worker_id
 from search_space import NasctlError
 

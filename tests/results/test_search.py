@@ -12,6 +12,7 @@ from optuna.trial import TrialState
 
 from estimators import get_recipe, load_data, load_supernet
 from results import SearchConfig, SearchError, StudyError, run_search, trials_frame
+from results._baselines import baseline_record
 from results._search import _Runner, fidelity_recipe
 from results._study import open_storage, worker_id
 from search_space import ArchSpec, NasctlError, default_space_text, get_baseline, parse_arch
@@ -206,11 +207,11 @@ def test_baselines_are_scored_by_the_supernet_or_trained_standalone(tmp_path: Pa
     config = _config(None, accuracy="supernet", supernet_path=path, recal_batches=1)
     runner = _Runner(config, tmp_path, None, lambda e: None)
     study = runner.open()
-    record = runner.evaluate(study, get_baseline("mobilenet_v3_large", 1.0, 32, 10), "v3l")
+    record = baseline_record(runner, study, get_baseline("mobilenet_v3_large", 1.0, 32, 10), "v3l")
     assert record["estimator"] == "supernet" and "note" not in record
     assert record["fidelity"] == study.user_attrs["nasctl"]["fidelity"]
     assert 0 <= record["accuracy"] <= 1 and record["score_seconds"] > 0
-    small = runner.evaluate(study, get_baseline("mobilenet_v3_small", 1.0, 32, 10), "v3s")
+    small = baseline_record(runner, study, get_baseline("mobilenet_v3_small", 1.0, 32, 10), "v3s")
     assert small["estimator"] == "train" and "trained standalone" in small["note"]
     assert small["fidelity"].startswith("search:e") and small["train_seconds"] > 0
 

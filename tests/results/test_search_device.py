@@ -7,7 +7,7 @@ import torch
 
 from estimators import DeviceError, get_recipe
 from results import SearchConfig, run_search
-from results._search import Event
+from results._search_config import Event
 
 RECIPE = get_recipe("search", batch_size=32)
 

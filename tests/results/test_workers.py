@@ -22,13 +22,17 @@ from optuna.storages.journal import JournalFileBackend
 from optuna.trial import FrozenTrial, TrialState
 from typer.testing import CliRunner
 
+import results._baselines as baselines_module
+import results._claims as claims
 import results._search as search_module
 from estimators import TrainingDiverged, get_recipe
 from nasctl.cli import app
 from results import SearchConfig, StudyError, run_search
+from results._claims import cores, worker_seed
 from results._halving import due_promotions
-from results._search import _cores, _Runner, worker_seed
+from results._search import _Runner
 from results._study import _driver, open_storage, worker_id
+from results._trial import objective
 from search_space import format_arch
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -363,10 +367,10 @@ def test_worker_seeds_differ_and_are_stable() -> None:
 
 
 def test_a_worker_waits_for_another_training_the_same_arch(
-    two_arch_space: Path, tmp_path: Path
+    two_arch_space: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     runner = _Runner(_config(two_arch_space), tmp_path, None, lambda e: None)
-    runner.poll_s = 0.1
+    monkeypatch.setattr(claims, "POLL_S", 0.1)
     study = runner.open()
     # "Another worker" (alive: this process) is training an architecture right now.
     twin = study.ask()
@@ -384,7 +388,7 @@ def test_a_worker_waits_for_another_training_the_same_arch(
 
     thread = threading.Thread(target=finish)
     thread.start()
-    accuracy, _ = runner.objective(mine)
+    accuracy, _ = objective(runner, mine)
     thread.join()
     assert accuracy == 0.75 and mine.user_attrs["reused_from"] == twin.number
     assert "train_seconds" not in study.trials[mine.number].user_attrs
@@ -395,42 +399,43 @@ def test_training_threads_are_split_between_live_local_workers(
 ) -> None:
     runner = _Runner(_config(tiny_space, threads=None), tmp_path, None, lambda e: None)
     study = runner.open()
-    assert runner.threads(study) == _cores()
+    assert runner.threads(study) == cores()
     host = worker_id().rpartition(":")[0]
     study.set_user_attr(f"worker:{host}:{os.getppid()}", {"started": 0.0, "seed": 1})
-    assert runner.threads(study) == max(1, _cores() // 2)
+    assert runner.threads(study) == max(1, cores() // 2)
     study.set_user_attr(f"worker:{host}:{os.getppid()}", {"started": 0.0, "ended": 1.0})
-    assert runner.threads(study) == _cores()
+    assert runner.threads(study) == cores()
 
 
 def test_a_baseline_claimed_by_a_live_worker_is_left_to_it(
-    tiny_space: Path, tmp_path: Path
+    tiny_space: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     runner = _Runner(_config(tiny_space), tmp_path, None, lambda e: None)
-    runner.settle_s = 0.0
+    monkeypatch.setattr(claims, "SETTLE_S", 0.0)
     study = runner.open()
     other = f"{worker_id().rpartition(':')[0]}:{os.getppid()}"  # a live process
     study.set_user_attr(f"worker:{other}", {"started": 0.0, "seed": 1})
     study.set_user_attr("baseline-claim:mobilenet_v1", other)
     study.set_user_attr("baseline-claim:mobilenet_v2", f"{other}0")  # a worker that is gone
     trained: list[str] = []
-    runner.evaluate = lambda study, spec, label, *_: trained.append(label) or {}  # type: ignore[method-assign]
-    runner.time_baselines = lambda names: {}  # type: ignore[method-assign]
-    runner.evaluate_baselines(study)
+    record = lambda run, study, spec, label, *_: trained.append(label) or {}  # noqa: E731
+    monkeypatch.setattr(baselines_module, "baseline_record", record)
+    monkeypatch.setattr(runner.pricing, "time_baselines", lambda names: {})
+    baselines_module.evaluate_baselines(runner, study)
     assert sorted(trained) == ["mobilenet_v2", "mobilenet_v3_large", "mobilenet_v3_small"]
     assert study.user_attrs["baseline-claim:mobilenet_v3_small"] == worker_id()
     trained.clear()
-    runner.evaluate_baselines(study)  # the rest are recorded: nothing is trained again
+    baselines_module.evaluate_baselines(runner, study)  # the rest are recorded: none trained
     assert trained == []
 
 
 def test_a_promotion_claimed_by_a_live_worker_is_left_to_it(
-    tiny_space: Path, tmp_path: Path
+    tiny_space: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     config = _config(tiny_space, trials=4, accuracy="halving", eta=2, min_fidelity=0.5)
     run_search(config, tmp_path)
     runner = _Runner(config, tmp_path, None, lambda e: None)
-    runner.settle_s = 0.0
+    monkeypatch.setattr(claims, "SETTLE_S", 0.0)
     study = runner.open()
     # A study holding only the rung-0 results of a finished one: its promotions are due.
     copy = optuna.create_study(directions=["maximize", "minimize"])
