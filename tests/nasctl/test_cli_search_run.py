@@ -17,8 +17,10 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
+import results._baselines as baselines_module
+import results._pricing as pricing_module
 import results._report as report_module
-import results._search as search_module
+import results._search_config as config_module
 from estimators import LatencyConfig
 from nasctl.cli import app
 from results import open_existing
@@ -43,15 +45,15 @@ class Run:
         self.timed: list[dict[str, Any]] = []
         space = root / "two.toml"
         space.write_text(TWO_RES_SPACE)
-        real = search_module.measure_many
+        real = pricing_module.measure_many
 
         def spy(models: Any, config: Any = None, reference: Any = None, **kw: Any) -> Any:
             self.timed.append({"names": kw.get("names"), "reference": reference})
             return real(models, config, reference=reference, **kw)
 
         with pytest.MonkeyPatch.context() as mp:
-            mp.setattr(search_module, "BASELINE_LATENCY", QUICK_BASELINES)
-            mp.setattr(search_module, "measure_many", spy)
+            mp.setattr(pricing_module, "BASELINE_LATENCY", QUICK_BASELINES)
+            mp.setattr(pricing_module, "measure_many", spy)
             mp.setenv("NASCTL_LATENCY_LOCK", str(root / "latency.lock"))
             args = ["search", "--space", str(space), "--trials", "2", "--runs", str(self.out),
                     "--study", "s", "--max-latency", "fastest-baseline-5%", *FAST]  # fmt: skip
@@ -145,7 +147,7 @@ def test_pareto_plot_names_front_trials_and_its_setting(
     monkeypatch.setattr(report_module, "save_accuracy_plot", keep)
     study = open_existing("s", run.out, None)
     frame = report_module.trials_frame(study)
-    baselines = search_module.baselines_of(study)
+    baselines = baselines_module.baselines_of(study)
     title = report_module.pareto_title(study, frame, baselines)
     budget = study.user_attrs["nasctl"]["budgets"]["latency_ms"]
     report_module.plot_front(frame, baselines, "latency_ms", run.folder / "x.png", title, budget)
@@ -176,7 +178,7 @@ def test_bad_max_latency_is_one_line_before_any_work(value: str, tmp_path: Path)
      (None, (None, None))],
 )  # fmt: skip
 def test_parse_max_latency(text: str | None, expected: tuple[Any, Any]) -> None:
-    assert search_module.parse_max_latency(text) == expected
+    assert config_module.parse_max_latency(text) == expected
 
 
 def test_search_table_as_json_and_csv(tmp_path: Path) -> None:
@@ -203,14 +205,14 @@ def test_live_view_shows_the_baseline_now_and_the_time_left(
     """What a terminal shows while the baselines train (the search's first minutes)."""
     from rich.console import Console
 
-    from nasctl._cmd_search import _LiveView
+    from nasctl._search_view import LiveView
     from results import SearchTarget
-    from results._search import BaselineStep, Event
+    from results._search_config import BaselineStep, Event
 
     clock = [100.0]
-    monkeypatch.setattr("nasctl._cmd_search.time.monotonic", lambda: clock[0])
+    monkeypatch.setattr("nasctl._search_view.time.monotonic", lambda: clock[0])
     screen = Console(record=True, width=200, file=io.StringIO())
-    view = _LiveView(SearchTarget.latency, 12, screen)
+    view = LiveView(SearchTarget.latency, 12, screen)
 
     def shown() -> str:
         screen.print(view.render())
