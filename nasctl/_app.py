@@ -46,11 +46,13 @@ from search_space import (
 )
 
 __all__ = [
+    "FormatOption",
     "OldRunsOption",
     "OutputFormat",
     "RunsOption",
     "app",
     "check_output",
+    "command_group",
     "console",
     "emit",
     "err_console",
@@ -137,6 +139,13 @@ class OutputFormat(StrEnum):
     table = "table"
     csv = "csv"
     json = "json"
+
+
+def command_group(name: str, help_text: str) -> typer.Typer:
+    """``nasctl NAME ...``: a group of subcommands that prints its help when given none."""
+    group = typer.Typer(help=help_text, no_args_is_help=True)
+    app.add_typer(group, name=name)
+    return group
 
 
 def fail(message: str) -> typer.Exit:
@@ -353,6 +362,8 @@ ResolutionOption = Annotated[
     int | None, typer.Option("--resolution", "-r", help="Input resolution override.")
 ]
 NumClassesOption = Annotated[int | None, typer.Option(help="Number of classes override.")]
+#: `--format/-f` where a command prints its rows as a table, JSON or CSV.
+FormatOption = Annotated[OutputFormat, typer.Option("--format", "-f", help="Output format.")]
 
 # The search's folder (RUNS/STUDY.journal, RUNS/STUDY/...): `--runs` in every command that
 # writes or reads it (search, compare, results, export); `--out/-o` is what a command writes.

@@ -12,12 +12,13 @@ import typer
 
 from estimators import count, part_layers
 from nasctl._app import (
+    FormatOption,
     NumClassesOption,
     OutputFormat,
     ResolutionOption,
     WidthOption,
-    app,
     check_output,
+    command_group,
     console,
     emit,
     guarded,
@@ -25,16 +26,12 @@ from nasctl._app import (
 )
 from search_space import BlockSpec, SpecError, format_arch, load_space, space_source
 
-arch_app = typer.Typer(
-    help="Inspect one architecture.\n\nExample: `nasctl arch show mobilenet_v3_small`",
-    no_args_is_help=True,
+arch_app = command_group(
+    "arch", "Inspect one architecture.\n\nExample: `nasctl arch show mobilenet_v3_small`"
 )
-space_app = typer.Typer(
-    help="Inspect a search space.\n\nExample: `nasctl space show --space photos`",
-    no_args_is_help=True,
+space_app = command_group(
+    "space", "Inspect a search space.\n\nExample: `nasctl space show --space photos`"
 )
-app.add_typer(arch_app, name="arch")
-app.add_typer(space_app, name="space")
 
 
 class ArchFormat(StrEnum):
@@ -145,9 +142,7 @@ def space_show(
         Path | None,
         typer.Option(help="A space file (TOML) or a built-in space: default, photos, tiny."),
     ] = None,
-    fmt: Annotated[
-        OutputFormat, typer.Option("--format", "-f", help="Output format.")
-    ] = OutputFormat.table,
+    fmt: FormatOption = OutputFormat.table,
     dump: Annotated[
         bool,
         typer.Option("--dump", help="Print the space file (e.g. a built-in) to copy and edit."),

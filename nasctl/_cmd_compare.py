@@ -11,6 +11,7 @@ import typer
 
 from estimators import Preset
 from nasctl._app import (
+    FormatOption,
     OldRunsOption,
     OutputFormat,
     RunsOption,
@@ -91,9 +92,7 @@ def compare(
         int,
         typer.Option(help="Whole latency measurements, a candidate must be faster in all of them."),
     ] = 3,
-    fmt: Annotated[OutputFormat, typer.Option("--format", "-f", help="Output format.")] = (
-        OutputFormat.table
-    ),
+    fmt: FormatOption = OutputFormat.table,
     device: Annotated[
         str,
         typer.Option(

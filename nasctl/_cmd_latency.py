@@ -26,6 +26,7 @@ from nasctl._app import (
     WidthOption,
     app,
     check_output,
+    command_group,
     console,
     emit,
     err_console,
@@ -37,12 +38,11 @@ from search_space import ArchSpec, ClassicSpec, load_space
 if TYPE_CHECKING:
     from estimators import Target
 
-lut_app = typer.Typer(
-    help="Build and validate per-device latency lookup tables.\n\n"
+lut_app = command_group(
+    "lut",
+    "Build and validate per-device latency lookup tables.\n\n"
     "Example: `nasctl lut build --space photos --num-classes 10 -o photos_lut.json`",
-    no_args_is_help=True,
 )
-app.add_typer(lut_app, name="lut")
 
 
 _Backend = Annotated[

@@ -9,11 +9,12 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from nasctl._app import (
+    FormatOption,
     OldRunsOption,
     OutputFormat,
     RunsOption,
-    app,
     check_output,
+    command_group,
     console,
     emit,
     guarded,
@@ -23,19 +24,16 @@ from nasctl._app import (
 if TYPE_CHECKING:
     import pandas as pd
 
-results_app = typer.Typer(
-    help="Read a study: trials, Pareto front, plot.\n\n"
-    "Example: `nasctl results pareto --study search`",
-    no_args_is_help=True,
+results_app = command_group(
+    "results",
+    "Read a study: trials, Pareto front, plot.\n\nExample: `nasctl results pareto --study search`",
 )
-app.add_typer(results_app, name="results")
 
 StudyOpt = Annotated[str, typer.Option(help="Study name.")]
 StorageOpt = Annotated[
     str | None,
     typer.Option(help="Optuna storage URL or .journal file (default RUNS/STUDY.journal)."),
 ]
-FormatOpt = Annotated[OutputFormat, typer.Option("--format", "-f", help="Output format.")]
 
 
 _SHOW = [
@@ -176,7 +174,7 @@ def show(
     study: StudyOpt = "search",
     storage: StorageOpt = None,
     runs: RunsOption = Path("runs"),
-    fmt: FormatOpt = OutputFormat.table,
+    fmt: FormatOption = OutputFormat.table,
     old_runs: OldRunsOption = None,
 ) -> None:
     """Every trial of a study with its costs, accuracy and arch string.
@@ -202,7 +200,7 @@ def pareto(
     study: StudyOpt = "search",
     storage: StorageOpt = None,
     runs: RunsOption = Path("runs"),
-    fmt: FormatOpt = OutputFormat.table,
+    fmt: FormatOption = OutputFormat.table,
     old_runs: OldRunsOption = None,
 ) -> None:
     """The Pareto front (feasible trained trials) and the baselines.

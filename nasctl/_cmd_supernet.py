@@ -8,20 +8,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 
 from estimators import DEFAULT_DATA
 from nasctl._app import (
+    FormatOption,
     OutputFormat,
-    app,
     check_output,
+    command_group,
     console,
     emit,
     err_console,
@@ -36,17 +29,17 @@ from nasctl._device_options import (
     PrecisionOption,
     training_device,
 )
+from nasctl._progress import training_bar
 from search_space import NasctlError, SearchSpace, baseline_names, space_source
 
 if TYPE_CHECKING:
     from estimators import ImageData, Supernet, SupernetProgress, SupernetState, TrainDevice
 
-supernet_app = typer.Typer(
-    help="Train a weight-sharing supernet over a search space; score architectures with it."
+supernet_app = command_group(
+    "supernet",
+    "Train a weight-sharing supernet over a search space; score architectures with it."
     "\n\nExample: `nasctl supernet train --data cifar10 -o runs/supernet.pt`",
-    no_args_is_help=True,
 )
-app.add_typer(supernet_app, name="supernet")
 
 _Threads = Annotated[
     int | None, typer.Option(help="Torch threads (default: torch's).", show_default=False)
@@ -195,15 +188,7 @@ def _fit(
 ) -> None:
     from estimators import fit_supernet, save_supernet
 
-    bar = Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[stats]}"),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        console=console,
-    )
+    bar = training_bar()
     recipe = state.recipe
     saved = time.monotonic()
     try:
@@ -289,9 +274,7 @@ def score(
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed for the recalibration images.")] = 0,
     threads: _Threads = None,
-    fmt: Annotated[
-        OutputFormat, typer.Option("--format", "-f", help="Output format.")
-    ] = OutputFormat.table,
+    fmt: FormatOption = OutputFormat.table,
     device: DeviceOption = "cpu",
     precision: PrecisionOption = Precision.auto,
 ) -> None:

@@ -7,7 +7,16 @@ from typing import Annotated
 import typer
 
 from estimators import count, memory, standard_conv_macs
-from nasctl._app import OutputFormat, app, console, emit, guarded, renamed, resolve_model
+from nasctl._app import (
+    FormatOption,
+    OutputFormat,
+    app,
+    console,
+    emit,
+    guarded,
+    renamed,
+    resolve_model,
+)
 from search_space import CLASSICS, REFERENCE_COUNTS, ArchSpec, baseline_names, classic_names
 
 
@@ -85,9 +94,7 @@ def table(
             help="Add the memory of a batch-1 float32 inference: weights + peak activations.",
         ),
     ] = False,
-    fmt: Annotated[
-        OutputFormat, typer.Option("--format", "-f", help="Output format.")
-    ] = OutputFormat.table,
+    fmt: FormatOption = OutputFormat.table,
     old_layers: Annotated[
         bool | None,
         typer.Option("--layers", hidden=True, help="Old name of --per-layer."),

@@ -7,17 +7,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 
 from estimators import CHECKPOINT_FILE, DEFAULT_DATA, Optimizer, Preset
 from nasctl._app import (
+    FormatOption,
     OutputFormat,
     app,
     check_output,
@@ -34,6 +27,7 @@ from nasctl._device_options import (
     PrecisionOption,
     training_device,
 )
+from nasctl._progress import training_bar
 from search_space import ArchSpec, NasctlError, baseline_names
 
 if TYPE_CHECKING:
@@ -175,15 +169,7 @@ def train(
         state = new_state(spec, loaded, recipe)
 
     write_spec(out, state)
-    bar = Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[stats]}"),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        console=console,
-    )
+    bar = training_bar()
     try:
         with bar:
             batches = batches_per_epoch(len(loaded.train_y), state.recipe)
@@ -246,9 +232,7 @@ def eval_(
     width: Annotated[
         float, typer.Option("--width", "-w", help="Width multiplier for baseline names.")
     ] = 1.0,
-    fmt: Annotated[
-        OutputFormat, typer.Option("--format", "-f", help="Output format.")
-    ] = OutputFormat.table,
+    fmt: FormatOption = OutputFormat.table,
     device: DeviceOption = "cpu",
     precision: PrecisionOption = Precision.auto,
     data_mode: DataModeOption = DataMode.AUTO,
