@@ -6,6 +6,10 @@ attribute. A claim held by another live worker is left to it; one left by a dead
 is taken over. When other workers are live, the claimant waits ``SETTLE_S`` before reading
 the claims back: of two written at the same moment, the later one wins and the other
 worker sees that it lost.
+
+Where there is no study to write to (``nasctl compare``: several processes retraining one
+folder of models), the claim is a file holding the worker id, created exclusively
+(``claim_file``), with the same rule for live and dead holders.
 """
 
 from __future__ import annotations
@@ -14,10 +18,11 @@ import hashlib
 import os
 import time
 from collections.abc import Iterable
+from pathlib import Path
 
 import optuna
 
-from results._study import live_workers, worker_id
+from results._study import live_workers, worker_alive, worker_id
 
 #: Seconds between looks at the storage while waiting for another worker.
 POLL_S = 1.0
@@ -51,6 +56,32 @@ def holder(study: optuna.Study, key: str) -> str | None:
     """The worker id that holds the claim ``key``, or None."""
     value = study.user_attrs.get(key)
     return None if value is None else str(value)
+
+
+def claim_file(path: Path) -> bool:
+    """Claim ``path`` for this worker by creating it (atomic: no settle wait); False while
+    another live worker holds it. A claim file left by a dead worker is taken over."""
+    try:
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+    except FileExistsError:
+        try:
+            holder = path.read_text("utf-8").strip()
+        except OSError:
+            holder = ""
+        if not holder:  # being written this instant, or its writer died at once
+            try:
+                stale = time.time() - path.stat().st_mtime > 60
+            except OSError:
+                stale = False
+            if not stale:
+                return False
+        elif worker_alive(holder):
+            return False
+        path.unlink(missing_ok=True)  # its process died: take it over
+        return claim_file(path)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(worker_id())
+    return True
 
 
 def worker_seed(seed: int, worker: str) -> int:

@@ -50,9 +50,10 @@ from estimators import (
     train_and_evaluate,
 )
 from results._baselines import baselines_of
+from results._claims import claim_file
 from results._compare_report import dominated
 from results._report import front_frame, study_unit
-from results._study import trials_frame, worker_alive, worker_id
+from results._study import trials_frame
 from search_space import ArchSpec, NasctlError, baseline_names, format_arch, get_baseline
 
 __all__ = [
@@ -220,7 +221,7 @@ def run_compare(
             record = _read(models / f"{c.name}.json")
             if record is not None and record.get("key") == keys[c.name]:
                 records[c.name] = record
-            elif _claim(models / f"{c.name}.claim"):
+            elif claim_file(models / f"{c.name}.claim"):
                 try:  # read again: another process may have finished it just now
                     record = _read(models / f"{c.name}.json")
                     done = record is not None and record.get("key") == keys[c.name]
@@ -285,31 +286,6 @@ def run_compare(
     frame = pd.DataFrame(rows)
     frame["dominates"] = [dominated(row, frame) for row in frame.itertuples()]
     return frame
-
-
-def _claim(path: Path) -> bool:
-    """Take ``path`` for this process; False while another live process holds it."""
-    try:
-        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-    except FileExistsError:
-        try:
-            holder = path.read_text("utf-8").strip()
-        except OSError:
-            holder = ""
-        if not holder:  # being written this instant, or its writer died at once
-            try:
-                stale = time.time() - path.stat().st_mtime > 60
-            except OSError:
-                stale = False
-            if not stale:
-                return False
-        elif worker_alive(holder):
-            return False
-        path.unlink(missing_ok=True)  # its process died: take it over
-        return _claim(path)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(worker_id())
-    return True
 
 
 def _read(path: Path) -> dict[str, Any] | None:
