@@ -14,6 +14,10 @@ candidate is not trained: a weight-sharing supernet trained once over the same s
 scores it (``estimators.Supernet.score``); baselines that are points of the space are
 scored the same way, the others are trained standalone with the study's recipe and
 marked so.
+
+This module holds the runner (what it loads once, how it trains or scores, its study) and
+``run_search``; the config is ``_search_config``, costs and budgets ``_pricing``, claims
+between workers ``_claims``, the baselines ``_baselines``, one trial ``_trial``.
 """
 
 from __future__ import annotations
