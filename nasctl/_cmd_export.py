@@ -46,6 +46,7 @@ class FormatChoice(StrEnum):
     torchscript = "torchscript"
     onnx = "onnx"
     pt = "pt"
+    timm = "timm"
 
 
 def _choose(
@@ -120,9 +121,10 @@ def export(
         typer.Option(
             "--format",
             "-f",
-            metavar="<format>",  # the six choices are in the help; a column of them wraps
+            metavar="<format>",  # the seven choices are in the help; a column of them wraps
             help="json (spec), arch (one line), py (torch-only source + NAME_weights.pt), "
-            "torchscript, onnx or pt (state_dict + spec).",
+            "torchscript, onnx, pt (state_dict + spec) or timm (a folder: timm_arch.json, "
+            "timm_weights.pt, load_timm.py for timm's MobileNetV3/EfficientNet).",
         ),
     ],
     out: Annotated[
@@ -222,6 +224,7 @@ def export(
 
         nasctl export --study search --compare-best -f onnx -o ship/
         nasctl export mobilenet_v3_small -f onnx -o v3s.onnx --checkpoint v3s.pt
+        nasctl export mobilenet_v3_small -f timm -o v3s_timm/ --checkpoint v3s.pt
     """
     from results import (
         ExportFormat,
@@ -293,7 +296,9 @@ def export(
         soft_wrap=True,
     )
     console.print(f"arch: {format_arch(spec)}", highlight=False, soft_wrap=True)
-    if result.max_abs_diff is None:
+    if result.max_abs_diff is None and result.format.value == "timm":
+        console.print(f"checked: {result.checked_with}", highlight=False)
+    elif result.max_abs_diff is None:
         console.print(f"checked: parses back to the same spec ({result.checked_with})")
     else:
         console.print(

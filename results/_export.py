@@ -2,11 +2,14 @@
 
 Formats: ``json`` (the spec), ``arch`` (the one-line string), ``py`` (standalone torch
 source + a state_dict ``.pt`` next to it), ``torchscript`` (traced, optionally frozen),
-``onnx`` (opset >= 17) and ``pt`` (state_dict + spec). Every format is read back after
-writing: the text forms must parse to the same spec, the model forms must give the same
-logits as nasctl's PyTorch model on one seeded random batch, within ``tolerance`` (max
+``onnx`` (opset >= 17), ``pt`` (state_dict + spec) and ``timm`` (a folder: timm block
+strings, weights under timm's names and a loader; ``_timm``). Every format is read back
+after writing: the text forms must parse to the same spec, the model forms must give the
+same logits as nasctl's PyTorch model on one seeded random batch, within ``tolerance`` (max
 absolute difference, 1e-4 by default, times the largest logit where that is above 1). A
-mismatch is an ``ExportError``, not a warning.
+mismatch is an ``ExportError``, not a warning. ``timm`` is read back by timm where it is
+installed (it is no dependency), else its weights' names and shapes are checked against
+what its block strings imply.
 
 ONNX uses the TorchScript-based exporter (``dynamo=False``): the torch.export-based one
 needs ``onnxscript``, and the latency protocol (``estimators._latency``) exports the same
@@ -29,6 +32,7 @@ This module writes and verifies; the formats and the result record are in
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Mapping
 from pathlib import Path
@@ -50,6 +54,7 @@ from results._export_format import (
 )
 from results._exported import _quiet, load_exported
 from results._preprocessing import Preprocessing
+from results._timm import timm_logits, write_timm
 from search_space import ArchSpec, format_arch, parse_arch
 
 __all__ = ["check_options", "export_model", "export_path", "py_weights_path"]
@@ -65,6 +70,11 @@ def export_path(out: str | Path, fmt: ExportFormat) -> Path:
         raise ExportError(
             "out must end with .py for format py (the weights go to <name>_weights.pt), "
             f"got {str(path)!r}"
+        )
+    if fmt is ExportFormat.TIMM and path.name != fmt.default_name:
+        raise ExportError(
+            "out must be a folder for format timm (it holds timm_arch.json, "
+            f"timm_weights.pt and load_timm.py), got {str(out)!r}"
         )
     return path
 
@@ -177,7 +187,9 @@ def export_model(
         x = torch.randn(*shape, generator=torch.Generator().manual_seed(seed))
         with torch.inference_mode():
             expected = model(x)
-        if fmt is ExportFormat.PT:
+        if fmt is ExportFormat.TIMM:
+            files = write_timm(spec, model.state_dict(), path.parent, record)
+        elif fmt is ExportFormat.PT:
             torch.save(
                 {
                     "format": EXPORT_FORMAT,
@@ -206,7 +218,15 @@ def export_model(
         raise ExportError(f"cannot write {str(path)!r}: {exc.strerror}") from None
 
     try:
-        got = load_exported(path, fmt, optimized=False)(x)
+        if fmt is ExportFormat.TIMM:
+            got = timm_logits(path.parent, x)
+            if got is None:  # timm is not a dependency: names and shapes were checked
+                return dataclasses.replace(
+                    result(),
+                    checked_with="names and shapes vs the block strings (timm not installed)",
+                )
+        else:
+            got = load_exported(path, fmt, optimized=False)(x)
     except ExportError:
         raise
     except Exception as exc:  # the file was written but does not run: say so in one line

@@ -38,6 +38,8 @@ class ExportFormat(StrEnum):
     TORCHSCRIPT = "torchscript"
     ONNX = "onnx"
     PT = "pt"
+    #: timm's block strings + kwargs, weights under timm's names, a loader (``_timm``).
+    TIMM = "timm"
 
     @property
     def default_name(self) -> str:
@@ -49,6 +51,7 @@ class ExportFormat(StrEnum):
             ExportFormat.TORCHSCRIPT: "model.torchscript.pt",
             ExportFormat.ONNX: "model.onnx",
             ExportFormat.PT: "model.pt",
+            ExportFormat.TIMM: "timm_arch.json",
         }[self]
 
 
@@ -60,6 +63,7 @@ _LATENCY_BACKEND: dict[ExportFormat, str | None] = {
     ExportFormat.TORCHSCRIPT: "torchscript",
     ExportFormat.ONNX: "onnxruntime",
     ExportFormat.PT: "torch",
+    ExportFormat.TIMM: None,
 }
 
 #: What reads each format back during verification.
@@ -70,6 +74,7 @@ _CHECKED_WITH: dict[ExportFormat, str] = {
     ExportFormat.TORCHSCRIPT: "torch.jit.load",
     ExportFormat.ONNX: "onnxruntime (CPU)",
     ExportFormat.PT: "torch.load + build_model",
+    ExportFormat.TIMM: "timm (load_timm.py)",
 }
 
 
