@@ -108,6 +108,8 @@ def test_lut_build_resume_and_validate(tmp_path: Path) -> None:
     report = json.loads(result.stdout[result.stdout.index("{") :])
     assert report["n"] == 3 and len(report["rows"]) == 3 and report["passes"] == 2
     assert set(report["repeatability"]) >= {"within_10", "spearman"}
+    # Checked now: the next validate also stores (or not) by its own figures.
+    assert (load_table(out).correction is not None) == report["stored"]
     shown = runner.invoke(app, ["lut", "validate", "--lut", str(out), "--n", "3", "--passes", "3"])
     assert shown.exit_code == 0, shown.output
     assert "noise ceiling" in shown.stdout
@@ -117,7 +119,6 @@ def test_lut_build_resume_and_validate(tmp_path: Path) -> None:
     rows = list(csv.DictReader(io.StringIO(as_csv.stdout)))
     assert rows[0]["predictor"] == "sum of parts" and rows[-1]["predictor"].startswith("MACs")
     assert 0 <= float(rows[0]["within 10%"]) <= 1  # a share, as in JSON
-    assert (load_table(out).correction is not None) == report["stored"]
 
     bad = runner.invoke(
         app, ["lut", "build", "--space", str(space), "--out", str(out), "--rounds", "2"]
