@@ -1,11 +1,12 @@
 """The timm bridge, checked with timm itself: params and logits of nasctl vs timm.
 
-For the four baselines and ``--n`` random architectures of the default space (seeds from
-0), writes ``nasctl export -f timm``'s three files, builds the model with the written
+For the four baselines, ``--n`` random architectures of the default space (seeds from
+0), ``--n-other`` of each other built-in space and three hand-written edge cases: writes
+``nasctl export -f timm``'s three files, builds the model with the written
 ``load_timm.py`` (timm's own classes and block decoder), and compares parameter counts
-and logits (eval mode; the export's random weights, logits about 1, with every bias and
-BatchNorm affine randomised too so that every weight matters, the classifier rescaled to
-logits of about 1; one seeded batch of 2 at the spec's resolution). A spec timm cannot express
+and logits (eval mode; the export's random weights with every bias and BatchNorm affine
+randomised too, so that every weight matters, and the classifier rescaled to logits of
+about 1; one seeded batch of 2 at the spec's resolution). A spec timm cannot express
 is recorded with the refusal.
 
 Needs timm (and the torchvision it imports) beside nasctl; it is not a project
@@ -29,9 +30,28 @@ import timm
 import torch
 
 from results import ExportError, export_model, random_weights
-from search_space import baseline_names, build_model, format_arch, get_baseline, load_space
+from search_space import (
+    baseline_names,
+    build_model,
+    format_arch,
+    get_baseline,
+    load_space,
+    parse_arch,
+)
 
 RESULTS = Path(__file__).parent / "results"
+
+#: Every block type the bridge writes, SE in each, four activations, a 5x5 stem and a
+#: total stride of 64 (EfficientNet's output_stride); a hidden head with other acts; a head
+#: with no conv (the same as tests/results/test_timm.py's).
+EDGE_ARCHS = {
+    "all block kinds": "r64_n7,stem_k5_s2_c24_sw,ds_k3_s1_c24_sc6_r6,ds_k3_s2_c32_sc5_re,"
+    "ir_k5_s1_c32_sc8_hs,ir_k3_s2_m72_c40_sc18_sw,ir_k7_s2_m120_c40_re,"
+    "ir_k3_s2_e3_c48_se0.25_hs,ir_k3_s2_e2_c56_r6,head_c96_sw_d0.1",
+    "hidden head": "r32_n5,stem_k3_s2_c16_r6,ds_k3_s1_c16_sc4_re,ir_k3_s2_m40_c24_sc10_sw,"
+    "ir_k3_s1_e4_c24_hs,head_c64_hs_h80_r6_d0",
+    "no head conv": "r32_n3,stem_k3_s2_c8_re,ir_k3_s2_e2_c16_re,head_h32_re_d0",
+}
 
 
 def weights(spec, seed: int) -> dict[str, torch.Tensor]:
@@ -85,6 +105,7 @@ def check(name: str, spec, seed: int) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=10)
+    ap.add_argument("--n-other", type=int, default=3, help="per other built-in space")
     ap.add_argument("--num-classes", type=int, default=10)
     ap.add_argument("--out", type=Path, default=RESULTS / "timm_bridge.json")
     args = ap.parse_args()
@@ -94,6 +115,12 @@ def main() -> None:
     for seed in range(args.n):
         spec = space.random_spec(seed, args.num_classes)
         rows.append(check(f"default space seed {seed}", spec, seed=seed))
+    for name in ("photos", "tiny"):
+        for seed in range(args.n_other):
+            spec = load_space(name).random_spec(seed, args.num_classes)
+            rows.append(check(f"{name} space seed {seed}", spec, seed=seed))
+    for name, arch in EDGE_ARCHS.items():
+        rows.append(check(name, parse_arch(arch), seed=0))
     done = [r for r in rows if "refused" not in r]
     summary = {
         "timm": timm.__version__,
