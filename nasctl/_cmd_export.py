@@ -271,6 +271,10 @@ def export(
             highlight=False,
             soft_wrap=True,
         )
+    if fmt is FormatChoice.timm:  # what timm cannot express, before any warning
+        from results import timm_arch
+
+        timm_arch(spec)
     if state is None and model_format:  # before anything is written
         err_console.print(
             f"[yellow]warning: UNTRAINED:[/yellow] no --checkpoint: the weights are random "

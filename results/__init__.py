@@ -78,6 +78,7 @@ __all__ = [
     "search_report",
     "standalone_source",
     "study_unit",
+    "timm_arch",
     "trials_frame",
     "visualize",
 ]
@@ -129,6 +130,7 @@ if TYPE_CHECKING:
         parse_max_latency,
     )
     from results._study import StudyError, StudyMeta, open_existing, open_storage, trials_frame
+    from results._timm import timm_arch
     from results._visualize import Visualization, VisualizeError, feature_layers, visualize
     from results._winner import compare_winner
 
@@ -164,6 +166,7 @@ _LAZY = {
     "plot_front": "results._report",
     "search_report": "results._report",
     "study_unit": "results._report",
+    "timm_arch": "results._timm",
     "SEARCH_LATENCY": "results._search_config",
     "TARGET_LABELS": "results._search_config",
     "TARGET_UNITS": "results._search_config",

@@ -55,6 +55,24 @@ def test_export_every_format_without_checkpoint(fmt: str, tmp_path: Path) -> Non
         assert written == ["model.py", "model_weights.pt"]
 
 
+def test_export_timm_writes_a_folder_and_refuses_in_one_line(tmp_path: Path) -> None:
+    result = run("export", *SMALL, "-f", "timm", "-o", str(tmp_path / "t"))
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in (tmp_path / "t").iterdir()) == [
+        "load_timm.py",
+        "timm_arch.json",
+        "timm_weights.pt",
+    ]
+    assert "checked" in result.stdout and "timm" in result.stdout
+    arch = "r32_n10,stem_k3_s1_c16_re,ir_k3_s2_e3_c24_re,head_d0"
+    result = run("export", arch, "-f", "timm", "-o", str(tmp_path / "u"))
+    assert result.exit_code == 2
+    assert result.stderr.strip().splitlines() == [
+        "error: timm cannot express this spec: stem.stride is 1; timm's stems are stride 2"
+    ]
+    assert not (tmp_path / "u").exists()
+
+
 def test_export_with_training_checkpoint_needs_no_arch(tmp_path: Path) -> None:
     model = build_model(SPEC, seed=5)
     ckpt = tmp_path / "train.pt"
