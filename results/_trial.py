@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from typing import TYPE_CHECKING, Any
 
 import optuna
@@ -120,8 +121,10 @@ def wait_for_twin(run: _Runner, trial: Trial, arch: str, fidelity: str) -> Froze
             )
         )
         time.sleep(_claims.POLL_S)
-        if isinstance(study._storage, optuna.storages.RDBStorage):
-            optuna.storages.fail_stale_trials(study)  # a twin whose worker stopped
+        if isinstance(run.storage, optuna.storages.RDBStorage):
+            with warnings.catch_warnings():  # "fail_stale_trials is experimental"
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                optuna.storages.fail_stale_trials(study)  # a twin whose worker stopped
 
 
 def already_trained(study: optuna.Study, arch: str, fidelity: str) -> FrozenTrial | None:

@@ -14,6 +14,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import optuna
 import pytest
@@ -202,6 +203,7 @@ def test_two_workers_share_postgresql(tiny_space: Path, tmp_path: Path) -> None:
 _OPEN_AT = """
 import sys, time
 from pathlib import Path
+from typing import Any
 from results._study import StudyError, open_storage
 time.sleep(max(0.0, float(sys.argv[2]) - time.time()))
 try:
@@ -392,6 +394,39 @@ def test_a_worker_waits_for_another_training_the_same_arch(
     thread.join()
     assert accuracy == 0.75 and mine.user_attrs["reused_from"] == twin.number
     assert "train_seconds" not in study.trials[mine.number].user_attrs
+
+
+def test_a_twin_whose_worker_stopped_beating_is_failed_and_not_waited_for(
+    two_arch_space: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A database storage: the twin's worker is on another host (alive as far as this
+    # host can tell), but its heartbeat stopped, so Optuna's stale-trial check fails it.
+    storage = f"sqlite:///{tmp_path / 's.db'}"
+    waits: list[str] = []
+
+    def on_event(event: Any) -> None:  # a twin never failed: stop rather than wait forever
+        if "waiting for trial" in event.message:
+            waits.append(event.message)
+            assert len(waits) < 30, "the twin was never failed"
+
+    runner = _Runner(_config(two_arch_space), tmp_path, storage, on_event)
+    assert isinstance(runner.storage, optuna.storages.RDBStorage)
+    monkeypatch.setattr(runner.storage, "grace_period", 0)
+    monkeypatch.setattr(claims, "POLL_S", 0.1)
+    study = runner.open()
+    twin = study.ask()
+    arch = format_arch(runner.space.sample(twin, runner.num_classes))
+    for key, value in {"worker": "elsewhere:1", "arch": arch, "fidelity": runner.fidelity}.items():
+        twin.set_user_attr(key, value)
+    study_id = runner.storage.get_study_id_from_name(study.study_name)
+    runner.storage.record_heartbeat(
+        runner.storage.get_trial_id_from_study_id_trial_number(study_id, twin.number)
+    )
+    study.enqueue_trial(twin.params)
+    mine = study.ask()
+    objective(runner, mine)
+    assert study.trials[twin.number].state is TrialState.FAIL
+    assert "train_seconds" in study.trials[mine.number].user_attrs
 
 
 def test_training_threads_are_split_between_live_local_workers(
