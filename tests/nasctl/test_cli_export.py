@@ -151,7 +151,7 @@ def test_export_compare_best_ships_the_winner_with_its_weights(tmp_path: Path) -
     result = run("export", "--study", "s", "--runs", str(tmp_path / "runs"), "--compare-best",
                  "-f", "onnx", "-o", str(tmp_path / "ship"), "--no-time")  # fmt: skip
     assert result.exit_code == 0, result.output
-    assert "compare winner of study 's': trial_2 (top-1 0.8000" in result.stdout
+    assert "compare winner of study 's': trial_2 (test top-1 0.8000" in result.stdout
     assert "UNTRAINED" not in result.stderr and "records no input mean" not in result.stderr
     assert "recorded for deployment: 32 px, mean (" in result.stdout
     # The file holds trial_2's trained weights (not random ones) and what deployment needs.
