@@ -9,8 +9,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from estimators._images import Images
 from estimators._device import TrainDevice, resolve_device
+from estimators._images import Images
 from estimators._loop import normalise, stats
 
 __all__ = ["EvalResult", "device_for", "evaluate", "recalibrate_bn"]

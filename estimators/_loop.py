@@ -20,8 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from estimators._images import ImageData
 from estimators._device import TrainDevice, move_optimizer_state
+from estimators._images import ImageData
 from estimators._options import Optimizer
 from estimators._recipe import Recipe
 from search_space import NasctlError

@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # torch-free at import: the CLI's help names these files
-    from estimators._images import ImageData
     from estimators._evaluate import EvalResult
+    from estimators._images import ImageData
     from estimators._training import TrainState
 
 __all__ = ["CHECKPOINT_FILE", "METRICS_FILE", "SPEC_FILE", "write_metrics", "write_spec"]

@@ -30,7 +30,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from estimators._images import ImageData
 from estimators._device import TrainDevice, resolve_device
 from estimators._elastic import (
     ElasticBlock,
@@ -40,6 +39,7 @@ from estimators._elastic import (
     SupernetError,
 )
 from estimators._evaluate import evaluate, recalibrate_bn
+from estimators._images import ImageData
 from estimators._loop import train_batch
 from search_space import (
     ArchSpec,

@@ -26,8 +26,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from estimators._images import ImageData
 from estimators._device import TrainDevice, resolve_device
+from estimators._images import ImageData
 from estimators._loop import (
     Updater,
     batches_per_epoch,

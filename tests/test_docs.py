@@ -104,4 +104,3 @@ def test_readme_opens_with_two_commands_from_a_bare_shell() -> None:
 def test_readme_test_command_is_what_ci_runs() -> None:
     ci = (ROOT / ".ci" / "run").read_text().splitlines()
     assert _readme_commands()[1] in [line.strip() for line in ci]
-

@@ -31,7 +31,9 @@ def test_search_resumes_a_journal_whose_last_line_was_cut(tmp_path: Path) -> Non
     journal.write_bytes(data[:-7])
     torn = data[data.rfind(b"\n", 0, len(data) - 1) + 1 : -7]
 
-    shown = runner.invoke(app, ["results", "show", "--study", "s", "--runs", str(out), "-f", "json"])
+    shown = runner.invoke(
+        app, ["results", "show", "--study", "s", "--runs", str(out), "-f", "json"]
+    )
     assert shown.exit_code == 0, shown.output
     warned = [ln for ln in shown.stderr.splitlines() if ln.startswith("warning:")]
     assert len(warned) == 1 and f"{len(torn)} bytes moved aside" in warned[0], shown.stderr
@@ -44,6 +46,8 @@ def test_search_resumes_a_journal_whose_last_line_was_cut(tmp_path: Path) -> Non
     assert again.exit_code == 0, again.output
     assert "Traceback" not in again.output
     assert sum(ln.startswith("warning: journal") for ln in again.stderr.splitlines()) == 1
-    shown = runner.invoke(app, ["results", "show", "--study", "s", "--runs", str(out), "-f", "json"])
+    shown = runner.invoke(
+        app, ["results", "show", "--study", "s", "--runs", str(out), "-f", "json"]
+    )
     assert [r["state"] for r in json.loads(shown.stdout)] == ["COMPLETE"]
     assert "warning" not in shown.stderr  # repaired once, whole since

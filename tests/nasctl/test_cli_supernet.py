@@ -134,7 +134,8 @@ def test_score_refuses_an_arch_outside_the_space(tmp_path: Path) -> None:
 
 #: Bad input for `nasctl supernet` (the same contract as test_cli_bad_input.py).
 BAD = [
-    (["supernet", "train", "--out", "s.pt", "--threads", "0"], "--threads must be an integer from 1"),
+    (["supernet", "train", "--out", "s.pt", "--threads", "0"],
+     "--threads must be an integer from 1"),
     (["supernet", "train", "--out", "s.pt", "--save-every", "0"], "--save-every must be > 0"),
     # The recipe names its fields (recipe.epochs); the CLI names the flags.
     (["supernet", "train", "--out", "s.pt", "--epochs", "0"], "--epochs must be an integer >= 1"),
