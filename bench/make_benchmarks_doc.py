@@ -266,6 +266,11 @@ def default_search() -> str:
             f"{float(r['mparams']):.2f}M |\n"
         )
     fid = front[0]["fidelity"]
+    spread = _json("baseline_spread.json")
+    ss = spread["summary"]
+    spread_runs = ", ".join(pct(r["val_top1"]) for r in spread["runs"])
+    spread_seeds = ", ".join(str(r["seed"]) for r in spread["runs"])
+    same = "identical" if spread["same_seed_identical"] else "different"
     return f"""## The default search (digits)
 
 `nasctl search --target latency` with no other option: the embedded digits data, the
@@ -274,9 +279,13 @@ than 6,000, that is whole epochs: fidelity `{fid}`), the four baselines once. Wa
 {wall} (`/usr/bin/time`) while other jobs shared the 2 cores; outputs in
 `bench/results/default_search/`. Latency is one quick measurement per candidate (3 rounds
 x 10 calls, 1 thread), so differences under about 1 ms are within the noise of that
-machine; validation is 359 images (one image is 0.28%). A low-fidelity search:
-`nasctl compare` is the step that decides. How much these figures move between runs was
-not measured: a later run of the same command gave MobileNetV2 35.1% (issue 21).
+machine; validation was 359 images then (one image is 0.28%). A low-fidelity search:
+`nasctl compare` is the step that decides. These figures were taken before the held-out
+test split (digits is now {spread["val_images"]} val images) and move a lot between
+runs: MobileNetV2 trained as the default search trains its baselines (48 px, the same
+recipe) gave {spread_runs} over seeds {spread_seeds} (median {pct(ss["median"])}, range
+{pct(ss["min"])}-{pct(ss["max"])}); the same seed twice gave {same} figures. Reproduce:
+`{spread["command"]}` (`bench/results/baseline_spread.json`).
 
 {out}
 ![front of the default search](../bench/results/default_search/pareto.png)
