@@ -16,9 +16,9 @@ is lower in every measurement.
 Accuracy is reported on the data's held-out test split (``load_data``: ``test/``,
 CIFAR's ``test_batch``, or a share of train carved out with a fixed seed), which no
 search trained or selected on: ``accuracy`` (test top-1; ``top5`` is on test too) is
-the figure the comparison and the winner (``compare_winner``) go by; ``val_accuracy``
-(the split the search selected on) is beside it, and ``test_split`` says where the test
-images came from.
+the figure the comparison goes by; ``val_accuracy`` (the split the search selected on)
+is beside it and is what the winner (``compare_winner``) is picked by, and
+``test_split`` says where the test images came from.
 """
 
 from __future__ import annotations
