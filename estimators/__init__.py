@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from estimators._counting import (
     CostReport,
@@ -17,6 +16,7 @@ from estimators._download import CIFAR10_MD5, CIFAR10_URL, DataError, cache_dir,
 from estimators._memory import MemoryReport, memory
 from estimators._options import DEFAULT_DATA, Backend, DataMode, Optimizer, Precision, Preset
 from estimators._run import CHECKPOINT_FILE, METRICS_FILE, SPEC_FILE, write_metrics, write_spec
+from search_space._lazy import lazy_exports
 
 __all__ = [
     "CHECKPOINT_FILE",
@@ -109,7 +109,8 @@ __all__ = [
 
 
 # These submodules import torch, optuna or pandas (seconds): they load on first use, so that
-# the light parts (and `nasctl --help`) do not pay for them.
+# the light parts (and `nasctl --help`) do not pay for them. lazy_exports reads the names and
+# their modules from this block.
 if TYPE_CHECKING:
     from estimators._data import load_data
     from estimators._device import (
@@ -177,73 +178,4 @@ if TYPE_CHECKING:
         train_and_evaluate,
     )
 
-_LAZY = {
-    "ImageData": "estimators._images",
-    "DiskImages": "estimators._images",
-    "load_data": "estimators._data",
-    "DeviceError": "estimators._device",
-    "TrainDevice": "estimators._device",
-    "parse_device": "estimators._device",
-    "resolve_device": "estimators._device",
-    "fvcore_macs": "estimators._fvcore",
-    "LatencyConfig": "estimators._latency",
-    "LatencyError": "estimators._latency",
-    "LatencyResult": "estimators._latency",
-    "LockTimeout": "estimators._latency",
-    "Target": "estimators._latency",
-    "fold_batchnorm": "estimators._latency",
-    "host_info": "estimators._latency",
-    "latency_lock": "estimators._latency",
-    "measure": "estimators._latency",
-    "measure_many": "estimators._latency",
-    "part_target": "estimators._latency",
-    "Correction": "estimators._lut",
-    "LatencyTable": "estimators._lut",
-    "LutError": "estimators._lut",
-    "ValidationReport": "estimators._lut_validate",
-    "build_table": "estimators._lut_build",
-    "load_table": "estimators._lut",
-    "part_key": "estimators._lut",
-    "predict": "estimators._lut",
-    "save_table": "estimators._lut",
-    "validate_table": "estimators._lut_validate",
-    "naswot": "estimators._proxies",
-    "DataIdentity": "estimators._supernet",
-    "Supernet": "estimators._supernet",
-    "SupernetError": "estimators._supernet",
-    "data_identity": "estimators._supernet",
-    "SUPERNET_FORMAT": "estimators._supernet_train",
-    "SupernetProgress": "estimators._supernet_train",
-    "SupernetRecipe": "estimators._recipe",
-    "SupernetState": "estimators._supernet_train",
-    "fit_supernet": "estimators._supernet_train",
-    "load_supernet": "estimators._supernet_train",
-    "load_supernet_state": "estimators._supernet_train",
-    "new_supernet_state": "estimators._supernet_train",
-    "save_supernet": "estimators._supernet_train",
-    "PRESETS": "estimators._recipe",
-    "EvalResult": "estimators._evaluate",
-    "Recipe": "estimators._recipe",
-    "RecipeError": "estimators._recipe",
-    "TrainingDiverged": "estimators._recipe",
-    "TrainProgress": "estimators._training",
-    "TrainResult": "estimators._training",
-    "TrainState": "estimators._training",
-    "augment": "estimators._loop",
-    "batches_per_epoch": "estimators._loop",
-    "evaluate": "estimators._evaluate",
-    "fit": "estimators._training",
-    "get_recipe": "estimators._recipe",
-    "load_checkpoint": "estimators._training",
-    "new_state": "estimators._training",
-    "recalibrate_bn": "estimators._evaluate",
-    "save_checkpoint": "estimators._training",
-    "train_and_evaluate": "estimators._training",
-    "train_batch": "estimators._loop",
-}
-
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__)

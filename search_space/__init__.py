@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from search_space._baselines import (
     BASELINES,
@@ -22,6 +21,7 @@ from search_space._classic import (
 from search_space._classic_spec import ClassicSpec
 from search_space._codec import format_arch, looks_like_arch, parse_arch
 from search_space._errors import NasctlError, NasctlWarning, SpaceError, SpecError
+from search_space._lazy import lazy_exports
 from search_space._limits import (
     MAX_BLOCKS,
     MAX_CHANNELS,
@@ -112,20 +112,10 @@ __all__ = [
 ]
 
 # The builders import torch (seconds): they load on first use, so that reading specs and
-# arch strings (and `nasctl --help`) does not pay for it.
+# arch strings (and `nasctl --help`) does not pay for it. lazy_exports reads the names and
+# their modules from this block.
 if TYPE_CHECKING:
     from search_space._builder import MobileNet, build_model
     from search_space._classic_builder import ClassicNet, build_classic
 
-_LAZY = {
-    "MobileNet": "search_space._builder",
-    "build_model": "search_space._builder",
-    "ClassicNet": "search_space._classic_builder",
-    "build_classic": "search_space._classic_builder",
-}
-
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'search_space' has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__)
