@@ -1,12 +1,13 @@
 """The layers of a weight-sharing supernet: each holds its weights at the largest size
-the search space gives it, and a call (or ``sliced``) uses the slice a candidate needs;
-the channels come from the candidate's ``BlockSpec``/``HeadSpec`` (module doc of
-``_supernet``).
+the search space gives its layer of the plan (``search_space._plan``); a call uses the
+slice a candidate needs, with the channels of the candidate's ``BlockSpec``/``HeadSpec``,
+and ``sliced`` cuts a layer's weights to the sizes of the candidate's plan layer of the
+same name (module doc of ``_supernet``).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
 from typing import cast
 
 import torch
@@ -15,14 +16,15 @@ from torch import nn
 
 from search_space import Activation, BlockSpec, HeadSpec, NasctlError
 from search_space._blocks import ACT_LAYERS
+from search_space._plan import Layer, LayerOp
 
 __all__ = [
     "ElasticBlock",
     "ElasticConvBn",
     "ElasticHead",
     "ElasticSE",
-    "LargestSizes",
     "SupernetError",
+    "sliced",
 ]
 
 
@@ -47,32 +49,24 @@ def _centre(weight: torch.Tensor, kernel: int) -> torch.Tensor:
 
 
 class ElasticConvBn(nn.Module):
-    """A conv (+ BatchNorm, or a conv bias) at its largest size; a call uses the first
-    input/output channels and the centre of the kernel. ``depthwise``: groups = channels,
-    so output channels are the input's."""
+    """A conv (+ BatchNorm, or a conv bias) at the largest size of the plan's ``layer``; a
+    call uses the first input/output channels and the centre of the kernel. A depthwise
+    layer (groups = channels) gives as many output channels as it is given."""
 
-    def __init__(
-        self,
-        in_channels: int,
-        out_channels: int,
-        kernel: int = 1,
-        stride: int = 1,
-        depthwise: bool = False,
-        bn: bool = True,
-    ) -> None:
+    def __init__(self, layer: Layer) -> None:
         super().__init__()
-        self.depthwise = depthwise
-        self.stride = stride
+        self.depthwise = layer.op is LayerOp.DWCONV
+        self.stride = layer.stride
         self.conv = nn.Conv2d(
-            in_channels,
-            out_channels,
-            kernel,
-            stride,
-            kernel // 2,
-            groups=in_channels if depthwise else 1,
-            bias=not bn,
+            layer.in_channels,
+            layer.out_channels,
+            layer.kernel,
+            layer.stride,
+            layer.padding,
+            groups=layer.groups,
+            bias=layer.bias,
         )
-        self.bn: nn.BatchNorm2d | None = nn.BatchNorm2d(out_channels) if bn else None
+        self.bn: nn.BatchNorm2d | None = nn.BatchNorm2d(layer.out_channels) if layer.bn else None
 
     def forward(
         self, x: torch.Tensor, out_channels: int, kernel: int, act: Activation | None
@@ -103,25 +97,6 @@ class ElasticConvBn(nn.Module):
             )
         return _act(x, act)
 
-    def sliced(self, in_channels: int, out_channels: int, kernel: int) -> dict[str, torch.Tensor]:
-        """The state of a ``ConvBnAct`` with these sizes, keyed like its state_dict."""
-        c_in = 1 if self.depthwise else in_channels
-        out = {"conv.weight": _centre(self.conv.weight[:out_channels, :c_in], kernel)}
-        if self.conv.bias is not None:
-            out["conv.bias"] = self.conv.bias[:out_channels]
-        if self.bn is not None:
-            mean, var, tracked = _buffers(self.bn)
-            out.update(
-                {
-                    "bn.weight": self.bn.weight[:out_channels],
-                    "bn.bias": self.bn.bias[:out_channels],
-                    "bn.running_mean": mean[:out_channels],
-                    "bn.running_var": var[:out_channels],
-                    "bn.num_batches_tracked": tracked,
-                }
-            )
-        return out
-
 
 def _buffers(bn: nn.BatchNorm2d) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Running mean, variance and batch count (always present: track_running_stats)."""
@@ -149,41 +124,20 @@ class ElasticSE(nn.Module):
         s = F.hardsigmoid(F.conv2d(s, self.fc2.weight[:c, :squeeze], b2[:c]))
         return x * s
 
-    def sliced(self, channels: int, squeeze: int) -> dict[str, torch.Tensor]:
-        b1, b2 = cast(torch.Tensor, self.fc1.bias), cast(torch.Tensor, self.fc2.bias)
-        return {
-            "fc1.weight": self.fc1.weight[:squeeze, :channels],
-            "fc1.bias": b1[:squeeze],
-            "fc2.weight": self.fc2.weight[:channels, :squeeze],
-            "fc2.bias": b2[:channels],
-        }
-
-
-@dataclass(frozen=True)
-class LargestSizes:
-    """The largest sizes one block position takes over every width and choice."""
-
-    in_channels: int
-    out_channels: int
-    mid_channels: int
-    se_channels: int
-    kernel: int
-    stride: int
-    expand: bool  # some choice has an expansion conv here
-
 
 class ElasticBlock(nn.Module):
-    """An inverted residual at its largest sizes; a call runs the block a ``BlockSpec``
-    describes (the same layers, in the same order, as ``search_space.InvertedResidual``)."""
+    """An inverted residual at its largest sizes (``layers``: the largest of each of its
+    plan's weighted layers, by name within the block); a call runs the block a
+    ``BlockSpec`` describes (the same layers, in the same order, as
+    ``search_space.InvertedResidual``)."""
 
-    def __init__(self, size: LargestSizes) -> None:
+    def __init__(self, layers: Mapping[str, Layer]) -> None:
         super().__init__()
-        self.conv_pw = ElasticConvBn(size.in_channels, size.mid_channels) if size.expand else None
-        self.conv_dw = ElasticConvBn(
-            size.mid_channels, size.mid_channels, size.kernel, size.stride, depthwise=True
-        )
-        self.se = ElasticSE(size.mid_channels, size.se_channels) if size.se_channels else None
-        self.conv_pwl = ElasticConvBn(size.mid_channels, size.out_channels)
+        self.conv_pw = ElasticConvBn(layers["conv_pw"]) if "conv_pw" in layers else None
+        self.conv_dw = ElasticConvBn(layers["conv_dw"])
+        fc1 = layers.get("se.fc1")
+        self.se = ElasticSE(fc1.in_channels, fc1.out_channels) if fc1 else None
+        self.conv_pwl = ElasticConvBn(layers["conv_pwl"])
 
     def forward(self, x: torch.Tensor, spec: BlockSpec) -> torch.Tensor:
         out = x
@@ -195,33 +149,18 @@ class ElasticBlock(nn.Module):
         out = self.conv_pwl(out, spec.out_channels, 1, None)
         return out + x if spec.has_residual else out
 
-    def sliced(self, spec: BlockSpec) -> dict[str, torch.Tensor]:
-        parts: dict[str, dict[str, torch.Tensor]] = {}
-        if self.conv_pw is not None and spec.has_expand_conv:
-            parts["conv_pw"] = self.conv_pw.sliced(spec.in_channels, spec.mid_channels, 1)
-        parts["conv_dw"] = self.conv_dw.sliced(spec.mid_channels, spec.mid_channels, spec.kernel)
-        if self.se is not None and spec.has_se:
-            parts["se"] = self.se.sliced(spec.mid_channels, spec.se_channels)
-        parts["conv_pwl"] = self.conv_pwl.sliced(spec.mid_channels, spec.out_channels, 1)
-        return {f"{p}.{k}": v for p, state in parts.items() for k, v in state.items()}
-
 
 class ElasticHead(nn.Module):
     """[1x1 conv] -> global average pool -> [hidden linear + act] -> dropout -> classifier,
-    at the largest widths (``search_space.Head`` with sliced weights)."""
+    at the largest widths (``layers`` as for ``ElasticBlock``; ``search_space.Head`` with
+    sliced weights)."""
 
-    def __init__(self, in_channels: int, spec: HeadSpec, num_classes: int) -> None:
+    def __init__(self, layers: Mapping[str, Layer]) -> None:
         super().__init__()
-        channels = in_channels
-        self.conv: ElasticConvBn | None = None
-        if spec.conv_channels:
-            self.conv = ElasticConvBn(channels, spec.conv_channels, bn=spec.conv_bn)
-            channels = spec.conv_channels
-        self.hidden: nn.Linear | None = None
-        if spec.hidden_features:
-            self.hidden = nn.Linear(channels, spec.hidden_features)
-            channels = spec.hidden_features
-        self.classifier = nn.Linear(channels, num_classes)
+        conv, hidden, classifier = layers.get("conv"), layers.get("hidden"), layers["classifier"]
+        self.conv = ElasticConvBn(conv) if conv else None
+        self.hidden = nn.Linear(hidden.in_channels, hidden.out_channels) if hidden else None
+        self.classifier = nn.Linear(classifier.in_channels, classifier.out_channels)
 
     def forward(self, x: torch.Tensor, spec: HeadSpec) -> torch.Tensor:
         if self.conv is not None:
@@ -233,18 +172,25 @@ class ElasticHead(nn.Module):
         x = F.dropout(x, spec.dropout, self.training)
         return F.linear(x, self.classifier.weight[:, : x.shape[1]], self.classifier.bias)
 
-    def sliced(self, in_channels: int, spec: HeadSpec) -> dict[str, torch.Tensor]:
-        out: dict[str, torch.Tensor] = {}
-        channels = in_channels
-        if self.conv is not None:
-            state = self.conv.sliced(channels, spec.conv_channels, 1)
-            out.update({f"conv.{k}": v for k, v in state.items()})
-            channels = spec.conv_channels
-        if self.hidden is not None:
-            h = spec.hidden_features
-            out["hidden.weight"] = self.hidden.weight[:h, :channels]
-            out["hidden.bias"] = self.hidden.bias[:h]
-            channels = h
-        out["classifier.weight"] = self.classifier.weight[:, :channels]
-        out["classifier.bias"] = self.classifier.bias
-        return out
+
+def sliced(module: nn.Module, layer: Layer) -> dict[str, torch.Tensor]:
+    """The state of ``module`` (an elastic layer at its largest size) at the sizes of the
+    plan's ``layer``, keyed like its state_dict (views into it): dimension 0 (outputs,
+    and BatchNorm's per-channel tensors) to ``out_channels``, dimension 1 to
+    ``in_channels / groups``, a kernel to its centre ``kernel x kernel``; BatchNorm's
+    batch count whole. One rule for every weighted layer, so the weights a spec takes are
+    named by its plan and nowhere else."""
+    out: dict[str, torch.Tensor] = {}
+    for key, tensor in module.state_dict(keep_vars=True).items():
+        if tensor.ndim == 0:
+            out[key] = tensor
+            continue
+        size = (layer.out_channels, layer.in_channels // layer.groups)[: min(tensor.ndim, 2)]
+        if any(want > have for want, have in zip(size, tensor.shape, strict=False)):
+            raise SupernetError(
+                f"{layer.name}.{key} takes {list(size)} channels but the supernet holds "
+                f"{list(tensor.shape[: len(size)])}"
+            )
+        part = tensor[: size[0]] if len(size) == 1 else tensor[: size[0], : size[1]]
+        out[key] = _centre(part, layer.kernel) if tensor.ndim == 4 else part
+    return out

@@ -23,33 +23,27 @@ top-1 on the validation split.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
-from typing import Any, cast
+from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
 from estimators._device import TrainDevice, resolve_device
-from estimators._elastic import (
-    ElasticBlock,
-    ElasticConvBn,
-    ElasticHead,
-    LargestSizes,
-    SupernetError,
-)
+from estimators._elastic import ElasticBlock, ElasticConvBn, ElasticHead, SupernetError, sliced
 from estimators._evaluate import evaluate, recalibrate_bn
 from estimators._images import ImageData
 from estimators._loop import train_batch
 from search_space import (
     ArchSpec,
     BlockChoice,
-    HeadSpec,
     MobileNet,
     SearchSpace,
     build_model,
 )
 from search_space._builder import _init_weights
+from search_space._plan import Layer, plan_part
 
 __all__ = [
     "DataIdentity",
@@ -126,13 +120,13 @@ class Supernet(nn.Module):
         self.epochs_done = 0.0  # set when loaded from a file
         self.train_seconds = 0.0
         self.trained_device = "cpu/fp32"  # TrainDevice.label of its training, from the file
-        largest = _largest_sizes(self.space, num_classes)
-        stem = largest.stem
+        largest = _largest_layers(self.space, num_classes)
+        blocks = [layers for name, layers in largest.items() if name.startswith("blocks.")]
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            self.stem = ElasticConvBn(3, stem.out_channels, stem.kernel, stem.stride)
-            self.blocks = nn.ModuleList(ElasticBlock(size) for size in largest.blocks)
-            self.head = ElasticHead(largest.head_in, largest.head, num_classes)
+            self.stem = ElasticConvBn(largest["stem"][""])
+            self.blocks = nn.ModuleList(ElasticBlock(layers) for layers in blocks)
+            self.head = ElasticHead(largest["head"])
             _init_weights(self)
         self._starts = []  # index of each stage's first block in self.blocks
         start = 0
@@ -176,17 +170,21 @@ class Supernet(nn.Module):
 
     def state_of(self, spec: ArchSpec) -> dict[str, torch.Tensor]:
         """The sliced weights and BatchNorm buffers of ``spec``, keyed like the state_dict
-        of ``build_model(spec)`` (views into the supernet; ``extract`` copies them)."""
+        of ``build_model(spec)`` (views into the supernet; ``extract`` copies them).
+
+        Walks the spec's plan: each weighted layer takes the slice of the elastic module
+        of the same name within its part (``sliced``), so what a block holds is read
+        from the plan, never restated here."""
         layout = self.layout(spec)
-        state = {
-            f"stem.{k}": v
-            for k, v in self.stem.sliced(3, spec.stem.out_channels, spec.stem.kernel).items()
-        }
-        for i, (index, block) in enumerate(zip(layout, spec.blocks, strict=True)):
-            sliced = cast(ElasticBlock, self.blocks[index]).sliced(block)
-            state.update({f"blocks.{i}.{k}": v for k, v in sliced.items()})
-        head = self.head.sliced(spec.blocks[-1].out_channels, spec.head)
-        state.update({f"head.{k}": v for k, v in head.items()})
+        modules = [self.stem, *(self.blocks[i] for i in layout), self.head]
+        state: dict[str, torch.Tensor] = {}
+        for part, module in zip(spec.parts(), modules, strict=True):
+            for layer in plan_part(part, spec.num_classes):
+                if layer.has_weights:
+                    elastic = _module_of(module, part.name, layer)
+                    state.update(
+                        {f"{layer.name}.{k}": v for k, v in sliced(elastic, layer).items()}
+                    )
         return state
 
     @torch.no_grad()
@@ -326,22 +324,27 @@ class Supernet(nn.Module):
         )
 
 
-@dataclass(frozen=True)
-class _Sizes:
-    stem: Any  # StemSpec at its largest
-    blocks: tuple[LargestSizes, ...]
-    head_in: int
-    head: HeadSpec
+def _relative(part: str, layer: Layer) -> str:
+    """``layer``'s name within its part ("" for a part that is one layer: the stem)."""
+    return layer.name[len(part) + 1 :]
 
 
-def _largest_sizes(space: SearchSpace, num_classes: int) -> _Sizes:
-    """Each layer's largest size over every width and choice of the space.
+def _module_of(module: nn.Module, part: str, layer: Layer) -> nn.Module:
+    """The elastic module of part ``module`` that holds the plan's ``layer``."""
+    try:
+        return module.get_submodule(_relative(part, layer))
+    except AttributeError:
+        raise SupernetError(f"the supernet holds no layer {layer.name!r} of the plan") from None
 
-    Found by building, at every width, the deepest spec with each expansion and SE on,
+
+def _largest_layers(space: SearchSpace, num_classes: int) -> dict[str, dict[str, Layer]]:
+    """Each weighted layer of the plan at its largest size over every width and choice of
+    the space, by part name (``stem``, ``blocks.3``, ``head``) and name within the part.
+
+    Found by planning, at every width, the deepest spec with each expansion and SE on,
     rather than assumed: make_divisible is monotone, but this way the supernet cannot
     disagree with the spec that ``make_spec`` produces."""
-    blocks: list[dict[str, int]] = []
-    stems, heads, head_ins = [], [], []
+    largest: dict[str, dict[str, Layer]] = {}
     rounds = max(len(s.expansion) for s in space.stages)
     for width in space.widths:
         for r in range(rounds):
@@ -358,32 +361,23 @@ def _largest_sizes(space: SearchSpace, num_classes: int) -> _Sizes:
                 for s in space.stages
             ]
             spec = space.make_spec(width, max(space.resolutions), stages, num_classes)
-            stems.append(spec.stem)
-            heads.append(spec.head)
-            head_ins.append(spec.blocks[-1].out_channels)
-            if not blocks:
-                blocks = [{} for _ in spec.blocks]
-            for size, b in zip(blocks, spec.blocks, strict=True):
-                for name in ("in_channels", "out_channels", "mid_channels", "se_channels"):
-                    size[name] = max(size.get(name, 0), getattr(b, name))
-                size["kernel"], size["stride"] = b.kernel, b.stride
-                size["expand"] = size.get("expand", 0) or int(b.has_expand_conv)
-    stem = max(stems, key=lambda s: s.out_channels)
-    head = max(heads, key=lambda h: (h.conv_channels, h.hidden_features))
-    return _Sizes(
-        stem=stem,
-        blocks=tuple(
-            LargestSizes(
-                s["in_channels"],
-                s["out_channels"],
-                s["mid_channels"],
-                s["se_channels"],
-                s["kernel"],
-                s["stride"],
-                bool(s["expand"]),
-            )
-            for s in blocks
-        ),
-        head_in=max(head_ins),
-        head=head,
+            for part in spec.parts():
+                layers = largest.setdefault(part.name, {})
+                for layer in plan_part(part, num_classes):
+                    if layer.has_weights:
+                        name = _relative(part.name, layer)
+                        layers[name] = _wider(layers.get(name), layer)
+    return largest
+
+
+def _wider(old: Layer | None, new: Layer) -> Layer:
+    """``new`` with the largest channels, groups and kernel of the two."""
+    if old is None:
+        return new
+    return replace(
+        new,
+        in_channels=max(old.in_channels, new.in_channels),
+        out_channels=max(old.out_channels, new.out_channels),
+        groups=max(old.groups, new.groups),
+        kernel=max(old.kernel, new.kernel),
     )

@@ -21,14 +21,20 @@ from estimators import (
     new_supernet_state,
     save_supernet,
 )
+from estimators._elastic import sliced
+from estimators._supernet import _module_of
 from estimators._supernet_train import augment_views, subnets_at
 from search_space import (
     ArchSpec,
+    Layer,
+    LayerOp,
     NasctlError,
     SearchSpace,
     SpaceError,
+    baseline_names,
     builtin_space_text,
     get_baseline,
+    plan,
 )
 
 TINY = builtin_space_text("tiny")
@@ -93,6 +99,69 @@ def test_extracted_network_computes_what_the_supernet_computes(name: str) -> Non
             for k, v in supernet.state_of(spec).items()
             if "running" not in k and "num_batches" not in k
         )
+
+
+def _plan_state(spec: ArchSpec) -> dict[str, tuple[int, ...]]:
+    """The state_dict keys and shapes the plan of ``spec`` implies (a closed form): a
+    ConvBnAct's conv (+ bias) and BatchNorm, an SE conv's or a linear layer's own."""
+    state: dict[str, tuple[int, ...]] = {}
+    for layer in plan(spec):
+        if not layer.has_weights:
+            continue
+        out, c_in = layer.out_channels, layer.in_channels // layer.groups
+        prefix = layer.name + (".conv" if layer.op in (LayerOp.CONV, LayerOp.DWCONV) else "")
+        if layer.op is LayerOp.LINEAR:
+            state[f"{prefix}.weight"] = (out, c_in)
+        else:
+            state[f"{prefix}.weight"] = (out, c_in, layer.kernel, layer.kernel)
+        if layer.bias:
+            state[f"{prefix}.bias"] = (out,)
+        if layer.bn:
+            for key in ("weight", "bias", "running_mean", "running_var"):
+                state[f"{layer.name}.bn.{key}"] = (out,)
+            state[f"{layer.name}.bn.num_batches_tracked"] = ()
+    return state
+
+
+def _in_space(supernet: Supernet) -> list[ArchSpec]:
+    """Every baseline, at every width and resolution of the space, that is a point of it."""
+    specs = []
+    for name in baseline_names():
+        for width in supernet.space.widths:
+            for res in supernet.space.resolutions:
+                spec = get_baseline(name, width, res, supernet.num_classes)
+                try:
+                    supernet.layout(spec)
+                except NasctlError:
+                    continue
+                specs.append(spec)
+    return specs
+
+
+def test_the_weights_a_spec_takes_are_its_plan_layers() -> None:
+    supernet = SUPERNETS["default"]
+    baselines = _in_space(supernet)
+    assert {s.resolution for s in baselines} == {32, 40, 48}  # V3-Large at width 1
+    rng = np.random.default_rng(7)
+    for spec in [*baselines, *_specs(supernet), *(supernet.sample(rng) for _ in range(20))]:
+        want = _plan_state(spec)
+        state = supernet.state_of(spec)
+        assert {k: tuple(v.shape) for k, v in state.items()} == want
+        got = supernet.extract(spec).state_dict()
+        assert list(got) == list(want)  # the built module's order too
+        assert {k: tuple(v.shape) for k, v in got.items()} == want
+
+
+def test_a_plan_layer_the_supernet_lacks_or_outgrows_is_refused_by_name() -> None:
+    block = SUPERNETS["tiny"].blocks[0]
+    wide = Layer(
+        "blocks.0.conv_dw", LayerOp.DWCONV, "blocks.0", (), 4096, 4096, 8, 8, 3, groups=4096
+    )
+    with pytest.raises(SupernetError, match=r"blocks.0.conv_dw.conv.weight takes \[4096, 1\]"):
+        sliced(block.conv_dw, wide)
+    extra = Layer("blocks.0.conv_xx", LayerOp.CONV, "blocks.0", (), 8, 8, 8, 8)
+    with pytest.raises(SupernetError, match=r"holds no layer 'blocks\.0\.conv_xx' of the plan"):
+        _module_of(block, "blocks.0", extra)
 
 
 def test_training_mode_batch_statistics_agree_too() -> None:
