@@ -36,6 +36,7 @@ __all__ = [
     "Sampler",
     "SearchConfig",
     "SearchError",
+    "SearchOutputs",
     "SearchTarget",
     "StudyError",
     "StudyMeta",
@@ -81,6 +82,7 @@ __all__ = [
     "timm_arch",
     "trials_frame",
     "visualize",
+    "write_search_outputs",
 ]
 
 
@@ -129,6 +131,7 @@ if TYPE_CHECKING:
         SearchError,
         parse_max_latency,
     )
+    from results._search_outputs import SearchOutputs, write_search_outputs
     from results._study import StudyError, StudyMeta, open_existing, open_storage, trials_frame
     from results._timm import timm_arch
     from results._visualize import Visualization, VisualizeError, feature_layers, visualize
@@ -178,6 +181,8 @@ _LAZY = {
     "baselines_of": "results._baselines",
     "open_existing": "results._study",
     "run_search": "results._search",
+    "SearchOutputs": "results._search_outputs",
+    "write_search_outputs": "results._search_outputs",
     "StudyError": "results._study",
     "StudyMeta": "results._study",
     "open_storage": "results._study",
