@@ -17,6 +17,7 @@ from __future__ import annotations
 import itertools
 import math
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -83,35 +84,27 @@ class SearchSpace:
 
     # --- parameters -> spec -----------------------------------------------------------
 
-    def sample(self, trial: Any, num_classes: int) -> ArchSpec:
-        """Suggest every parameter on an Optuna trial (define-by-run) and build the spec."""
+    def _choose_params(self, choose: Callable[[str, list[Any]], Any]) -> dict[str, Any]:
+        """Every parameter, each ``choose(name, choices)``, in a fixed order: width,
+        resolution, then per stage its depth and one block label per possible block."""
         params: dict[str, Any] = {
-            "width": trial.suggest_categorical("width", list(self.widths)),
-            "resolution": trial.suggest_categorical("resolution", list(self.resolutions)),
+            "width": choose("width", list(self.widths)),
+            "resolution": choose("resolution", list(self.resolutions)),
         }
         for i, stage in enumerate(self.stages):
-            params[f"s{i}.depth"] = trial.suggest_categorical(f"s{i}.depth", list(stage.depth))
+            params[f"s{i}.depth"] = choose(f"s{i}.depth", list(stage.depth))
             labels = list(stage.labels)
             for j in range(max(stage.depth)):
-                params[f"s{i}.b{j}"] = trial.suggest_categorical(f"s{i}.b{j}", labels)
-        return self.spec_from_params(params, num_classes)
+                params[f"s{i}.b{j}"] = choose(f"s{i}.b{j}", labels)
+        return params
+
+    def sample(self, trial: Any, num_classes: int) -> ArchSpec:
+        """Suggest every parameter on an Optuna trial (define-by-run) and build the spec."""
+        return self.spec_from_params(self._choose_params(trial.suggest_categorical), num_classes)
 
     def random_params(self, rng: np.random.Generator) -> dict[str, Any]:
         """Uniformly random parameters (the same names ``sample`` suggests)."""
-
-        def pick(choices: list[Any]) -> Any:
-            return choices[int(rng.integers(len(choices)))]
-
-        params: dict[str, Any] = {
-            "width": pick(list(self.widths)),
-            "resolution": pick(list(self.resolutions)),
-        }
-        for i, stage in enumerate(self.stages):
-            params[f"s{i}.depth"] = pick(list(stage.depth))
-            labels = list(stage.labels)
-            for j in range(max(stage.depth)):
-                params[f"s{i}.b{j}"] = pick(labels)
-        return params
+        return self._choose_params(lambda _name, choices: choices[int(rng.integers(len(choices)))])
 
     def random_spec(self, seed: int, num_classes: int) -> ArchSpec:
         return self.spec_from_params(self.random_params(np.random.default_rng(seed)), num_classes)
