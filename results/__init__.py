@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from results._options import AccuracyMode, Sampler, SearchTarget
 from results._pareto import (
@@ -16,6 +15,7 @@ from results._pareto import (
     non_dominated_ranks,
     pareto_front,
 )
+from search_space._lazy import lazy_exports
 
 __all__ = [
     "ACC_COST",
@@ -87,7 +87,8 @@ __all__ = [
 
 
 # These submodules import torch, optuna or pandas (seconds): they load on first use, so that
-# the light parts (and `nasctl --help`) do not pay for them.
+# the light parts (and `nasctl --help`) do not pay for them. lazy_exports reads the names and
+# their modules from this block.
 if TYPE_CHECKING:
     from results._archplot import plot_arch
     from results._baselines import baselines_of
@@ -137,65 +138,4 @@ if TYPE_CHECKING:
     from results._visualize import Visualization, VisualizeError, feature_layers, visualize
     from results._winner import compare_winner
 
-_LAZY = {
-    "plot_arch": "results._archplot",
-    "check_weights": "results._checkpoint",
-    "checkpoint_preprocessing": "results._checkpoint",
-    "random_weights": "results._checkpoint",
-    "read_checkpoint": "results._checkpoint",
-    "standalone_source": "results._codegen",
-    "choose_contenders": "results._compare",
-    "markdown_report": "results._compare_report",
-    "plot_compare": "results._compare_report",
-    "run_compare": "results._compare",
-    "check_options": "results._export",
-    "export_model": "results._export",
-    "export_path": "results._export",
-    "EXPORT_FORMAT": "results._export_format",
-    "MIN_OPSET": "results._export_format",
-    "ExportError": "results._export_format",
-    "ExportFormat": "results._export_format",
-    "ExportResult": "results._export_format",
-    "exported_latency": "results._exported",
-    "load_exported": "results._exported",
-    "load_pt": "results._exported",
-    "ACC_COST": "results._halving",
-    "fidelity_recipe": "results._halving",
-    "TARGET_COLUMNS": "results._report",
-    "front_frame": "results._report",
-    "next_steps": "results._report",
-    "pareto_title": "results._report",
-    "pick_trial": "results._report",
-    "plot_front": "results._report",
-    "search_report": "results._report",
-    "study_unit": "results._report",
-    "timm_arch": "results._timm",
-    "SEARCH_LATENCY": "results._search_config",
-    "TARGET_LABELS": "results._search_config",
-    "TARGET_UNITS": "results._search_config",
-    "BaselineStep": "results._search_config",
-    "Event": "results._search_config",
-    "SearchConfig": "results._search_config",
-    "SearchError": "results._search_config",
-    "parse_max_latency": "results._search_config",
-    "baselines_of": "results._baselines",
-    "open_existing": "results._study",
-    "run_search": "results._search",
-    "SearchOutputs": "results._search_outputs",
-    "write_search_outputs": "results._search_outputs",
-    "StudyError": "results._study",
-    "StudyMeta": "results._study",
-    "open_storage": "results._study",
-    "trials_frame": "results._study",
-    "Visualization": "results._visualize",
-    "VisualizeError": "results._visualize",
-    "feature_layers": "results._visualize",
-    "visualize": "results._visualize",
-    "compare_winner": "results._winner",
-}
-
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__)
