@@ -14,6 +14,7 @@ import inspect
 import json
 import os
 import re
+import shlex
 import sys
 import tempfile
 import warnings
@@ -46,10 +47,7 @@ from search_space import (
 )
 
 __all__ = [
-    "FormatOption",
-    "OldRunsOption",
     "OutputFormat",
-    "RunsOption",
     "app",
     "check_output",
     "command_group",
@@ -58,6 +56,7 @@ __all__ = [
     "err_console",
     "fail",
     "guarded",
+    "invoked",
     "renamed",
     "resolve_arch",
     "resolve_model",
@@ -146,6 +145,11 @@ def command_group(name: str, help_text: str) -> typer.Typer:
     group = typer.Typer(help=help_text, no_args_is_help=True)
     app.add_typer(group, name=name)
     return group
+
+
+def invoked() -> str:
+    """The command line as typed (quoted for a shell), for the reports a command writes."""
+    return "nasctl " + " ".join(shlex.quote(a) for a in sys.argv[1:])
 
 
 def fail(message: str) -> typer.Exit:
@@ -351,29 +355,6 @@ def _cell(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:g}"
     return str(value)
-
-
-# Options that every command taking one ARCH shares (arch show/plot, latency, export,
-# visualize), declared once so that their flags and help read the same everywhere.
-WidthOption = Annotated[
-    float, typer.Option("--width", "-w", help="Width multiplier (baseline names only).")
-]
-ResolutionOption = Annotated[
-    int | None, typer.Option("--resolution", "-r", help="Input resolution override.")
-]
-NumClassesOption = Annotated[int | None, typer.Option(help="Number of classes override.")]
-#: `--format/-f` where a command prints its rows as a table, JSON or CSV.
-FormatOption = Annotated[OutputFormat, typer.Option("--format", "-f", help="Output format.")]
-
-# The search's folder (RUNS/STUDY.journal, RUNS/STUDY/...): `--runs` in every command that
-# writes or reads it (search, compare, results, export); `--out/-o` is what a command writes.
-RunsOption = Annotated[
-    Path, typer.Option("--runs", help="The search's folder: RUNS/STUDY.journal, RUNS/STUDY/.")
-]
-#: `--out`, the runs folder's old name in search, compare and results: hidden, warns.
-OldRunsOption = Annotated[
-    Path | None, typer.Option("--out", hidden=True, help="Old name of --runs.")
-]
 
 
 def renamed(value: T, old_value: T | None, flag: str, old_flag: str) -> T:

@@ -12,17 +12,23 @@ import typer
 
 from estimators import count, part_layers
 from nasctl._app import (
-    FormatOption,
-    NumClassesOption,
     OutputFormat,
-    ResolutionOption,
-    WidthOption,
     check_output,
     command_group,
     console,
     emit,
     guarded,
     resolve_arch,
+)
+from nasctl._options import (
+    ArchArgument,
+    FormatOption,
+    LutOption,
+    NumClassesOption,
+    ResolutionOption,
+    SpaceOption,
+    WidthOption,
+    format_option,
 )
 from search_space import BlockSpec, SpecError, format_arch, load_space, space_source
 
@@ -43,16 +49,13 @@ class ArchFormat(StrEnum):
 @arch_app.command("show")
 @guarded
 def arch_show(
-    arch: Annotated[
-        str, typer.Argument(metavar="ARCH", help="Baseline name, arch string or spec .json file.")
-    ],
+    arch: ArchArgument,
     width: WidthOption = 1.0,
     resolution: ResolutionOption = None,
     num_classes: NumClassesOption = None,
-    fmt: Annotated[
-        ArchFormat,
-        typer.Option("--format", "-f", help="table, json (the spec) or arch (one line)."),
-    ] = ArchFormat.table,
+    fmt: Annotated[ArchFormat, format_option("table, json (the spec) or arch (one line).")] = (
+        ArchFormat.table
+    ),
 ) -> None:
     """Show the blocks of an architecture with their params and MACs.
 
@@ -100,14 +103,9 @@ def arch_show(
 @arch_app.command("plot")
 @guarded
 def arch_plot(
-    arch: Annotated[
-        str, typer.Argument(metavar="ARCH", help="Baseline name, arch string or spec .json file.")
-    ],
+    arch: ArchArgument,
     out: Annotated[Path, typer.Option("--out", "-o", help="PNG file to write.")],
-    lut: Annotated[
-        Path | None,
-        typer.Option(help="Latency lookup table (from `nasctl lut build`): per-block latency."),
-    ] = None,
+    lut: LutOption = None,
     width: WidthOption = 1.0,
     resolution: ResolutionOption = None,
     num_classes: NumClassesOption = None,
@@ -138,10 +136,7 @@ def arch_plot(
 @space_app.command("show")
 @guarded
 def space_show(
-    space: Annotated[
-        Path | None,
-        typer.Option(help="A space file (TOML) or a built-in space: default, photos, tiny."),
-    ] = None,
+    space: SpaceOption = None,
     fmt: FormatOption = OutputFormat.table,
     dump: Annotated[
         bool,

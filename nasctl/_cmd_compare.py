@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import shlex
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -11,20 +9,31 @@ import typer
 
 from estimators import Preset
 from nasctl._app import (
-    FormatOption,
-    OldRunsOption,
     OutputFormat,
-    RunsOption,
     app,
     check_output,
     console,
     emit,
     guarded,
+    invoked,
     renamed,
 )
-from nasctl._cmd_train import _load
-from nasctl._data_options import DataMode, DataModeOption
-from nasctl._device_options import Precision, PrecisionOption, training_device
+from nasctl._data_options import DataMode, DataModeOption, load_images
+from nasctl._device_options import (
+    DeviceOption,
+    LatencyDeviceOption,
+    Precision,
+    PrecisionOption,
+    training_device,
+)
+from nasctl._options import (
+    FormatOption,
+    LatencyThreadsOption,
+    OldRunsOption,
+    RunsOption,
+    StorageOption,
+    StudyOption,
+)
 
 if TYPE_CHECKING:
     from estimators import TrainProgress
@@ -50,11 +59,9 @@ def progress_line(name: str, p: TrainProgress | None) -> str | None:
 @app.command()
 @guarded
 def compare(
-    study: Annotated[str, typer.Option(help="Study name.")] = "search",
+    study: StudyOption = "search",
     runs: RunsOption = Path("runs"),
-    storage: Annotated[
-        str | None, typer.Option(help="Optuna storage URL (default RUNS/STUDY.journal).")
-    ] = None,
+    storage: StorageOption = None,
     top: Annotated[int, typer.Option(help="How many front members to retrain.")] = 3,
     under_latency: Annotated[
         float | None, typer.Option(help="Only front members under this latency (ms).")
@@ -84,7 +91,7 @@ def compare(
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed of every training run.")] = 0,
     threads: Annotated[int | None, typer.Option(help="Training threads.")] = None,
-    latency_threads: Annotated[int, typer.Option(help="Threads for latency.")] = 1,
+    latency_threads: LatencyThreadsOption = 1,
     latency_rounds: Annotated[
         int, typer.Option(help="Interleaved latency rounds (every model and MobileNetV2 each).")
     ] = 10,
@@ -93,20 +100,10 @@ def compare(
         typer.Option(help="Whole latency measurements, a candidate must be faster in all of them."),
     ] = 3,
     fmt: FormatOption = OutputFormat.table,
-    device: Annotated[
-        str,
-        typer.Option(
-            "--device",
-            help="Where the models train: cpu, cuda, cuda:N or auto. --latency-device is "
-            "where latency is measured.",
-        ),
-    ] = "cpu",
+    device: DeviceOption = "cpu",
     precision: PrecisionOption = Precision.auto,
     data_mode: DataModeOption = DataMode.AUTO,
-    latency_device: Annotated[
-        str,
-        typer.Option(help="Where latency is measured: cpu or cuda[:N] (--device: training)."),
-    ] = "cpu",
+    latency_device: LatencyDeviceOption = "cpu",
     old_runs: OldRunsOption = None,
 ) -> None:
     """Retrain the best front members and the baselines the same way and compare them.
@@ -149,7 +146,7 @@ def compare(
     recipe = get_recipe(preset, epochs=epochs, batch_size=batch_size)
     # Decoded here, with a progress bar, once per resolution (run_compare reuses them).
     resolutions = sorted({c.spec.resolution for c in contenders})
-    loaded = {r: _load(data, r, seed, data_mode) for r in resolutions}
+    loaded = {r: load_images(data, r, seed, data_mode) for r in resolutions}
     if images is not None:
         size = len(loaded[contenders[0].spec.resolution].train_y)
         recipe = fidelity_recipe(recipe, images, size)
@@ -176,9 +173,8 @@ def compare(
     folder.mkdir(parents=True, exist_ok=True)
     frame.to_csv(folder / "compare.csv", index=False)
     plot_compare(frame, folder / "compare.png", f"study {study}: retrained with preset {preset}")
-    command = "nasctl " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     (folder / "compare.md").write_text(
-        markdown_report(frame, f"nasctl compare: study {study}", command), encoding="utf-8"
+        markdown_report(frame, f"nasctl compare: study {study}", invoked()), encoding="utf-8"
     )
     cols = [
         "name",

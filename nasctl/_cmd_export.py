@@ -3,17 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 from nasctl._app import (
-    NumClassesOption,
-    ResolutionOption,
-    RunsOption,
-    WidthOption,
     app,
     check_output,
     console,
@@ -22,6 +17,14 @@ from nasctl._app import (
     renamed,
     resolve_arch,
 )
+from nasctl._options import (
+    NumClassesOption,
+    ResolutionOption,
+    RunsOption,
+    StorageOption,
+    WidthOption,
+)
+from results import ExportFormat
 from search_space import ArchSpec, SpecError, format_arch
 
 
@@ -37,16 +40,6 @@ class StudyChoice:
     best_under: float | None
     compare_best: bool = False
     untrained: bool = False
-
-
-class FormatChoice(StrEnum):
-    json = "json"
-    arch = "arch"
-    py = "py"
-    torchscript = "torchscript"
-    onnx = "onnx"
-    pt = "pt"
-    timm = "timm"
 
 
 def _choose(
@@ -117,7 +110,7 @@ def _choose(
 @guarded
 def export(
     fmt: Annotated[
-        FormatChoice,
+        ExportFormat,
         typer.Option(
             "--format",
             "-f",
@@ -194,9 +187,7 @@ def export(
         ),
     ] = False,
     runs: RunsOption = Path("runs"),
-    storage: Annotated[
-        str | None, typer.Option(help="With --study: Optuna storage URL or .journal file.")
-    ] = None,
+    storage: StorageOption = None,
     time_it: Annotated[
         bool,
         typer.Option(
@@ -227,7 +218,6 @@ def export(
         nasctl export mobilenet_v3_small -f timm -o v3s_timm/ --checkpoint v3s.pt
     """
     from results import (
-        ExportFormat,
         check_options,
         checkpoint_preprocessing,
         export_model,
@@ -236,7 +226,7 @@ def export(
     )
 
     time_it = renamed(time_it, old_time, "--time/--no-time", "--latency/--no-latency")
-    model_format = fmt not in (FormatChoice.json, FormatChoice.arch)
+    model_format = fmt not in (ExportFormat.JSON, ExportFormat.ARCH)
     choice = (
         StudyChoice(study, runs, storage, trial, best, best_under, compare_best, untrained)
         if study is not None
@@ -251,7 +241,7 @@ def export(
     if untrained and (checkpoint is not None or compare_best):
         raise SpecError("--untrained contradicts --checkpoint and --compare-best (trained weights)")
     check_options(opset, tolerance)
-    export_path(out, ExportFormat(fmt.value))
+    export_path(out, fmt)
     check_output(out, "--out", directory=out.is_dir() or not out.suffix)
     spec, state, source = _choose(
         arch, checkpoint, width, resolution, num_classes, choice, model_format
@@ -271,7 +261,7 @@ def export(
             highlight=False,
             soft_wrap=True,
         )
-    if fmt is FormatChoice.timm:  # what timm cannot express, before any warning
+    if fmt is ExportFormat.TIMM:  # what timm cannot express, before any warning
         from results import timm_arch
 
         timm_arch(spec)
@@ -286,7 +276,7 @@ def export(
     result = export_model(
         spec,
         out,
-        ExportFormat(fmt.value),
+        fmt,
         state,
         seed=seed,
         opset=opset,

@@ -20,10 +20,7 @@ from rich.progress import (
 
 from estimators import Backend
 from nasctl._app import (
-    NumClassesOption,
     OutputFormat,
-    ResolutionOption,
-    WidthOption,
     app,
     check_output,
     command_group,
@@ -32,6 +29,13 @@ from nasctl._app import (
     err_console,
     guarded,
     resolve_model,
+)
+from nasctl._options import (
+    NumClassesOption,
+    ResolutionOption,
+    SpaceOption,
+    WidthOption,
+    format_option,
 )
 from search_space import ArchSpec, ClassicSpec, load_space
 
@@ -120,10 +124,7 @@ def latency(
     rounds: _Rounds = 5,
     repeats: _Repeats = 20,
     fmt: Annotated[
-        OutputFormat,
-        typer.Option(
-            "--format", "-f", help="table (ms), json or csv (every field, in microseconds)."
-        ),
+        OutputFormat, format_option("table (ms), json or csv (every field, in microseconds).")
     ] = OutputFormat.table,
 ) -> None:
     """Measure batch-1 inference latency (median of interleaved rounds, one at a time per
@@ -191,10 +192,7 @@ def latency(
 @guarded
 def lut_build(
     out: Annotated[Path, typer.Option("--out", "-o", help="Table file to write (JSON).")],
-    space: Annotated[
-        Path | None,
-        typer.Option(help="A space file (TOML) or a built-in space: default, photos, tiny."),
-    ] = None,
+    space: SpaceOption = None,
     backend: _Backend = Backend.TORCH,
     threads: _Threads = 1,
     device: _Device = "cpu",
@@ -263,10 +261,7 @@ def lut_validate(
         bool, typer.Option(help="Write the fitted correction into the table when it helps.")
     ] = True,
     fmt: Annotated[
-        OutputFormat,
-        typer.Option(
-            "--format", "-f", help="table, json (the full report) or csv (the table's rows)."
-        ),
+        OutputFormat, format_option("table, json (the full report) or csv (the table's rows).")
     ] = OutputFormat.table,
 ) -> None:
     """Measure N random architectures of the table's space end to end and compare them

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
+import inspect
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from nasctl._app import (
-    FormatOption,
-    OldRunsOption,
     OutputFormat,
-    RunsOption,
     check_output,
     command_group,
     console,
@@ -20,21 +19,22 @@ from nasctl._app import (
     guarded,
     renamed,
 )
+from nasctl._options import (
+    FormatOption,
+    OldRunsOption,
+    RunsOption,
+    StorageOption,
+    StudyOption,
+)
 
 if TYPE_CHECKING:
+    import optuna
     import pandas as pd
 
 results_app = command_group(
     "results",
     "Read a study: trials, Pareto front, plot.\n\nExample: `nasctl results pareto --study search`",
 )
-
-StudyOpt = Annotated[str, typer.Option(help="Study name.")]
-StorageOpt = Annotated[
-    str | None,
-    typer.Option(help="Optuna storage URL or .journal file (default RUNS/STUDY.journal)."),
-]
-
 
 _SHOW = [
     "number",
@@ -168,53 +168,60 @@ def print_front(
         console.print(f"arch strings in full: {full_at}", highlight=False, soft_wrap=True)
 
 
-@results_app.command("show")
-@guarded
-def show(
-    study: StudyOpt = "search",
-    storage: StorageOpt = None,
-    runs: RunsOption = Path("runs"),
-    fmt: FormatOption = OutputFormat.table,
-    old_runs: OldRunsOption = None,
-) -> None:
+#: What a command that reads a study does with it: ``read(study, runs, fmt)``.
+Reader = Callable[["optuna.Study", Path, OutputFormat], None]
+
+
+def _reads_a_study(name: str) -> Callable[[Reader], Reader]:
+    """Register ``read`` as `nasctl results NAME` with the options every reader of a study
+    takes (--study, --storage, --runs, --format); its docstring is the command's help."""
+
+    def register(read: Reader) -> Reader:
+        @results_app.command(name, help=inspect.getdoc(read))
+        @guarded
+        def command(
+            study: StudyOption = "search",
+            storage: StorageOption = None,
+            runs: RunsOption = Path("runs"),
+            fmt: FormatOption = OutputFormat.table,
+            old_runs: OldRunsOption = None,
+        ) -> None:
+            from results import open_existing
+
+            runs = renamed(runs, old_runs, "--runs", "--out")
+            read(open_existing(study, runs, storage), runs, fmt)
+
+        return read
+
+    return register
+
+
+@_reads_a_study("show")
+def show(study: optuna.Study, runs: Path, fmt: OutputFormat) -> None:
     """Every trial of a study with its costs, accuracy and arch string.
 
     Example: `nasctl results show --study search -f csv > trials.csv`
     """
-    from results import open_existing, trials_frame
+    from results import trials_frame
 
-    runs = renamed(runs, old_runs, "--runs", "--out")
-    s = open_existing(study, runs, storage)
-    emit(
-        _rows(trials_frame(s), _SHOW),
-        fmt,
-        f"study {study}",
-        _FORMATS,
-        {"rung_accuracy": "accuracy by rung"},
-    )
+    title = f"study {study.study_name}"
+    labels = {"rung_accuracy": "accuracy by rung"}
+    emit(_rows(trials_frame(study), _SHOW), fmt, title, _FORMATS, labels)
 
 
-@results_app.command("pareto")
-@guarded
-def pareto(
-    study: StudyOpt = "search",
-    storage: StorageOpt = None,
-    runs: RunsOption = Path("runs"),
-    fmt: FormatOption = OutputFormat.table,
-    old_runs: OldRunsOption = None,
-) -> None:
+@_reads_a_study("pareto")
+def pareto(study: optuna.Study, runs: Path, fmt: OutputFormat) -> None:
     """The Pareto front (feasible trained trials) and the baselines.
 
     Example: `nasctl results pareto --study search --runs runs`
     """
-    from results import baselines_of, front_frame, open_existing, study_unit, trials_frame
+    from results import baselines_of, front_frame, study_unit, trials_frame
 
-    runs = renamed(runs, old_runs, "--runs", "--out")
-    s = open_existing(study, runs, storage)
-    unit = study_unit(s)
-    front = front_frame(trials_frame(s), unit)
+    unit = study_unit(study)
+    front = front_frame(trials_frame(study), unit)
     if fmt is OutputFormat.table:
-        print_front(front, baselines_of(s), unit, fmt, runs / study / "pareto.csv")
+        full_at = runs / study.study_name / "pareto.csv"
+        print_front(front, baselines_of(study), unit, fmt, full_at)
         return
     emit(_rows(front, _SHOW), fmt)
 
@@ -222,8 +229,8 @@ def pareto(
 @results_app.command("plot")
 @guarded
 def plot(
-    study: StudyOpt = "search",
-    storage: StorageOpt = None,
+    study: StudyOption = "search",
+    storage: StorageOption = None,
     runs: RunsOption = Path("runs"),
     out: Annotated[
         Path | None,

@@ -2,35 +2,44 @@
 
 from __future__ import annotations
 
-import shlex
-import sys
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
-from rich.console import Console
 
-from estimators import Preset
+from estimators import DEFAULT_DATA, Preset
 from nasctl._app import (
-    OldRunsOption,
     OutputFormat,
-    RunsOption,
     app,
     check_output,
     console,
     err_console,
     guarded,
+    invoked,
     renamed,
 )
 from nasctl._cmd_results import print_front
-from nasctl._data_options import DataMode, DataModeOption
-from nasctl._device_options import Precision, PrecisionOption, training_device
+from nasctl._data_options import DataMode, DataModeOption, DataOption
+from nasctl._device_options import (
+    DeviceOption,
+    LatencyDeviceOption,
+    Precision,
+    PrecisionOption,
+    training_device,
+)
+from nasctl._options import (
+    LatencyThreadsOption,
+    LutOption,
+    OldRunsOption,
+    RunsOption,
+    SpaceOption,
+    StorageOption,
+    StudyOption,
+    format_option,
+)
 from nasctl._search_view import LiveView
 from results import AccuracyMode, Sampler, SearchTarget
-
-if TYPE_CHECKING:
-    import optuna
 
 
 class LatencySource(StrEnum):
@@ -46,17 +55,8 @@ def search(
     target: Annotated[
         SearchTarget, typer.Option(help="The cost to minimise beside maximising accuracy.")
     ] = SearchTarget.latency,
-    data: Annotated[
-        str,
-        typer.Option(
-            help="digits (embedded), cifar10 (download), a CIFAR-10 batches dir "
-            "or an ImageFolder dir."
-        ),
-    ] = "digits",
-    space: Annotated[
-        Path | None,
-        typer.Option(help="A space file (TOML) or a built-in space: default, photos, tiny."),
-    ] = None,
+    data: DataOption = DEFAULT_DATA,
+    space: SpaceOption = None,
     trials: Annotated[
         int,
         typer.Option(
@@ -97,25 +97,11 @@ def search(
         LatencySource,
         typer.Option(help="measured (time each candidate here) or lut (--lut table)."),
     ] = LatencySource.measured,
-    lut: Annotated[
-        Path | None, typer.Option(help="Latency lookup table (from `nasctl lut build`).")
-    ] = None,
-    device: Annotated[
-        str,
-        typer.Option(
-            "--device",
-            help="Where candidates train: cpu, cuda, cuda:N or auto (one search worker per "
-            "GPU: --device cuda:1). --latency-device is where latency is measured.",
-        ),
-    ] = "cpu",
+    lut: LutOption = None,
+    device: DeviceOption = "cpu",
     precision: PrecisionOption = Precision.auto,
     data_mode: DataModeOption = DataMode.AUTO,
-    latency_device: Annotated[
-        str,
-        typer.Option(
-            help="Where latency is measured: cpu or cuda[:N] (--device is where candidates train)."
-        ),
-    ] = "cpu",
+    latency_device: LatencyDeviceOption = "cpu",
     threads: Annotated[
         int | None,
         typer.Option(
@@ -123,7 +109,7 @@ def search(
             "workers on it); latency uses --latency-threads."
         ),
     ] = None,
-    latency_threads: Annotated[int, typer.Option(help="Threads for latency measurement.")] = 1,
+    latency_threads: LatencyThreadsOption = 1,
     max_latency: Annotated[
         str | None,
         typer.Option(
@@ -137,14 +123,8 @@ def search(
     max_params: Annotated[
         float | None, typer.Option(help="Hard budget: parameters, in millions.")
     ] = None,
-    study: Annotated[str, typer.Option(help="Study name (re-run to resume it).")] = "search",
-    storage: Annotated[
-        str | None,
-        typer.Option(
-            help="Optuna storage URL (postgresql://..., sqlite:///f.db) or .journal "
-            "file; default RUNS/STUDY.journal."
-        ),
-    ] = None,
+    study: StudyOption = "search",
+    storage: StorageOption = None,
     runs: RunsOption = Path("runs"),
     baselines: Annotated[
         bool, typer.Option(help="Train the four MobileNet baselines once per study.")
@@ -177,11 +157,9 @@ def search(
     ] = None,
     fmt: Annotated[
         OutputFormat,
-        typer.Option(
-            "--format",
-            "-f",
-            help="The final front-and-baselines table: table, or json / csv on stdout (the "
-            "live view then goes to stderr).",
+        format_option(
+            "The final front-and-baselines table: table, or json / csv on stdout (the live "
+            "view then goes to stderr)."
         ),
     ] = OutputFormat.table,
     old_runs: OldRunsOption = None,
@@ -204,8 +182,9 @@ def search(
     --accuracy supernet scores each candidate with a supernet trained once over the same
     space and data (seconds, no training); baselines outside the space are trained.
 
-    --device is where candidates train (cuda: mixed precision, see docs/gpu.md);
-    --latency-device is where latency is measured.
+    --device is where candidates train (cuda: mixed precision, see docs/gpu.md; one
+    search worker per GPU: --device cuda:1); --latency-device is where latency is
+    measured.
 
     Example: `nasctl search --data digits --trials 12 --max-latency fastest-baseline-5%`
     """
@@ -217,6 +196,7 @@ def search(
         SearchError,
         parse_max_latency,
         run_search,
+        write_search_outputs,
     )
 
     out = renamed(runs, old_runs, "--runs", "--out")
@@ -297,63 +277,17 @@ def search(
 
         result = open_existing(study, out, storage)
     try:
-        _write_outputs(result, out, storage, TARGET_UNITS[target], fmt, shown)
+        outputs = write_search_outputs(result, out, storage, TARGET_UNITS[target], invoked())
     except OSError as exc:  # a full disk, a read-only folder: the study itself is saved
         reason = exc.strerror or str(exc)
         raise SearchError(
             f"cannot write the outputs to {str(out / study)!r}: {reason}; the study is saved, "
             "`nasctl results show` reads it"
         ) from None
+    print_front(outputs.front, outputs.baselines, TARGET_UNITS[target], fmt, outputs.pareto_csv)
+    shown.print(f"wrote {', '.join(map(str, outputs.written))}", highlight=False, soft_wrap=True)
+    shown.print("next: retrain the front against the baselines, then export the winner:")
+    for step in outputs.next_steps:
+        shown.print(f"  {step}", highlight=False, soft_wrap=True)
     if interrupted:
         raise typer.Exit(130)
-
-
-def _write_outputs(
-    study: optuna.Study,
-    out: Path,
-    storage: str | None,
-    unit: str,
-    fmt: OutputFormat,
-    shown: Console,
-) -> None:
-    """The end of a search: trials.csv, pareto.csv, baselines.csv, pareto.png and
-    report.md in OUT/STUDY; the front and the baselines printed (as ``fmt``); then what
-    to run next."""
-    import pandas as pd
-
-    from results import (
-        baselines_of,
-        front_frame,
-        next_steps,
-        pareto_title,
-        plot_front,
-        search_report,
-        trials_frame,
-    )
-
-    folder = out / study.study_name
-    folder.mkdir(parents=True, exist_ok=True)
-    frame = trials_frame(study)
-    frame.to_csv(folder / "trials.csv", index=False)
-    front = front_frame(frame, unit)
-    front.to_csv(folder / "pareto.csv", index=False)
-    baselines = baselines_of(study)
-    pd.DataFrame(baselines).to_csv(folder / "baselines.csv", index=False)
-    title = pareto_title(study, frame, baselines)
-    budget = study.user_attrs.get("nasctl", {}).get("budgets", {}).get(unit)
-    plot = plot_front(frame, baselines, unit, folder / "pareto.png", title, budget)
-    steps = next_steps(study.study_name, out, storage)
-    command = "nasctl " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-    report = folder / "report.md"
-    report.write_text(
-        search_report(study, frame, front, baselines, command, steps), encoding="utf-8"
-    )
-    print_front(front, baselines, unit, fmt, folder / "pareto.csv")
-    shown.print(
-        f"wrote {folder / 'trials.csv'}, {folder / 'pareto.csv'}, {plot}, {report}",
-        highlight=False,
-        soft_wrap=True,
-    )
-    shown.print("next: retrain the front against the baselines, then export the winner:")
-    for step in steps:
-        shown.print(f"  {step}", highlight=False, soft_wrap=True)

@@ -11,7 +11,6 @@ import typer
 
 from estimators import DEFAULT_DATA
 from nasctl._app import (
-    FormatOption,
     OutputFormat,
     check_output,
     command_group,
@@ -21,14 +20,14 @@ from nasctl._app import (
     guarded,
     resolve_arch,
 )
-from nasctl._cmd_train import DATA_HELP, _load
-from nasctl._data_options import DataMode, DataModeOption
+from nasctl._data_options import DataMode, DataModeOption, DataOption, load_images
 from nasctl._device_options import (
     DeviceOption,
     Precision,
     PrecisionOption,
     training_device,
 )
+from nasctl._options import FormatOption, SpaceOption, TorchThreadsOption, WidthOption
 from nasctl._progress import training_bar
 from search_space import NasctlError, SearchSpace, baseline_names, space_source
 
@@ -40,10 +39,6 @@ supernet_app = command_group(
     "Train a weight-sharing supernet over a search space; score architectures with it."
     "\n\nExample: `nasctl supernet train --data cifar10 -o runs/supernet.pt`",
 )
-
-_Threads = Annotated[
-    int | None, typer.Option(help="Torch threads (default: torch's).", show_default=False)
-]
 
 
 def _threads(threads: int | None) -> None:
@@ -77,14 +72,8 @@ def train(
     out: Annotated[
         Path, typer.Option("--out", "-o", help="The supernet file to write (and to resume).")
     ],
-    data: Annotated[str, typer.Option(help=DATA_HELP)] = DEFAULT_DATA,
-    space: Annotated[
-        Path | None,
-        typer.Option(
-            help="A space file (TOML) or a built-in space: default, photos, tiny.",
-            show_default=False,
-        ),
-    ] = None,
+    data: DataOption = DEFAULT_DATA,
+    space: SpaceOption = None,
     epochs: Annotated[
         int | None,
         typer.Option(help="Epochs (default 5; more extends a finished file).", show_default=False),
@@ -107,7 +96,7 @@ def train(
         int | None, typer.Option(help="Train on a seeded subset of this many images.")
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed for weights, split, order, sampling.")] = 0,
-    threads: _Threads = None,
+    threads: TorchThreadsOption = None,
     save_every: Annotated[
         float, typer.Option(help="Seconds between checkpoints (and after every epoch).")
     ] = 120.0,
@@ -148,7 +137,7 @@ def train(
                 "--space; choose another --out"
             )
         _same_run(state, out, given)
-        loaded = {r: _load(data, r, seed, data_mode) for r in resolutions}
+        loaded = {r: load_images(data, r, seed, data_mode) for r in resolutions}
         trained, first = state.supernet.trained_on, loaded[resolutions[0]]
         if trained is not None and data_identity(first, seed) != trained:
             raise NasctlError(
@@ -174,7 +163,7 @@ def train(
         if epochs is not None:
             overrides["epochs"] = epochs
         recipe = SupernetRecipe.of(**overrides)
-        loaded = {r: _load(data, r, seed, data_mode) for r in resolutions}
+        loaded = {r: load_images(data, r, seed, data_mode) for r in resolutions}
         state = new_supernet_state(text, loaded[resolutions[0]], recipe, data_seed=seed)
     _fit(state, loaded, out, save_every, dev)
 
@@ -250,7 +239,7 @@ def score(
         typer.Argument(metavar="ARCH", help="Baseline names, arch strings or spec .json files."),
     ],
     supernet: Annotated[Path, typer.Option(help="A file written by nasctl supernet train.")],
-    data: Annotated[str, typer.Option(help=DATA_HELP)] = DEFAULT_DATA,
+    data: DataOption = DEFAULT_DATA,
     resolution: Annotated[
         int | None,
         typer.Option(
@@ -260,9 +249,7 @@ def score(
             show_default=False,
         ),
     ] = None,
-    width: Annotated[
-        float, typer.Option("--width", "-w", help="Width multiplier for baseline names.")
-    ] = 1.0,
+    width: WidthOption = 1.0,
     recal_batches: Annotated[
         int, typer.Option(help="Training batches (of 128) to recompute BatchNorm statistics.")
     ] = 8,
@@ -273,7 +260,7 @@ def score(
         ),
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed for the recalibration images.")] = 0,
-    threads: _Threads = None,
+    threads: TorchThreadsOption = None,
     fmt: FormatOption = OutputFormat.table,
     device: DeviceOption = "cpu",
     precision: PrecisionOption = Precision.auto,
@@ -306,7 +293,7 @@ def score(
     rows = []
     for text, spec in zip(arch, specs, strict=True):
         if spec.resolution not in loaded:
-            loaded[spec.resolution] = _load(data, spec.resolution, seed_split)
+            loaded[spec.resolution] = load_images(data, spec.resolution, seed_split)
         started = time.perf_counter()
         top1 = net.score(
             spec,

@@ -8,7 +8,6 @@ import typer
 
 from estimators import count, memory, standard_conv_macs
 from nasctl._app import (
-    FormatOption,
     OutputFormat,
     app,
     console,
@@ -17,6 +16,7 @@ from nasctl._app import (
     renamed,
     resolve_model,
 )
+from nasctl._options import FormatOption
 from search_space import CLASSICS, REFERENCE_COUNTS, ArchSpec, baseline_names, classic_names
 
 

@@ -10,7 +10,6 @@ import typer
 
 from estimators import CHECKPOINT_FILE, DEFAULT_DATA, Optimizer, Preset
 from nasctl._app import (
-    FormatOption,
     OutputFormat,
     app,
     check_output,
@@ -20,40 +19,19 @@ from nasctl._app import (
     guarded,
     resolve_arch,
 )
-from nasctl._data_options import DataMode, DataModeOption, load_progress
+from nasctl._data_options import DataMode, DataModeOption, DataOption, load_images
 from nasctl._device_options import (
     DeviceOption,
     Precision,
     PrecisionOption,
     training_device,
 )
+from nasctl._options import ArchArgument, FormatOption, TorchThreadsOption, WidthOption
 from nasctl._progress import training_bar
 from search_space import ArchSpec, NasctlError, baseline_names
 
 if TYPE_CHECKING:
-    from estimators import ImageData, TrainProgress
-
-DATA_HELP = (
-    "'digits' (scikit-learn's embedded 8x8 handwritten digits), 'cifar10' (downloaded "
-    "once), a CIFAR-10 python batches dir, or an ImageFolder dir."
-)
-
-
-def _load(data: str, resolution: int, seed: int, mode: DataMode | str = DataMode.AUTO) -> ImageData:
-    """load_data with a progress bar for the download and for decoding image files."""
-    from estimators import load_data
-
-    with load_progress() as on_progress:
-        loaded = load_data(data, resolution, seed=seed, on_progress=on_progress, mode=mode)
-    console.print(loaded.describe(), highlight=False)
-    if loaded.skipped:
-        shown = ", ".join(loaded.skipped[:3]) + (", ..." if len(loaded.skipped) > 3 else "")
-        err_console.print(
-            f"[yellow]warning:[/yellow] skipped {len(loaded.skipped)} unreadable image(s): {shown}",
-            highlight=False,
-            soft_wrap=True,
-        )
-    return loaded
+    from estimators import TrainProgress
 
 
 def _same_arch(given: ArchSpec, saved: ArchSpec, what: str) -> None:
@@ -67,10 +45,8 @@ def _same_arch(given: ArchSpec, saved: ArchSpec, what: str) -> None:
 @app.command()
 @guarded
 def train(
-    arch: Annotated[
-        str, typer.Argument(metavar="ARCH", help="Baseline name, arch string or spec .json file.")
-    ],
-    data: Annotated[str, typer.Option(help=DATA_HELP)] = DEFAULT_DATA,
+    arch: ArchArgument,
+    data: DataOption = DEFAULT_DATA,
     epochs: Annotated[
         int | None, typer.Option(help="Epochs (default: the preset's).", show_default=False)
     ] = None,
@@ -84,9 +60,7 @@ def train(
             show_default=False,
         ),
     ] = None,
-    width: Annotated[
-        float, typer.Option("--width", "-w", help="Width multiplier for baseline names.")
-    ] = 1.0,
+    width: WidthOption = 1.0,
     preset: Annotated[
         Preset, typer.Option(help="Recipe: 'search' (low fidelity) or 'full'.")
     ] = Preset.search,
@@ -101,9 +75,7 @@ def train(
     ] = Path("runs/train"),
     resume: Annotated[bool, typer.Option(help=f"Continue from OUT/{CHECKPOINT_FILE}.")] = False,
     seed: Annotated[int, typer.Option(help="Seed for weights, split, order, augmentation.")] = 0,
-    threads: Annotated[
-        int | None, typer.Option(help="Torch threads (default: torch's).", show_default=False)
-    ] = None,
+    threads: TorchThreadsOption = None,
     device: DeviceOption = "cpu",
     precision: PrecisionOption = Precision.auto,
     data_mode: DataModeOption = DataMode.AUTO,
@@ -144,7 +116,7 @@ def train(
                 f"{path} has finished {state.epoch} epoch(s); pass --epochs above that to "
                 "train further"
             )
-        loaded = _load(data, state.spec.resolution, state.recipe.seed, data_mode)
+        loaded = load_images(data, state.spec.resolution, state.recipe.seed, data_mode)
         spec = resolve_arch(arch, width, state.spec.resolution, loaded.num_classes)
         _same_arch(spec, state.spec, str(path))
         console.print(f"resuming at epoch {state.epoch + 1}, batch {state.batch}")
@@ -164,7 +136,7 @@ def train(
         if resolution is None:
             resolution = 32 if arch in baseline_names() else resolve_arch(arch).resolution
         resolve_arch(arch, width, resolution)  # a bad ARCH, width or size: before the data
-        loaded = _load(data, resolution, seed, data_mode)
+        loaded = load_images(data, resolution, seed, data_mode)
         spec = resolve_arch(arch, width, resolution, loaded.num_classes)
         state = new_state(spec, loaded, recipe)
 
@@ -224,14 +196,10 @@ def train(
 @app.command(name="eval")
 @guarded
 def eval_(
-    arch: Annotated[
-        str, typer.Argument(metavar="ARCH", help="Baseline name, arch string or spec .json file.")
-    ],
+    arch: ArchArgument,
     checkpoint: Annotated[Path, typer.Option(help="A checkpoint.pt written by nasctl train.")],
-    data: Annotated[str, typer.Option(help=DATA_HELP)] = DEFAULT_DATA,
-    width: Annotated[
-        float, typer.Option("--width", "-w", help="Width multiplier for baseline names.")
-    ] = 1.0,
+    data: DataOption = DEFAULT_DATA,
+    width: WidthOption = 1.0,
     fmt: FormatOption = OutputFormat.table,
     device: DeviceOption = "cpu",
     precision: PrecisionOption = Precision.auto,
@@ -245,7 +213,7 @@ def eval_(
 
     dev = training_device(device, precision)
     state = load_checkpoint(checkpoint)
-    loaded = _load(data, state.spec.resolution, state.recipe.seed, data_mode)
+    loaded = load_images(data, state.spec.resolution, state.recipe.seed, data_mode)
     spec = resolve_arch(arch, width, state.spec.resolution, state.spec.num_classes)
     _same_arch(spec, state.spec, str(checkpoint))
     if loaded.classes != state.classes:

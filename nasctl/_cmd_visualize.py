@@ -8,15 +8,13 @@ from typing import Annotated
 import typer
 
 from nasctl._app import (
-    NumClassesOption,
-    ResolutionOption,
-    WidthOption,
     app,
     check_output,
     console,
     guarded,
     resolve_model,
 )
+from nasctl._options import NumClassesOption, ResolutionOption, WidthOption
 from search_space import ArchSpec, ClassicSpec, SpecError
 
 

@@ -1,5 +1,6 @@
-"""The training-device options shared by train, eval, search, compare and supernet
-(torch-free at import, so that ``nasctl --help`` stays fast)."""
+"""The device options shared by train, eval, search, compare and supernet: where models
+train, at what precision, and where search and compare time them (torch-free at import,
+so that ``nasctl --help`` stays fast)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,13 @@ from estimators import Precision
 if TYPE_CHECKING:
     from estimators import TrainDevice
 
-__all__ = ["DeviceOption", "Precision", "PrecisionOption", "training_device"]
+__all__ = [
+    "DeviceOption",
+    "LatencyDeviceOption",
+    "Precision",
+    "PrecisionOption",
+    "training_device",
+]
 
 
 DeviceOption = Annotated[
@@ -20,6 +27,13 @@ DeviceOption = Annotated[
     typer.Option(
         "--device",
         help="Where models train: cpu, cuda, cuda:N or auto (cuda when present, else cpu).",
+    ),
+]
+#: Where search and compare time their models (--device is where they train them).
+LatencyDeviceOption = Annotated[
+    str,
+    typer.Option(
+        help="Where latency is measured: cpu or cuda[:N] (--device is where models train)."
     ),
 ]
 PrecisionOption = Annotated[
