@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import importlib
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
@@ -60,18 +58,3 @@ def test_an_unknown_name_is_an_attribute_error_naming_the_package(package: str) 
     with pytest.raises(AttributeError, match=f"module '{package}' has no attribute 'nope'"):
         module.nope  # noqa: B018
     assert not hasattr(module, "nope")
-
-
-@pytest.mark.slow
-def test_a_lazy_name_loads_its_module_only_when_used() -> None:
-    code = (
-        "import sys\n"
-        "import search_space\n"
-        "before = 'search_space._builder' in sys.modules\n"
-        "from search_space import build_model\n"
-        "print(before, build_model.__module__, 'search_space._builder' in sys.modules)\n"
-    )
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
-    )
-    assert out.stdout.split() == ["False", "search_space._builder", "True"]
