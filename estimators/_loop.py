@@ -14,7 +14,7 @@ import math
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import torch
 import torch.nn.functional as F
@@ -27,7 +27,9 @@ from estimators._recipe import Recipe
 from search_space import NasctlError
 
 __all__ = [
+    "Loop",
     "LoopState",
+    "Position",
     "Updater",
     "augment",
     "batches_per_epoch",
@@ -38,13 +40,12 @@ __all__ = [
     "normalise",
     "param_groups",
     "read_file",
-    "restore_counters",
-    "run_epochs",
-    "saved_counters",
+    "resumed",
     "stats",
     "train_batch",
     "train_indices",
     "write_file",
+    "write_state",
 ]
 
 
@@ -214,62 +215,114 @@ class Updater:
             state.scaler_state = self.scaler.state_dict()
 
 
-def run_epochs(
-    state: LoopState,
-    model: nn.Module,
-    dev: TrainDevice,
-    recipe: Recipe,
-    indices: torch.Tensor,
-    *,
-    train_step: Callable[[int, int, Callable[[int], torch.Tensor]], int],
-    on_step: Callable[[int, int, int, float], None],
-    end_epoch: Callable[[int], dict[str, float]],
-    on_epoch: Callable[[int, dict[str, float]], None],
-) -> None:
-    """Train from ``state``'s counters up to ``recipe.epochs``.
+class Position(NamedTuple):
+    """Where a progress report stands: the leading fields of ``TrainProgress`` and
+    ``SupernetProgress`` (epoch 0-based; batches done in it)."""
 
-    ``train_step(epoch, b, take)`` trains batch ``b`` of this epoch's seeded order
-    (``take(k)``: the training-image indices of batch k, so a step may prepare the next
-    one), commits its own statistics and returns the batch's size;
-    the driver then counts the step and calls ``on_step(epoch, b, images, seconds)``.
-    ``end_epoch(epoch)`` returns the epoch's record for ``state.history``; the counters
-    move to the next epoch before ``on_epoch(epoch, record)``. Global RNG state is
-    restored on return (``fork_rng``); ``dev.session()`` sets the device's flags.
-    """
-    n = len(indices)
-    batch_size = min(recipe.batch_size, n)
-    batches = batches_per_epoch(n, recipe)
-    with torch.random.fork_rng(devices=[]), dev.session():
-        while not state.done:
-            epoch = state.epoch
-            gen = torch.Generator().manual_seed(mix(recipe.seed, "order", epoch))
-            order = indices[torch.randperm(n, generator=gen)]
-            model.train()
+    epoch: int
+    epochs: int
+    batch: int
+    batches: int
 
-            def take(k: int, order: torch.Tensor = order) -> torch.Tensor:
-                return order[k * batch_size : (k + 1) * batch_size]
 
-            started = time.perf_counter()
-            for b in range(state.batch, batches):
-                images = train_step(epoch, b, take)
-                # The step is committed: an interrupt from here on leaves a consistent state.
-                state.batch, state.step = b + 1, state.step + 1
-                state.images += images
-                elapsed = time.perf_counter() - started
-                state.train_seconds += elapsed
+class Loop:
+    """One call of ``fit`` or ``fit_supernet``: the model placed on ``dev`` with its
+    optimizer's ``Updater``, the training subset of ``train_images`` images and the steps
+    per epoch, what a step reads through it (its learning rate, its images on the
+    device, its normalised input), and ``run``, the epoch/step driver."""
+
+    def __init__(
+        self,
+        state: LoopState,
+        model: nn.Module,
+        dev: TrainDevice,
+        recipe: Recipe,
+        train_images: int,
+    ) -> None:
+        dev.place(model)
+        self.state, self.model, self.dev, self.recipe = state, model, dev, recipe
+        self.updater = Updater(state, dev)
+        self.indices = train_indices(train_images, recipe)
+        self.batches = batches_per_epoch(len(self.indices), recipe)
+
+    def set_lr(self, step: int) -> float:
+        """Set the learning rate of step ``step`` (``lr_at``) and return it."""
+        lr = lr_at(step, self.batches, self.recipe)
+        self.updater.set_lr(lr)
+        return lr
+
+    def stats(
+        self, mean: tuple[float, ...], std: tuple[float, ...]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Normalisation tensors on the device, shaped for an NCHW batch."""
+        return stats(mean, std, self.dev.device)
+
+    def images(self, data: ImageData, indices: torch.Tensor) -> torch.Tensor:
+        """The uint8 training images at ``indices`` on the device (a quarter of float's
+        bytes cross), to be augmented there."""
+        return self.dev.batch(train_batch(data, indices))
+
+    def inputs(self, images: torch.Tensor, norm: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        """Augmented uint8 ``images`` as the model's input: normalised by ``norm`` (from
+        ``stats``), in the device's memory layout."""
+        return self.dev.layout(normalise(images, *norm))
+
+    def run(
+        self,
+        train_step: Callable[[int, int, Callable[[int], torch.Tensor]], int],
+        end_epoch: Callable[[int], dict[str, float]],
+        report: Callable[[Position, float, dict[str, float] | None], None] | None,
+    ) -> None:
+        """Train from the state's counters up to ``recipe.epochs``.
+
+        ``train_step(epoch, b, take)`` trains batch ``b`` of this epoch's seeded order
+        (``take(k)``: the training-image indices of batch k, so a step may prepare the
+        next one), commits its own statistics and returns the batch's size; the driver
+        then counts the step and calls ``report(position, images_per_second, None)``.
+        ``end_epoch(epoch)`` returns the epoch's record for ``state.history``; the
+        counters move to the next epoch before ``report(position, images_per_second,
+        record)`` (the epoch's rate). Global RNG state is restored on return
+        (``fork_rng``); ``dev.session()`` sets the device's flags.
+        """
+        state, model, recipe, indices = self.state, self.model, self.recipe, self.indices
+        n = len(indices)
+        batch_size = min(recipe.batch_size, n)
+        with torch.random.fork_rng(devices=[]), self.dev.session():
+            while not state.done:
+                epoch = state.epoch
+                gen = torch.Generator().manual_seed(mix(recipe.seed, "order", epoch))
+                order = indices[torch.randperm(n, generator=gen)]
+                model.train()
+
+                def take(k: int, order: torch.Tensor = order) -> torch.Tensor:
+                    return order[k * batch_size : (k + 1) * batch_size]
+
                 started = time.perf_counter()
-                on_step(epoch, b, images, elapsed)
-            record = end_epoch(epoch)
-            state.history.append(record)
-            state.epoch, state.batch = epoch + 1, 0
-            state.epoch_stats = [0.0] * len(state.epoch_stats)
-            on_epoch(epoch, record)
+                for b in range(state.batch, self.batches):
+                    images = train_step(epoch, b, take)
+                    # The step is committed: an interrupt from here on leaves a consistent
+                    # state.
+                    state.batch, state.step = b + 1, state.step + 1
+                    state.images += images
+                    elapsed = time.perf_counter() - started
+                    state.train_seconds += elapsed
+                    started = time.perf_counter()
+                    if report:
+                        at = Position(epoch, recipe.epochs, b + 1, self.batches)
+                        report(at, images / max(elapsed, 1e-9), None)
+                record = end_epoch(epoch)
+                state.history.append(record)
+                state.epoch, state.batch = epoch + 1, 0
+                state.epoch_stats = [0.0] * len(state.epoch_stats)
+                if report:
+                    at = Position(epoch, recipe.epochs, self.batches, self.batches)
+                    report(at, state.images / max(state.train_seconds, 1e-9), record)
 
 
 # --- the file --------------------------------------------------------------------------
 
 
-def saved_counters(state: LoopState) -> dict[str, Any]:
+def _counters(state: LoopState) -> dict[str, Any]:
     """What a file needs, besides the model, to resume ``state`` exactly."""
     return {
         "optimizer": state.optimizer.state_dict(),
@@ -285,11 +338,20 @@ def saved_counters(state: LoopState) -> dict[str, Any]:
     }
 
 
-def restore_counters(payload: dict[str, Any]) -> dict[str, Any]:
-    """``saved_counters`` read back, as keyword arguments of a state (not the optimizer,
-    which needs its model first). Files from before devices were recorded trained on
-    the CPU at fp32."""
+def write_state(state: LoopState, payload: dict[str, Any], path: str | Path) -> Path:
+    """``payload`` (the format, the model and what else the caller's state holds) and
+    the loop's counters and optimizer, written atomically (``write_file``)."""
+    return write_file({**payload, **_counters(state)}, path)
+
+
+def resumed(payload: dict[str, Any], model: nn.Module, recipe: Recipe) -> dict[str, Any]:
+    """The optimizer (for ``model``, its state restored) and the counters of a file
+    ``write_state`` wrote, as keyword arguments of a state. Files from before devices
+    were recorded trained on the CPU at fp32."""
+    optimizer = make_optimizer(model, recipe)
+    optimizer.load_state_dict(payload["optimizer"])
     return {
+        "optimizer": optimizer,
         "epoch": payload["epoch"],
         "batch": payload["batch"],
         "step": payload["step"],

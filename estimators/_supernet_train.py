@@ -29,21 +29,14 @@ import torch.nn.functional as F
 from estimators._device import TrainDevice, resolve_device
 from estimators._images import ImageData
 from estimators._loop import (
-    Updater,
-    batches_per_epoch,
+    Loop,
+    Position,
     crop_flip,
-    lr_at,
     make_optimizer,
     mix,
-    normalise,
     read_file,
-    restore_counters,
-    run_epochs,
-    saved_counters,
-    stats,
-    train_batch,
-    train_indices,
-    write_file,
+    resumed,
+    write_state,
 )
 from estimators._recipe import SupernetRecipe, TrainingDiverged
 from estimators._supernet import DataIdentity, Supernet, SupernetError, data_identity
@@ -188,11 +181,9 @@ def fit_supernet(
     dev = resolve_device(device)
     supernet, recipe = state.supernet, state.recipe
     base = recipe.base
-    dev.place(supernet)
-    updater = Updater(state, dev)
-    indices = train_indices(len(data[resolutions[0]].train_y), base)
-    batches = state.batches = batches_per_epoch(len(indices), base)
-    norms = {r: stats(data[r].mean, data[r].std, dev.device) for r in resolutions}
+    loop = Loop(state, supernet, dev, base, len(data[resolutions[0]].train_y))
+    state.batches = loop.batches
+    norms = {r: loop.stats(data[r].mean, data[r].std) for r in resolutions}
 
     def train_step(epoch: int, b: int, take: Callable[[int], torch.Tensor]) -> int:
         step, idx = state.step, take(b)
@@ -200,14 +191,13 @@ def fit_supernet(
         specs = subnets_at(supernet, recipe, step)
         needed = sorted({s.resolution for s in specs})
         views = augment_views(
-            {r: dev.batch(train_batch(data[r], idx)) for r in needed},
+            {r: loop.images(data[r], idx) for r in needed},
             torch.Generator().manual_seed(mix(base.seed, "augment", step)),
             base.pad,
             base.flip,
         )
-        x = {r: dev.layout(normalise(views[r], *norms[r])) for r in needed}
-        lr = lr_at(step, batches, base)
-        updater.set_lr(lr)
+        x = {r: loop.inputs(views[r], norms[r]) for r in needed}
+        lr = loop.set_lr(step)
         torch.manual_seed(mix(base.seed, "dropout", step))
         state.optimizer.zero_grad(set_to_none=True)
         pending: list[torch.Tensor] = []  # CUDA: read after the step (one sync)
@@ -221,47 +211,38 @@ def fit_supernet(
                     loss = _soft_cross_entropy(logits, teacher)
             if not dev.is_cuda and not torch.isfinite(loss):
                 raise _diverged(loss.item(), i, epoch, b, lr)
-            updater.backward(loss)
+            loop.updater.backward(loss)
             if i == 0:
                 teacher = logits.detach().float().softmax(1)
             pending.append(loss.detach())
-        updater.step()
+        loop.updater.step()
         losses = [float(v) for v in pending]
         for i, value in enumerate(losses):
             if not math.isfinite(value):
                 raise _diverged(value, i, epoch, b, lr)
         # Commit the step: from here on, an interrupt leaves a consistent state.
-        updater.commit(state)
+        loop.updater.commit(state)
         totals = state.epoch_stats
         totals[0] += losses[0] * len(y)
         totals[1] += sum(losses[1:]) / max(len(losses) - 1, 1) * len(y)
         totals[2] += len(y)
         return len(y)
 
-    def on_step(epoch: int, b: int, images: int, seconds: float) -> None:
-        if on_progress:
-            totals = state.epoch_stats
-            on_progress(
-                SupernetProgress(
-                    epoch,
-                    base.epochs,
-                    b + 1,
-                    batches,
-                    state.step,
-                    totals[0] / totals[2],
-                    totals[1] / totals[2],
-                    images / max(seconds, 1e-9),
-                )
-            )
+    def so_far() -> dict[str, float]:
+        """The epoch's mean losses so far (the record's, at its end)."""
+        loss, subnet_loss, seen = state.epoch_stats[:3]
+        return {"train_loss": loss / max(seen, 1), "subnet_loss": subnet_loss / max(seen, 1)}
+
+    def report(at: Position, rate: float, record: dict[str, float] | None) -> None:
+        assert on_progress is not None  # run reports only when given this
+        now = so_far() if record is None else record
+        largest, smallest = now.get("largest_top1"), now.get("smallest_top1")
+        losses = now["train_loss"], now["subnet_loss"]
+        end = record is not None
+        on_progress(SupernetProgress(*at, state.step, *losses, rate, largest, smallest, end))
 
     def end_epoch(epoch: int) -> dict[str, float]:
-        totals = state.epoch_stats
-        record: dict[str, float] = {
-            "epoch": epoch + 1,
-            "train_loss": totals[0] / max(totals[2], 1),
-            "subnet_loss": totals[1] / max(totals[2], 1),
-            "train_seconds": state.train_seconds,
-        }
+        record = {"epoch": epoch + 1, **so_far(), "train_seconds": state.train_seconds}
         if base.bn_images:
             recal = max(1, math.ceil(base.bn_images / 128))
             for name, spec in (
@@ -274,35 +255,7 @@ def fit_supernet(
             supernet.train()
         return record
 
-    def on_epoch(epoch: int, record: dict[str, float]) -> None:
-        if on_progress:
-            on_progress(
-                SupernetProgress(
-                    epoch,
-                    base.epochs,
-                    batches,
-                    batches,
-                    state.step,
-                    record["train_loss"],
-                    record["subnet_loss"],
-                    state.images / max(state.train_seconds, 1e-9),
-                    record.get("largest_top1"),
-                    record.get("smallest_top1"),
-                    epoch_end=True,
-                )
-            )
-
-    run_epochs(
-        state,
-        supernet,
-        dev,
-        base,
-        indices,
-        train_step=train_step,
-        on_step=on_step,
-        end_epoch=end_epoch,
-        on_epoch=on_epoch,
-    )
+    loop.run(train_step, end_epoch, report if on_progress else None)
     return state
 
 
@@ -329,9 +282,8 @@ def save_supernet(state: SupernetState, path: str | Path) -> Path:
         "recipe": state.recipe.to_dict(),
         "model": supernet.state_dict(),
         "batches": state.batches,
-        **saved_counters(state),
     }
-    return write_file(payload, path)
+    return write_state(state, payload, path)
 
 
 def _read(path: str | Path) -> dict[str, Any]:
@@ -361,14 +313,11 @@ def load_supernet_state(path: str | Path) -> SupernetState:
     payload = _read(path)
     recipe = SupernetRecipe.from_dict(payload["recipe"])
     supernet = _supernet_of(payload, repr(str(path)))
-    optimizer = make_optimizer(supernet, recipe.base)
-    optimizer.load_state_dict(payload["optimizer"])
     return SupernetState(
         supernet=supernet,
         recipe=recipe,
-        optimizer=optimizer,
         batches=payload["batches"],
-        **restore_counters(payload),
+        **resumed(payload, supernet, recipe.base),
     )
 
 

@@ -26,21 +26,16 @@ from estimators._device import TrainDevice, resolve_device
 from estimators._evaluate import EvalResult, evaluate, recalibrate_bn
 from estimators._images import ImageData
 from estimators._loop import (
-    Updater,
+    Loop,
+    Position,
     augment,
     batches_per_epoch,
-    lr_at,
     make_optimizer,
     mix,
-    normalise,
     read_file,
-    restore_counters,
-    run_epochs,
-    saved_counters,
-    stats,
+    resumed,
     train_batch,
-    train_indices,
-    write_file,
+    write_state,
 )
 from estimators._options import Optimizer
 from estimators._recipe import PRESETS, Recipe, RecipeError, TrainingDiverged, get_recipe
@@ -201,44 +196,35 @@ def fit(
             f"the checkpoint was trained on classes {list(state.classes)[:5]}... but data "
             f"{data.name!r} has {list(data.classes)[:5]}..."
         )
-    dev = resolve_device(device)
     recipe, model = state.recipe, state.model
-    dev.place(model)
-    updater = Updater(state, dev)
-    indices = train_indices(len(data.train_y), recipe)
+    loop = Loop(state, model, resolve_device(device), recipe, len(data.train_y))
+    dev, indices, batches = loop.dev, loop.indices, loop.batches
     n = len(indices)
-    batches = batches_per_epoch(n, recipe)
     pad = round(recipe.pad * data.resolution)
-    mean, std = stats(state.mean, state.std, dev.device)
+    norm = loop.stats(state.mean, state.std)
     # Augmentation draws from a copy; a step's draws reach the state when it commits.
     aug = torch.Generator()
     aug.set_state(state.aug_gen.get_state())
     ahead: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
 
     def prepare(idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        # uint8 crosses to the device (a quarter of float's bytes), augmented there.
-        images = augment(dev.batch(train_batch(data, idx)), aug, pad, recipe.flip)
-        return (
-            dev.layout(normalise(images, mean, std)),
-            dev.labels(data.train_y[idx]),
-            (aug.get_state()),
-        )
+        images = augment(loop.images(data, idx), aug, pad, recipe.flip)
+        return loop.inputs(images, norm), dev.labels(data.train_y[idx]), aug.get_state()
 
     def train_step(epoch: int, b: int, take: Callable[[int], torch.Tensor]) -> int:
         nonlocal ahead
         torch.set_rng_state(state.rng)
         dev.seed_step(mix(recipe.seed, "dropout", state.step))
         x, y, aug_after = ahead if ahead is not None else prepare(take(b))
-        lr = lr_at(state.step, batches, recipe)
-        updater.set_lr(lr)
+        lr = loop.set_lr(state.step)
         with dev.autocast():
             logits = model(x)
             loss = F.cross_entropy(logits, y, label_smoothing=recipe.label_smoothing)
         if not dev.is_cuda and not torch.isfinite(loss):
             raise _diverged(loss.item(), epoch, b, lr)
         state.optimizer.zero_grad(set_to_none=True)
-        updater.backward(loss)
-        updater.step()
+        loop.updater.backward(loss)
+        loop.updater.step()
         # On CUDA the step runs while the next batch is augmented and copied.
         ahead = None
         if dev.is_cuda and b + 1 < batches:
@@ -249,7 +235,7 @@ def fit(
         # Commit the step: from here on, an interrupt leaves a consistent state.
         state.rng = torch.get_rng_state()
         state.aug_gen.set_state(aug_after)
-        updater.commit(state)
+        loop.updater.commit(state)
         loss_sum, correct, seen = state.epoch_stats
         state.epoch_stats = [
             loss_sum + value * len(y),
@@ -258,20 +244,16 @@ def fit(
         ]
         return len(y)
 
-    def on_step(epoch: int, b: int, images: int, seconds: float) -> None:
-        if on_progress:
-            loss_sum, correct, seen = state.epoch_stats
-            on_progress(
-                TrainProgress(
-                    epoch,
-                    recipe.epochs,
-                    b + 1,
-                    batches,
-                    loss_sum / seen,
-                    correct / seen,
-                    images / max(seconds, 1e-9),
-                )
-            )
+    def so_far() -> dict[str, float]:
+        """The epoch's training statistics so far (the record's, at its end)."""
+        loss_sum, correct, seen = state.epoch_stats
+        return {"train_loss": loss_sum / max(seen, 1), "train_top1": correct / max(seen, 1)}
+
+    def report(at: Position, rate: float, record: dict[str, float] | None) -> None:
+        assert on_progress is not None  # run reports only when given this
+        now = so_far() if record is None else record
+        loss, top1, val = now["train_loss"], now["train_top1"], now.get("val_top1")
+        on_progress(TrainProgress(*at, loss, top1, rate, val))
 
     def end_epoch(epoch: int) -> dict[str, float]:
         if recipe.bn_images:
@@ -283,43 +265,16 @@ def fit(
             model, data.val_x, data.val_y, state.classes, state.mean, state.std, device=dev
         )
         state.last_eval = result
-        loss_sum, correct, seen = state.epoch_stats
         return {
             "epoch": epoch + 1,
-            "train_loss": loss_sum / max(seen, 1),
-            "train_top1": correct / max(seen, 1),
+            **so_far(),
             "val_loss": result.loss,
             "val_top1": result.top1,
             "val_top5": result.top5,
             "train_seconds": state.train_seconds,
         }
 
-    def on_epoch(epoch: int, record: dict[str, float]) -> None:
-        if on_progress:
-            on_progress(
-                TrainProgress(
-                    epoch,
-                    recipe.epochs,
-                    batches,
-                    batches,
-                    record["train_loss"],
-                    record["train_top1"],
-                    state.images / max(state.train_seconds, 1e-9),
-                    val_top1=record["val_top1"],
-                )
-            )
-
-    run_epochs(
-        state,
-        model,
-        dev,
-        recipe,
-        indices,
-        train_step=train_step,
-        on_step=on_step,
-        end_epoch=end_epoch,
-        on_epoch=on_epoch,
-    )
+    loop.run(train_step, end_epoch, report if on_progress else None)
     return state
 
 
@@ -396,9 +351,8 @@ def save_checkpoint(state: TrainState, path: str | Path) -> Path:
         "model": state.model.state_dict(),
         "aug_gen": state.aug_gen.get_state(),
         "rng": state.rng,
-        **saved_counters(state),
     }
-    return write_file(payload, path)
+    return write_state(state, payload, path)
 
 
 def load_checkpoint(path: str | Path) -> TrainState:
@@ -408,8 +362,6 @@ def load_checkpoint(path: str | Path) -> TrainState:
     recipe = Recipe.from_dict(payload["recipe"])
     model = build_model(spec, seed=0)  # weights are overwritten next
     model.load_state_dict(payload["model"])
-    optimizer = make_optimizer(model, recipe)
-    optimizer.load_state_dict(payload["optimizer"])
     gen = torch.Generator()
     gen.set_state(payload["aug_gen"])
     info = payload["data"]
@@ -421,8 +373,7 @@ def load_checkpoint(path: str | Path) -> TrainState:
         mean=tuple(info["mean"]),
         std=tuple(info["std"]),
         model=model,
-        optimizer=optimizer,
         aug_gen=gen,
         rng=payload["rng"],
-        **restore_counters(payload),
+        **resumed(payload, model, recipe),
     )
