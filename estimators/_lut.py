@@ -45,6 +45,7 @@ from search_space import (
     StemSpec,
     load_space,
 )
+from search_space._spec import parse_json, read_text
 
 __all__ = [
     "LUT_FORMAT",
@@ -251,21 +252,11 @@ def load_table(path: str | Path) -> LatencyTable:
     """Read a table written by ``save_table``. Anything else (an empty file, random
     bytes, other JSON) is refused with a LutError that names the file."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise LutError(f"cannot read table {str(path)!r}: {exc.strerror or exc}") from None
-    except UnicodeDecodeError:
-        raise LutError(f"table {str(path)!r} is not valid JSON: not UTF-8 text") from None
+    text = read_text(path, "table", LutError, "is not valid JSON: not UTF-8 text")
     if not text.strip():
         raise LutError(f"table {str(path)!r} is not valid JSON: the file is empty")
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise LutError(f"table {str(path)!r} is not valid JSON: {exc.msg}") from None
-    except (ValueError, RecursionError) as exc:  # a 5,000-digit number, [[[[... nested
-        raise LutError(f"table {str(path)!r} is not valid JSON: {exc}") from None
-    return LatencyTable.from_dict(data, f"table {str(path)!r}")
+    where = f"table {str(path)!r}"
+    return LatencyTable.from_dict(parse_json(text, where, LutError, at_line=False), where)
 
 
 # --- space --------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from search_space._errors import SpecError
+from search_space._errors import NasctlError, SpecError
 from search_space._limits import (
     MAX_BLOCKS,
     MAX_CHANNELS,
@@ -374,13 +374,7 @@ class ArchSpec:
 
     @classmethod
     def from_json(cls, text: str) -> ArchSpec:
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise SpecError(f"spec is not valid JSON: {exc.msg} at line {exc.lineno}") from None
-        except (ValueError, RecursionError) as exc:  # a 5,000-digit number, [[[[... nested
-            raise SpecError(f"spec is not valid JSON: {exc}") from None
-        return cls.from_dict(data)
+        return cls.from_dict(parse_json(text, "spec"))
 
     def replace(self, **changes: Any) -> ArchSpec:
         """A copy with some top-level fields changed (validated again)."""
@@ -411,15 +405,41 @@ def _make(cls: type, owner: str, data: object) -> Any:
         raise SpecError(f"{owner}: {exc}") from None
 
 
+def read_text(
+    path: Path,
+    what: str,
+    error: type[NasctlError] = SpecError,
+    not_text: str = "is not UTF-8 text",
+) -> str:
+    """The UTF-8 text of the file ``path``; one that cannot be read or is not text is
+    refused with ``error``, naming ``what`` it should be (``not_text``: the rest of the
+    sentence for a file that is not text)."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise error(f"cannot read {what} {str(path)!r}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise error(f"{what} {str(path)!r} {not_text}") from None
+
+
+def parse_json(
+    text: str, what: str, error: type[NasctlError] = SpecError, at_line: bool = True
+) -> Any:
+    """``text`` as JSON; text that is not is refused with ``error``: "<what> is not valid
+    JSON: <why>" (and ``at_line``, where the parser stopped)."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        where = f" at line {exc.lineno}" if at_line else ""
+        raise error(f"{what} is not valid JSON: {exc.msg}{where}") from None
+    except (ValueError, RecursionError) as exc:  # a 5,000-digit number, [[[[... nested
+        raise error(f"{what} is not valid JSON: {exc}") from None
+
+
 def load_spec(path: str | Path) -> ArchSpec:
     """Read a spec JSON file."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise SpecError(f"cannot read spec file {str(path)!r}: {exc.strerror}") from None
-    except UnicodeDecodeError:
-        raise SpecError(f"spec file {str(path)!r} is not UTF-8 text") from None
+    text = read_text(path, "spec file")
     try:
         return ArchSpec.from_json(text)
     except SpecError as exc:
