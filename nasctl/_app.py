@@ -1,65 +1,37 @@
-"""The typer application, the error boundary, and helpers shared by the commands.
+"""The typer application and its error boundary: every command is registered here and
+wrapped by ``guarded``.
 
 Library code raises ``NasctlError``; only here does it become one red line on stderr
-and exit code 2.
+and exit code 2. What commands print is ``_output``'s.
 """
 
 from __future__ import annotations
 
 import contextlib
-import errno
 import functools
 import importlib.metadata
 import inspect
-import json
-import os
 import re
 import shlex
 import sys
-import tempfile
 import warnings
-from collections.abc import Callable, Iterator, Mapping
-from enum import StrEnum
-from pathlib import Path
+from collections.abc import Callable, Iterator
 from typing import Annotated, Any, TypeVar
 
 import typer
-from rich.console import Console
-from rich.table import Table
 from typer._click.exceptions import NoArgsIsHelpError, UsageError  # typer's bundled click
 from typer.core import TyperGroup, TyperOption
 
-from search_space import (
-    ArchSpec,
-    ClassicSpec,
-    NasctlError,
-    NasctlWarning,
-    SpecError,
-    baseline_names,
-    check_finite,
-    check_threads,
-    classic_names,
-    get_baseline,
-    get_classic,
-    load_spec,
-    looks_like_arch,
-    parse_arch,
-)
+from nasctl._output import err_console
+from search_space import NasctlError, NasctlWarning, check_finite, check_threads
 
 __all__ = [
-    "OutputFormat",
     "app",
-    "check_output",
     "command_group",
-    "console",
-    "emit",
-    "err_console",
     "fail",
     "guarded",
     "invoked",
     "renamed",
-    "resolve_arch",
-    "resolve_model",
 ]
 
 
@@ -108,10 +80,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode="markdown",  # help text is markdown: write NAME, not <name>
 )
-# Tables are wide: when output is piped, do not wrap them at 80 columns.
-console = Console(width=None if sys.stdout.isatty() else 160)
-err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
-
 F = TypeVar("F", bound=Callable[..., Any])
 T = TypeVar("T")
 
@@ -132,12 +100,6 @@ def _root(
     ] = False,
 ) -> None:
     """Hardware-aware neural architecture search for MobileNet-style image classifiers."""
-
-
-class OutputFormat(StrEnum):
-    table = "table"
-    csv = "csv"
-    json = "json"
 
 
 def command_group(name: str, help_text: str) -> typer.Typer:
@@ -238,123 +200,6 @@ def _check_numbers(options: dict[str, Any]) -> None:
                 check_finite(v, flag)
             elif not 0 <= v <= MAX_OPTION_INT:
                 raise NasctlError(f"{flag} must be an integer from 0 to {MAX_OPTION_INT}, got {v}")
-
-
-def check_output(path: Path, flag: str, *, directory: bool) -> None:
-    """Refuse an output path that cannot be written, before any work starts: a file
-    where a directory goes (or the reverse), a parent that is a file, a place where no
-    file can be created (/proc, a read-only mount, no permission). A file is created
-    and removed in the nearest existing folder to find out, so that nothing is left."""
-    shown = repr(str(path))
-    if directory and path.exists() and not path.is_dir():
-        raise NasctlError(f"{flag} {shown} is a file, not a directory")
-    if not directory and path.is_dir():
-        raise NasctlError(f"{flag} {shown} is a directory, not a file")
-    folder = path if directory else path.parent
-    while not folder.exists() and folder != folder.parent:
-        folder = folder.parent
-    if not folder.is_dir():
-        raise NasctlError(f"{flag} {shown} cannot be written: {str(folder)!r} is a file")
-    try:
-        fd, probe = tempfile.mkstemp(prefix=".nasctl-probe-", dir=folder)
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as exc:
-        reason = exc.strerror or errno.errorcode.get(exc.errno or 0, str(exc))
-        raise NasctlError(
-            f"{flag} {shown} cannot be written: no file can be created in {str(folder)!r} "
-            f"({reason})"
-        ) from None
-    if not directory and path.exists() and not os.access(path, os.W_OK):
-        raise NasctlError(f"{flag} {shown} cannot be written: permission denied")
-
-
-def resolve_arch(
-    text: str, width: float = 1.0, resolution: int | None = None, num_classes: int | None = None
-) -> ArchSpec:
-    """ARCH on the command line: a baseline name, an arch string or a spec .json file.
-
-    ``width`` applies to baseline names only; ``resolution`` and ``num_classes`` override.
-    """
-    if text in baseline_names():
-        spec = get_baseline(text, width, resolution or 224, num_classes or 1000)
-    elif looks_like_arch(text):
-        spec = parse_arch(text)
-    elif text.endswith(".json") or Path(text).exists():
-        spec = load_spec(text)
-    elif text in classic_names():
-        raise SpecError(
-            f"{text} is a classic reference network, not a MobileNet-style architecture; "
-            "this command takes a baseline name, an arch string or a spec .json file"
-        )
-    else:
-        raise SpecError(
-            f"ARCH {text!r} is not a baseline ({', '.join(baseline_names())}), an arch string "
-            "(r<res>_n<classes>,stem_...,...,head_...) or a spec .json file"
-        )
-    changes: dict[str, int] = {}
-    if resolution is not None and resolution != spec.resolution:
-        changes["resolution"] = resolution
-    if num_classes is not None and num_classes != spec.num_classes:
-        changes["num_classes"] = num_classes
-    return spec.replace(**changes) if changes else spec
-
-
-def resolve_model(
-    text: str, width: float = 1.0, resolution: int | None = None, num_classes: int | None = None
-) -> ArchSpec | ClassicSpec:
-    """``resolve_arch``, or a classic reference network's name (``lenet5``, ``vgg16``, ...)
-    at its default input unless ``resolution`` / ``num_classes`` say otherwise."""
-    if text in classic_names():
-        return get_classic(text, resolution, num_classes)
-    known = text in baseline_names() or looks_like_arch(text)
-    if not (known or text.endswith(".json") or Path(text).exists()):
-        raise SpecError(
-            f"ARCH {text!r} is not a baseline ({', '.join(baseline_names())}), a classic "
-            f"network ({', '.join(classic_names())}), an arch string "
-            "(r<res>_n<classes>,stem_...,...,head_...) or a spec .json file"
-        )
-    return resolve_arch(text, width, resolution, num_classes)
-
-
-def emit(
-    rows: list[dict[str, Any]],
-    fmt: OutputFormat,
-    title: str | None = None,
-    formats: Mapping[str, Callable[[Any], str]] | None = None,
-    labels: dict[str, str] | None = None,
-) -> None:
-    """Print rows as a rich table (per-column ``formats`` and header ``labels``), CSV or
-    JSON (raw values, keys unchanged)."""
-    if fmt is OutputFormat.json:
-        print(json.dumps(rows, indent=2, default=str))
-        return
-    if fmt is OutputFormat.csv:
-        import pandas as pd  # lazily: seconds to import, and only CSV needs it
-
-        print(pd.DataFrame(rows).to_csv(index=False), end="")
-        return
-    formats = formats or {}
-    table = Table(title=title, title_justify="left")
-    columns = list(rows[0]) if rows else []
-    for col in columns:
-        numeric = bool(rows) and isinstance(rows[0][col], int | float)
-        table.add_column((labels or {}).get(col, col), justify="right" if numeric else "left")
-    for row in rows:
-        table.add_row(*(formats.get(c, _cell)(row[c]) for c in columns))
-    console.print(table)
-
-
-def _cell(value: Any) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, int):
-        return f"{value:,}"
-    if isinstance(value, float):
-        return f"{value:g}"
-    return str(value)
 
 
 def renamed(value: T, old_value: T | None, flag: str, old_flag: str) -> T:

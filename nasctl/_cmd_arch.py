@@ -11,15 +11,7 @@ from typing import Annotated
 import typer
 
 from estimators import count, part_layers
-from nasctl._app import (
-    OutputFormat,
-    check_output,
-    command_group,
-    console,
-    emit,
-    guarded,
-    resolve_arch,
-)
+from nasctl._app import command_group, guarded
 from nasctl._options import (
     ArchArgument,
     FormatOption,
@@ -30,6 +22,8 @@ from nasctl._options import (
     WidthOption,
     format_option,
 )
+from nasctl._output import OutputFormat, check_output, console, emit
+from nasctl._resolve import resolve_arch
 from search_space import BlockSpec, SpecError, format_arch, load_space, space_source
 
 arch_app = command_group(

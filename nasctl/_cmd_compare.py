@@ -8,16 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from estimators import Preset
-from nasctl._app import (
-    OutputFormat,
-    app,
-    check_output,
-    console,
-    emit,
-    guarded,
-    invoked,
-    renamed,
-)
+from nasctl._app import app, guarded, invoked, renamed
 from nasctl._data_options import DataMode, DataModeOption, load_images
 from nasctl._device_options import (
     DeviceOption,
@@ -34,6 +25,7 @@ from nasctl._options import (
     StorageOption,
     StudyOption,
 )
+from nasctl._output import OutputFormat, check_output, console, emit
 
 if TYPE_CHECKING:
     from estimators import TrainProgress

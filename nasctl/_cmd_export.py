@@ -8,15 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from nasctl._app import (
-    app,
-    check_output,
-    console,
-    err_console,
-    guarded,
-    renamed,
-    resolve_arch,
-)
+from nasctl._app import app, guarded, renamed
 from nasctl._options import (
     NumClassesOption,
     ResolutionOption,
@@ -24,6 +16,8 @@ from nasctl._options import (
     StorageOption,
     WidthOption,
 )
+from nasctl._output import check_output, console, err_console
+from nasctl._resolve import resolve_arch
 from results import ExportFormat
 from search_space import ArchSpec, SpecError, format_arch
 

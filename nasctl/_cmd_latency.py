@@ -9,27 +9,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TaskID,
-    TextColumn,
-    TimeElapsedColumn,
-)
+from rich.progress import TaskID, TimeElapsedColumn
 
 from estimators import Backend
-from nasctl._app import (
-    OutputFormat,
-    app,
-    check_output,
-    command_group,
-    console,
-    emit,
-    err_console,
-    guarded,
-    resolve_model,
-)
+from nasctl._app import app, command_group, guarded
 from nasctl._options import (
     NumClassesOption,
     ResolutionOption,
@@ -37,10 +20,13 @@ from nasctl._options import (
     WidthOption,
     format_option,
 )
+from nasctl._output import OutputFormat, check_output, console, emit, err_console
+from nasctl._progress import progress_bar
+from nasctl._resolve import resolve_model
 from search_space import ArchSpec, ClassicSpec, load_space
 
 if TYPE_CHECKING:
-    from estimators import Target
+    from estimators import LatencyConfig, Target
 
 lut_app = command_group(
     "lut",
@@ -59,6 +45,17 @@ _Rounds = Annotated[int, typer.Option(help="Interleaved rounds.")]
 _Repeats = Annotated[int, typer.Option(help="Timed calls per model per round.")]
 
 
+def _timing(
+    backend: Backend, device: str, threads: int, rounds: int, repeats: int
+) -> LatencyConfig:
+    """The timing options that latency and lut build share, as one config."""
+    from estimators import LatencyConfig
+
+    return LatencyConfig(
+        backend=backend, device=device, threads=threads, rounds=rounds, repeats=repeats
+    )
+
+
 def _timed(spec: ArchSpec | ClassicSpec, name: str, seed: int) -> ArchSpec | Target:
     """A classic network is timed as a module (measure_many builds ArchSpecs itself)."""
     from estimators import Target
@@ -69,22 +66,11 @@ def _timed(spec: ArchSpec | ClassicSpec, name: str, seed: int) -> ArchSpec | Tar
     return spec
 
 
-def _progress() -> Progress:
-    return Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=err_console,
-        transient=False,
-    )
-
-
 @contextmanager
 def _ticks(description: str) -> Iterator[Callable[[int, int], None]]:
     """A progress callback whose bar appears with the first tick: input refused before
     any measurement prints its one error line, not an empty bar as well."""
-    bar = _progress()
+    bar = progress_bar(TimeElapsedColumn())
     task: TaskID | None = None
 
     def tick(done: int, total: int) -> None:
@@ -135,15 +121,9 @@ def latency(
 
     Example: `nasctl latency mobilenet_v3_small mobilenet_v3_large -r 160 --reference mobilenet_v2`
     """
-    from estimators import LatencyConfig, measure_many
+    from estimators import measure_many
 
-    config = LatencyConfig(
-        backend=backend,
-        device=device,
-        threads=threads,
-        rounds=rounds,
-        repeats=repeats,
-    )
+    config = _timing(backend, device, threads, rounds, repeats)
     # A table cuts long arch strings; JSON and CSV keep them whole.
     cut = fmt is OutputFormat.table
     names = [a if len(a) <= 40 or not cut else a[:37] + "..." for a in archs]
@@ -216,16 +196,10 @@ def lut_build(
 
     Example: `nasctl lut build --space photos --num-classes 10 -o photos_lut.json`
     """
-    from estimators import LatencyConfig, build_table
+    from estimators import build_table
 
     check_output(out, "--out", directory=False)
-    config = LatencyConfig(
-        backend=backend,
-        device=device,
-        threads=threads,
-        rounds=rounds,
-        repeats=repeats,
-    )
+    config = _timing(backend, device, threads, rounds, repeats)
     load_space(space)  # refuse a bad space file with one line, before any progress bar
     with _ticks("measuring parts") as tick:
         table = build_table(

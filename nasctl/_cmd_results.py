@@ -10,15 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from nasctl._app import (
-    OutputFormat,
-    check_output,
-    command_group,
-    console,
-    emit,
-    guarded,
-    renamed,
-)
+from nasctl._app import command_group, guarded, renamed
 from nasctl._options import (
     FormatOption,
     OldRunsOption,
@@ -26,6 +18,7 @@ from nasctl._options import (
     StorageOption,
     StudyOption,
 )
+from nasctl._output import OutputFormat, check_output, console, emit
 
 if TYPE_CHECKING:
     import optuna

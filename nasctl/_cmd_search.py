@@ -9,16 +9,7 @@ from typing import Annotated
 import typer
 
 from estimators import DEFAULT_DATA, Preset
-from nasctl._app import (
-    OutputFormat,
-    app,
-    check_output,
-    console,
-    err_console,
-    guarded,
-    invoked,
-    renamed,
-)
+from nasctl._app import app, guarded, invoked, renamed
 from nasctl._cmd_results import print_front
 from nasctl._data_options import DataMode, DataModeOption, DataOption
 from nasctl._device_options import (
@@ -38,6 +29,7 @@ from nasctl._options import (
     StudyOption,
     format_option,
 )
+from nasctl._output import OutputFormat, check_output, console, err_console
 from nasctl._search_view import LiveView
 from results import AccuracyMode, Sampler, SearchTarget
 

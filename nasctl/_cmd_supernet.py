@@ -10,16 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from estimators import DEFAULT_DATA
-from nasctl._app import (
-    OutputFormat,
-    check_output,
-    command_group,
-    console,
-    emit,
-    err_console,
-    guarded,
-    resolve_arch,
-)
+from nasctl._app import command_group, guarded
 from nasctl._data_options import DataMode, DataModeOption, DataOption, load_images
 from nasctl._device_options import (
     DeviceOption,
@@ -28,7 +19,9 @@ from nasctl._device_options import (
     training_device,
 )
 from nasctl._options import FormatOption, SpaceOption, TorchThreadsOption, WidthOption
-from nasctl._progress import training_bar
+from nasctl._output import OutputFormat, check_output, console, emit, err_console
+from nasctl._progress import training
+from nasctl._resolve import resolve_arch
 from search_space import NasctlError, SearchSpace, baseline_names, space_source
 
 if TYPE_CHECKING:
@@ -177,52 +170,38 @@ def _fit(
 ) -> None:
     from estimators import fit_supernet, save_supernet
 
-    bar = training_bar()
-    recipe = state.recipe
     saved = time.monotonic()
-    try:
-        with bar:
-            task = bar.add_task(
-                f"epoch {state.epoch + 1}/{recipe.base.epochs}", total=None, stats=""
-            )
+    with training(
+        state,
+        lambda: save_supernet(state, out),
+        out,
+        "run the same command to continue",
+        state.recipe.base.epochs,
+    ) as bar:
 
-            def on_progress(p: SupernetProgress) -> None:
-                nonlocal saved
-                if p.epoch_end:
-                    scores = (
-                        f", val top-1 largest {p.largest_top1:.4f} smallest {p.smallest_top1:.4f}"
-                        if p.largest_top1 is not None and p.smallest_top1 is not None
-                        else ""
-                    )
-                    bar.console.print(
-                        f"epoch {p.epoch + 1}/{p.epochs}: loss {p.loss:.4f} (largest), "
-                        f"{p.subnet_loss:.4f} (others){scores}",
-                        highlight=False,
-                    )
-                    save_supernet(state, out)
-                    saved = time.monotonic()
-                    return
-                bar.update(
-                    task,
-                    completed=p.epoch * p.batches + p.batch,
-                    total=p.epochs * p.batches,
-                    description=f"epoch {p.epoch + 1}/{p.epochs} step {p.step}",
-                    stats=f"loss {p.loss:.3f}  {p.images_per_second:.0f} img/s",
+        def on_progress(p: SupernetProgress) -> None:
+            nonlocal saved
+            if p.epoch_end:
+                scores = (
+                    f", val top-1 largest {p.largest_top1:.4f} smallest {p.smallest_top1:.4f}"
+                    if p.largest_top1 is not None and p.smallest_top1 is not None
+                    else ""
                 )
-                if time.monotonic() - saved >= save_every:
-                    save_supernet(state, out)
-                    saved = time.monotonic()
+                bar.line(
+                    f"epoch {p.epoch + 1}/{p.epochs}: loss {p.loss:.4f} (largest), "
+                    f"{p.subnet_loss:.4f} (others){scores}"
+                )
+                save_supernet(state, out)
+                saved = time.monotonic()
+                return
+            what = f"epoch {p.epoch + 1}/{p.epochs} step {p.step}"
+            stats = f"loss {p.loss:.3f}  {p.images_per_second:.0f} img/s"
+            bar.step(p, what, stats)
+            if time.monotonic() - saved >= save_every:
+                save_supernet(state, out)
+                saved = time.monotonic()
 
-            fit_supernet(state, data, on_progress=on_progress, device=device)
-    except KeyboardInterrupt:
-        save_supernet(state, out)
-        err_console.print(
-            f"[yellow]interrupted[/yellow] at epoch {state.epoch + 1}, batch {state.batch}: "
-            f"saved {out}; run the same command to continue",
-            highlight=False,
-        )
-        raise typer.Exit(130) from None
-    save_supernet(state, out)
+        fit_supernet(state, data, on_progress=on_progress, device=device)
     console.print(
         f"trained {state.epoch} epoch(s) in {state.train_seconds:.1f} s "
         f"({state.images / max(state.train_seconds, 1e-9):.0f} img/s on {state.device}); "

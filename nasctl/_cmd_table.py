@@ -7,16 +7,10 @@ from typing import Annotated
 import typer
 
 from estimators import count, memory, standard_conv_macs
-from nasctl._app import (
-    OutputFormat,
-    app,
-    console,
-    emit,
-    guarded,
-    renamed,
-    resolve_model,
-)
+from nasctl._app import app, guarded, renamed
 from nasctl._options import FormatOption
+from nasctl._output import OutputFormat, console, emit
+from nasctl._resolve import resolve_model
 from search_space import CLASSICS, REFERENCE_COUNTS, ArchSpec, baseline_names, classic_names
 
 

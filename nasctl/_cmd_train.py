@@ -9,16 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from estimators import CHECKPOINT_FILE, DEFAULT_DATA, Optimizer, Preset
-from nasctl._app import (
-    OutputFormat,
-    app,
-    check_output,
-    console,
-    emit,
-    err_console,
-    guarded,
-    resolve_arch,
-)
+from nasctl._app import app, guarded
 from nasctl._data_options import DataMode, DataModeOption, DataOption, load_images
 from nasctl._device_options import (
     DeviceOption,
@@ -27,7 +18,9 @@ from nasctl._device_options import (
     training_device,
 )
 from nasctl._options import ArchArgument, FormatOption, TorchThreadsOption, WidthOption
-from nasctl._progress import training_bar
+from nasctl._output import OutputFormat, check_output, console, emit
+from nasctl._progress import training
+from nasctl._resolve import resolve_arch
 from search_space import ArchSpec, NasctlError, baseline_names
 
 if TYPE_CHECKING:
@@ -141,45 +134,28 @@ def train(
         state = new_state(spec, loaded, recipe)
 
     write_spec(out, state)
-    bar = training_bar()
-    try:
-        with bar:
-            batches = batches_per_epoch(len(loaded.train_y), state.recipe)
-            task = bar.add_task(
-                f"epoch {state.epoch + 1}/{state.recipe.epochs}",
-                total=state.recipe.epochs * batches,
-                completed=state.epoch * batches + state.batch,
-                stats="",
-            )
+    batches = batches_per_epoch(len(loaded.train_y), state.recipe)
+    with training(
+        state,
+        lambda: save_checkpoint(state, path),
+        path,
+        "continue with --resume",
+        state.recipe.epochs,
+        batches,
+    ) as bar:
 
-            def on_progress(p: TrainProgress) -> None:
-                stats = f"loss {p.loss:.3f}  acc {p.accuracy:.3f}  {p.images_per_second:.0f} img/s"
-                if p.val_top1 is not None:
-                    bar.console.print(
-                        f"epoch {p.epoch + 1}/{p.epochs}: train loss {p.loss:.4f}, "
-                        f"train top-1 {p.accuracy:.4f}, val top-1 {p.val_top1:.4f}",
-                        highlight=False,
-                    )
-                    save_checkpoint(state, path)  # every finished epoch is safe on disk
-                    return
-                bar.update(
-                    task,
-                    completed=p.epoch * p.batches + p.batch,
-                    total=p.epochs * p.batches,
-                    description=f"epoch {p.epoch + 1}/{p.epochs}",
-                    stats=stats,
+        def on_progress(p: TrainProgress) -> None:
+            if p.val_top1 is not None:
+                bar.line(
+                    f"epoch {p.epoch + 1}/{p.epochs}: train loss {p.loss:.4f}, "
+                    f"train top-1 {p.accuracy:.4f}, val top-1 {p.val_top1:.4f}"
                 )
+                save_checkpoint(state, path)  # every finished epoch is safe on disk
+                return
+            stats = f"loss {p.loss:.3f}  acc {p.accuracy:.3f}  {p.images_per_second:.0f} img/s"
+            bar.step(p, f"epoch {p.epoch + 1}/{p.epochs}", stats)
 
-            fit(state, loaded, on_progress=on_progress, device=dev)
-    except KeyboardInterrupt:
-        save_checkpoint(state, path)
-        err_console.print(
-            f"[yellow]interrupted[/yellow] at epoch {state.epoch + 1}, batch {state.batch}: "
-            f"saved {path}; continue with --resume",
-            highlight=False,
-        )
-        raise typer.Exit(130) from None
-    save_checkpoint(state, path)
+        fit(state, loaded, on_progress=on_progress, device=dev)
     final = state.last_eval or evaluate(
         state.model, loaded.val_x, loaded.val_y, state.classes, state.mean, state.std, device=dev
     )

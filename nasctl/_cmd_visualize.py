@@ -7,14 +7,10 @@ from typing import Annotated
 
 import typer
 
-from nasctl._app import (
-    app,
-    check_output,
-    console,
-    guarded,
-    resolve_model,
-)
+from nasctl._app import app, guarded
 from nasctl._options import NumClassesOption, ResolutionOption, WidthOption
+from nasctl._output import check_output, console
+from nasctl._resolve import resolve_model
 from search_space import ArchSpec, ClassicSpec, SpecError
 
 

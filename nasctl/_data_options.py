@@ -9,17 +9,11 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TaskID,
-    TextColumn,
-    TimeRemainingColumn,
-)
+from rich.progress import TaskID, TimeRemainingColumn
 
 from estimators import DataMode
-from nasctl._app import console, err_console
+from nasctl._output import console, err_console
+from nasctl._progress import progress_bar
 
 if TYPE_CHECKING:
     from estimators import ImageData
@@ -47,13 +41,8 @@ DataModeOption = Annotated[
 def load_progress() -> Iterator[Callable[[str, int, int | None], None]]:
     """A transient bar on stderr; yields the ``on_progress`` that ``load_data`` takes."""
     tasks: dict[str, TaskID] = {}
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=err_console,
-        transient=True,
+    with progress_bar(
+        TimeRemainingColumn(), transient=True, description="{task.description}"
     ) as bar:
 
         def on_progress(stage: str, done: int, total: int | None) -> None:

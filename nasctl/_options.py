@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 import typer
 
-from nasctl._app import OutputFormat
+from nasctl._output import OutputFormat
 
 __all__ = [
     "ArchArgument",

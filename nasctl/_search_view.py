@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from nasctl._app import console
+from nasctl._output import console
 from results import SearchTarget, non_dominated_mask
 
 if TYPE_CHECKING:
