@@ -13,6 +13,7 @@ from rich.progress import TaskID, TimeElapsedColumn
 
 from estimators import Backend
 from nasctl._app import app, command_group, guarded
+from nasctl._device_options import TimingDeviceOption
 from nasctl._options import (
     NumClassesOption,
     ResolutionOption,
@@ -40,7 +41,6 @@ _Backend = Annotated[
     typer.Option(help="torch (eager, BatchNorm folded), onnxruntime (CPU EP) or torchscript."),
 ]
 _Threads = Annotated[int, typer.Option("--threads", "-t", help="Intra-op threads.")]
-_Device = Annotated[str, typer.Option(help="cpu, or cuda[:N] when present.")]
 _Rounds = Annotated[int, typer.Option(help="Interleaved rounds.")]
 _Repeats = Annotated[int, typer.Option(help="Timed calls per model per round.")]
 
@@ -99,7 +99,7 @@ def latency(
     ],
     backend: _Backend = Backend.TORCH,
     threads: _Threads = 1,
-    device: _Device = "cpu",
+    device: TimingDeviceOption = "cpu",
     width: WidthOption = 1.0,
     resolution: ResolutionOption = None,
     num_classes: NumClassesOption = None,
@@ -175,7 +175,7 @@ def lut_build(
     space: SpaceOption = None,
     backend: _Backend = Backend.TORCH,
     threads: _Threads = 1,
-    device: _Device = "cpu",
+    device: TimingDeviceOption = "cpu",
     num_classes: Annotated[int, typer.Option(help="Classes of the head.")] = 10,
     resolution: Annotated[
         list[int] | None,

@@ -1,6 +1,6 @@
-"""The device options shared by train, eval, search, compare and supernet: where models
-train, at what precision, and where search and compare time them (torch-free at import,
-so that ``nasctl --help`` stays fast)."""
+"""The device options: where models train and at what precision (train, eval, search,
+compare, supernet), and where they are timed (search, compare, latency, lut build).
+Torch-free at import, so that ``nasctl --help`` stays fast."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ __all__ = [
     "LatencyDeviceOption",
     "Precision",
     "PrecisionOption",
+    "TimingDeviceOption",
     "training_device",
 ]
 
@@ -29,13 +30,13 @@ DeviceOption = Annotated[
         help="Where models train: cpu, cuda, cuda:N or auto (cuda when present, else cpu).",
     ),
 ]
+_TIMING = "Where latency is measured: cpu or cuda[:N]"
 #: Where search and compare time their models (--device is where they train them).
 LatencyDeviceOption = Annotated[
-    str,
-    typer.Option(
-        help="Where latency is measured: cpu or cuda[:N] (--device is where models train)."
-    ),
+    str, typer.Option(help=f"{_TIMING} (--device is where models train).")
 ]
+#: `--device` of the commands that only time models (latency, lut build).
+TimingDeviceOption = Annotated[str, typer.Option("--device", help=f"{_TIMING}.")]
 PrecisionOption = Annotated[
     Precision,
     typer.Option(
