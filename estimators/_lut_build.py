@@ -21,6 +21,7 @@ from estimators._lut import (
 )
 from search_space import (
     Part,
+    SearchSpace,
     SpecError,
     baseline_names,
     default_space_text,
@@ -28,7 +29,26 @@ from search_space import (
     load_space,
 )
 
-__all__ = ["build_table"]
+__all__ = ["build_table", "table_parts"]
+
+
+def table_parts(space: SearchSpace, num_classes: int, baselines: bool = True) -> dict[str, Part]:
+    """What a table of ``space`` times, by key: every distinct part of the space, and with
+    ``baselines`` the parts of the four MobileNet baselines at width 1.0 and the space's
+    resolutions (the first part of each key)."""
+    parts: dict[str, Part] = {}
+    for p in space.distinct_parts(num_classes):
+        parts.setdefault(part_key(p, num_classes), p)
+    if baselines:
+        for name in baseline_names():
+            for res in space.resolutions:
+                try:
+                    spec = get_baseline(name, 1.0, res, num_classes)
+                except SpecError:  # a resolution below the baseline's total stride
+                    continue
+                for p in spec.parts():
+                    parts.setdefault(part_key(p, num_classes), p)
+    return parts
 
 
 def build_table(
@@ -65,18 +85,7 @@ def build_table(
         except (OSError, UnicodeDecodeError):
             text = ""  # load_space below reports the reason
     space = _with_resolutions(load_space(space_path), resolutions)
-    parts: dict[str, Part] = {}
-    for p in space.distinct_parts(num_classes):
-        parts.setdefault(part_key(p, num_classes), p)
-    if baselines:
-        for name in baseline_names():
-            for res in space.resolutions:
-                try:
-                    spec = get_baseline(name, 1.0, res, num_classes)
-                except SpecError:  # a resolution below the baseline's total stride
-                    continue
-                for p in spec.parts():
-                    parts.setdefault(part_key(p, num_classes), p)
+    parts = table_parts(space, num_classes, baselines)
     table = LatencyTable(
         space_name=space.name,
         space_text=text,

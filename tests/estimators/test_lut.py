@@ -21,8 +21,11 @@ from estimators import (
     validate_table,
 )
 from estimators._lut import table_space
+from estimators._lut_build import table_parts
 from estimators._lut_validate import _fit, _fit_scale, accuracy
-from search_space import baseline_names, get_baseline, load_space
+from search_space import baseline_names, get_baseline, load_space, plan_part
+
+BENCH_RESULTS = Path(__file__).resolve().parents[2] / "bench" / "results"
 
 TINY_SPACE = """
 name = "tiny"
@@ -86,6 +89,51 @@ def test_key_ignores_position_and_dropout() -> None:
     assert part_key(head, 10) == part_key(other.parts()[-1], 10)
     block = spec.parts()[1]
     assert part_key(block, 10) == part_key(dataclasses.replace(block, name="block"), 10)
+
+
+def _committed_tables() -> list[Path]:
+    tables = []
+    for path in sorted(BENCH_RESULTS.rglob("*.json")):
+        head = path.read_text(encoding="utf-8")[:200]
+        if '"format": "nasctl-lut/' in head:
+            tables.append(path)
+    return tables
+
+
+@pytest.mark.parametrize("path", _committed_tables(), ids=lambda p: p.name)
+def test_every_key_of_a_committed_table_is_reproduced(path: Path) -> None:
+    """Tables already written (these, and users') must keep loading and answering: the
+    keys part_key gives the table's space and the baselines are exactly its keys."""
+    table = load_table(path)
+    keys = set(table_parts(table_space(table), table.num_classes))
+    assert table.complete and set(table.entries) == keys
+
+
+def test_committed_tables_are_found() -> None:
+    assert _committed_tables()
+
+
+def _cost(part, num_classes: int) -> tuple:
+    """What the plan says a part computes, without names and dropout."""
+    return tuple(
+        dataclasses.astuple(dataclasses.replace(layer, name="", part="", reads=(), dropout=0.0))
+        for layer in plan_part(part, num_classes)
+    )
+
+
+def test_a_key_names_one_plan_and_a_plan_one_key() -> None:
+    """part_key reads the spec's fields, not the plan (the keys of written tables must not
+    change); over the default space's parts, the baselines' and 20 random specs', equal
+    keys are equal plans and equal plans equal keys, so a block option that changed the
+    plan but not the key (or back) fails here."""
+    space = load_space()
+    parts = [*space.distinct_parts(10), *table_parts(space, 10).values()]
+    parts += [p for seed in range(20) for p in space.random_spec(seed, 10).parts()]
+    costs: dict[str, set[tuple]] = {}
+    for part in parts:
+        costs.setdefault(part_key(part, 10), set()).add(_cost(part, 10))
+    assert all(len(c) == 1 for c in costs.values())
+    assert len({c for group in costs.values() for c in group}) == len(costs)
 
 
 def test_build_covers_the_space_and_predict_sums_the_parts(table_file: Path) -> None:
