@@ -45,7 +45,7 @@ from search_space import (
     StemSpec,
     load_space,
 )
-from search_space._spec import parse_json, read_text
+from search_space._files import parse_json, read_text
 
 __all__ = [
     "LUT_FORMAT",
