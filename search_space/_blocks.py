@@ -8,6 +8,7 @@ the counter, the memory model and the code generator read the plan.
 from __future__ import annotations
 
 import copy
+import inspect
 
 import torch
 from torch import nn
@@ -37,7 +38,12 @@ ACT_LAYERS: dict[str, type[nn.Module]] = {
 
 
 def act_layer(act: str | None) -> nn.Module:
-    return nn.Identity() if act is None else ACT_LAYERS[act](inplace=True)
+    """The activation's module, in place where torch has that (GELU, for one, has not)."""
+    if act is None:
+        return nn.Identity()
+    layer = ACT_LAYERS[act]
+    in_place = "inplace" in inspect.signature(layer).parameters
+    return layer(inplace=True) if in_place else layer()
 
 
 class ConvBnAct(nn.Module):
