@@ -276,7 +276,8 @@ def search(
             f"cannot write the outputs to {str(out / study)!r}: {reason}; the study is saved, "
             "`nasctl results show` reads it"
         ) from None
-    print_front(outputs.front, outputs.baselines, TARGET_UNITS[target], fmt, outputs.pareto_csv)
+    full_at = outputs.folder / "pareto.csv"
+    print_front(outputs.front, outputs.baselines, TARGET_UNITS[target], fmt, full_at)
     shown.print(f"wrote {', '.join(map(str, outputs.written))}", highlight=False, soft_wrap=True)
     shown.print("next: retrain the front against the baselines, then export the winner:")
     for step in outputs.next_steps:

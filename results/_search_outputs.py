@@ -16,20 +16,20 @@ from results._study import trials_frame
 if TYPE_CHECKING:
     import optuna
 
-__all__ = ["SearchOutputs", "write_search_outputs"]
+__all__ = ["FILES", "SearchOutputs", "write_search_outputs"]
+
+
+#: What a search leaves in RUNS/STUDY: the tables, the front drawn, the report.
+FILES = ("trials.csv", "pareto.csv", "baselines.csv", "pareto.png", "report.md")
 
 
 @dataclass(frozen=True)
 class SearchOutputs:
-    """The files a search wrote and the tables behind them (what the CLI prints)."""
+    """What a search wrote in ``folder`` (RUNS/STUDY, one of each of ``FILES``) and the
+    tables behind it: what the CLI prints."""
 
     folder: Path
-    trials_csv: Path
-    pareto_csv: Path
-    baselines_csv: Path
-    plot: Path
-    report: Path
-    #: Every trial (``trials_frame``), the front (``front_frame``) and the baselines.
+    #: Every trial (``trials_frame``), the front (``front_frame``) and the baselines' records.
     frame: pd.DataFrame
     front: pd.DataFrame
     baselines: list[dict[str, Any]]
@@ -38,8 +38,8 @@ class SearchOutputs:
 
     @property
     def written(self) -> list[Path]:
-        """The files to name to the user: the tables, the picture and the report."""
-        return [self.trials_csv, self.pareto_csv, self.plot, self.report]
+        """The files to name to the user (baselines.csv is beside them)."""
+        return [self.folder / name for name in FILES if name != "baselines.csv"]
 
 
 def write_search_outputs(
@@ -52,31 +52,18 @@ def write_search_outputs(
     the command line the report records. An unwritable folder raises OSError; the study
     itself is already saved.
     """
+    frame = trials_frame(study)
+    front = front_frame(frame, unit)
+    baselines = baselines_of(study)
+    steps = next_steps(study.study_name, out, storage)
     folder = out / study.study_name
     folder.mkdir(parents=True, exist_ok=True)
-    frame = trials_frame(study)
     frame.to_csv(folder / "trials.csv", index=False)
-    front = front_frame(frame, unit)
     front.to_csv(folder / "pareto.csv", index=False)
-    baselines = baselines_of(study)
     pd.DataFrame(baselines).to_csv(folder / "baselines.csv", index=False)
     title = pareto_title(study, frame, baselines)
     budget = study.user_attrs.get("nasctl", {}).get("budgets", {}).get(unit)
-    plot = plot_front(frame, baselines, unit, folder / "pareto.png", title, budget)
-    steps = next_steps(study.study_name, out, storage)
-    report = folder / "report.md"
-    report.write_text(
-        search_report(study, frame, front, baselines, command, steps), encoding="utf-8"
-    )
-    return SearchOutputs(
-        folder=folder,
-        trials_csv=folder / "trials.csv",
-        pareto_csv=folder / "pareto.csv",
-        baselines_csv=folder / "baselines.csv",
-        plot=plot,
-        report=report,
-        frame=frame,
-        front=front,
-        baselines=baselines,
-        next_steps=steps,
-    )
+    plot_front(frame, baselines, unit, folder / "pareto.png", title, budget)
+    report = search_report(study, frame, front, baselines, command, steps)
+    (folder / "report.md").write_text(report, encoding="utf-8")
+    return SearchOutputs(folder, frame, front, baselines, steps)

@@ -54,18 +54,18 @@ def test_every_file_is_written_and_reads_back_as_returned(
     assert outputs.written == [folder / n for n in ("trials.csv", "pareto.csv", "pareto.png",
                                                     "report.md")]  # fmt: skip
 
-    trials = pd.read_csv(outputs.trials_csv)
+    trials = pd.read_csv(folder / "trials.csv")
     assert trials["number"].tolist() == outputs.frame["number"].tolist() == [0, 1]
     assert trials["arch"].tolist() == outputs.frame["arch"].tolist()
-    front = pd.read_csv(outputs.pareto_csv)
+    front = pd.read_csv(folder / "pareto.csv")
     assert not front.empty and front["number"].tolist() == outputs.front["number"].tolist()
     assert set(front["number"]) <= set(trials["number"])
-    baselines = pd.read_csv(outputs.baselines_csv)
+    baselines = pd.read_csv(folder / "baselines.csv")
     assert len(outputs.baselines) == 4
     assert baselines["name"].tolist() == [b["name"] for b in outputs.baselines]
-    assert outputs.plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (folder / "pareto.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
-    report = outputs.report.read_text(encoding="utf-8")
+    report = (folder / "report.md").read_text(encoding="utf-8")
     assert COMMAND in report
     assert outputs.next_steps == next_steps("o", tmp_path)
     assert all(step in report for step in outputs.next_steps)
