@@ -300,4 +300,5 @@ def _describe(net: Supernet, path: Path) -> None:
         f"supernet {path}: space {net.space.name!r}, trained on {on}, "
         f"{net.epochs_done:g} epoch(s) in {net.train_seconds:.0f} s on {net.trained_device}",
         highlight=False,
+        soft_wrap=True,  # one line in a log, however long the path
     )
