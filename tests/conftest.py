@@ -1,4 +1,4 @@
-"""Fixtures every test package may use."""
+"""Fixtures and checks every test package may use."""
 
 from __future__ import annotations
 
@@ -6,6 +6,18 @@ import os
 from collections.abc import Iterator
 
 import pytest
+
+#: The digits validation split every test here scores on (split seed 0 or any other: the
+#: split's sizes do not depend on its seed).
+DIGITS_VAL_IMAGES = 287
+
+
+def is_share_of(value: float, total: int) -> bool:
+    """Whether ``value`` is k / ``total`` for an integer 0 <= k <= total, exactly: what a
+    top-1 over ``total`` images (or a share of ``total`` rows) is. A share of another
+    split, a mean of batch means, a loss or a value out of range is not."""
+    k = round(value * total)
+    return 0 <= k <= total and value == k / total
 
 
 def pytest_configure(config: pytest.Config) -> None:

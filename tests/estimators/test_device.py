@@ -32,6 +32,7 @@ from estimators import (
     train_and_evaluate,
 )
 from search_space import NasctlError, builtin_space_text, parse_arch
+from tests.conftest import DIGITS_VAL_IMAGES, is_share_of
 
 TINY = parse_arch(
     "r32_n10,stem_k3_s2_c8_re,ir_k3_s2_e2_c16_re,ir_k3_s2_e2_c16_se0.25_hs,"
@@ -224,7 +225,7 @@ def test_bf16_autocast_and_channels_last_train_on_cpu(digits, tmp_path: Path) ->
     # Evaluated at fp32 on the weights' device when no device is given.
     result = evaluate(state.model, digits.val_x, digits.val_y, digits.classes, digits.mean,
                       digits.std)  # fmt: skip
-    assert 0 <= result.top1 <= 1
+    assert is_share_of(result.top1, DIGITS_VAL_IMAGES) and result.images == DIGITS_VAL_IMAGES
 
 
 def test_fp16_with_grad_scaler_resumes_exactly_on_cpu(digits, tmp_path: Path) -> None:
@@ -276,7 +277,7 @@ def test_supernet_trains_and_scores_in_bf16_on_cpu(digits, tmp_path: Path) -> No
     net = load_supernet(path)
     assert net.trained_device == "cpu/bf16"
     top1 = net.score(net.largest(), digits, recal_batches=1, batch_size=32, device=device)
-    assert 0 <= top1 <= 1
+    assert is_share_of(top1, DIGITS_VAL_IMAGES)
 
 
 def test_the_gpu_check_bench_runs_on_cpu(tmp_path: Path) -> None:

@@ -16,6 +16,7 @@ from results._baselines import baseline_record
 from results._search import _Runner, fidelity_recipe
 from results._study import open_storage, worker_id
 from search_space import ArchSpec, NasctlError, default_space_text, get_baseline, parse_arch
+from tests.conftest import DIGITS_VAL_IMAGES, is_share_of
 from tests.results.conftest import write_tiny_supernet
 
 RECIPE = get_recipe("search", batch_size=32)
@@ -37,7 +38,7 @@ def test_trials_record_everything_needed_to_reproduce(tiny_space: Path, tmp_path
         spec = ArchSpec.from_json(a["spec"])
         assert parse_arch(a["arch"]) == spec
         assert a["macs"] > 0 and a["params"] > 0 and a["feasible"] is True
-        assert 0.0 <= a["accuracy"] <= 1.0 and a["train_seconds"] > 0
+        assert is_share_of(a["accuracy"], DIGITS_VAL_IMAGES) and a["train_seconds"] > 0
         assert a["fidelity"].startswith("search:e")
         assert t.values == [a["accuracy"], a["macs"] / 1e6]
         assert a["overhead_s"] > 0  # timed by bench/search_overhead.py, not asserted here
@@ -109,7 +110,7 @@ def test_baselines_are_trained_once_per_study(tiny_space: Path, tmp_path: Path) 
     records = {k: v for k, v in study.user_attrs.items() if k.startswith("baseline:")}
     assert len(records) == 4
     for record in records.values():
-        assert record["resolution"] == 32 and 0 <= record["accuracy"] <= 1
+        assert record["resolution"] == 32 and is_share_of(record["accuracy"], DIGITS_VAL_IMAGES)
         assert record["fidelity"] == study.trials[0].user_attrs["fidelity"]
     again = run_search(_config(tiny_space, trials=2, baselines=True), tmp_path)
     assert {k: v for k, v in again.user_attrs.items() if k.startswith("baseline:")} == records
@@ -210,7 +211,7 @@ def test_baselines_are_scored_by_the_supernet_or_trained_standalone(tmp_path: Pa
     record = baseline_record(runner, study, get_baseline("mobilenet_v3_large", 1.0, 32, 10), "v3l")
     assert record["estimator"] == "supernet" and "note" not in record
     assert record["fidelity"] == study.user_attrs["nasctl"]["fidelity"]
-    assert 0 <= record["accuracy"] <= 1 and record["score_seconds"] > 0
+    assert is_share_of(record["accuracy"], DIGITS_VAL_IMAGES) and record["score_seconds"] > 0
     small = baseline_record(runner, study, get_baseline("mobilenet_v3_small", 1.0, 32, 10), "v3s")
     assert small["estimator"] == "train" and "trained standalone" in small["note"]
     assert small["fidelity"].startswith("search:e") and small["train_seconds"] > 0
