@@ -119,10 +119,9 @@ def compare(
     from results import (
         choose_contenders,
         fidelity_recipe,
-        markdown_report,
         open_existing,
-        plot_compare,
         run_compare,
+        write_compare_outputs,
     )
 
     dev = training_device(device, precision)  # a missing GPU: one line, before any work
@@ -162,12 +161,7 @@ def compare(
         device=dev,
         data_mode=data_mode.value,
     )
-    folder.mkdir(parents=True, exist_ok=True)
-    frame.to_csv(folder / "compare.csv", index=False)
-    plot_compare(frame, folder / "compare.png", f"study {study}: retrained with preset {preset}")
-    (folder / "compare.md").write_text(
-        markdown_report(frame, f"nasctl compare: study {study}", invoked()), encoding="utf-8"
-    )
+    written = write_compare_outputs(frame, folder, study, preset, invoked())
     cols = [
         "name",
         "accuracy",
@@ -211,6 +205,4 @@ def compare(
             "search; val top-1: the split the search selected on.",
             highlight=False,
         )
-        console.print(
-            f"wrote {folder / 'compare.csv'}, {folder / 'compare.png'}, {folder / 'compare.md'}"
-        )
+        console.print(f"wrote {', '.join(str(p) for p in written)}")

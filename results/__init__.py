@@ -82,6 +82,7 @@ __all__ = [
     "timm_arch",
     "trials_frame",
     "visualize",
+    "write_compare_outputs",
     "write_search_outputs",
 ]
 
@@ -100,7 +101,7 @@ if TYPE_CHECKING:
     )
     from results._codegen import standalone_source
     from results._compare import choose_contenders, run_compare
-    from results._compare_report import markdown_report, plot_compare
+    from results._compare_report import markdown_report, plot_compare, write_compare_outputs
     from results._export import check_options, export_model, export_path
     from results._export_format import (
         EXPORT_FORMAT,

@@ -9,7 +9,10 @@ import pandas as pd
 
 from results._report import save_accuracy_plot
 
-__all__ = ["dominated", "markdown_report", "plot_compare"]
+__all__ = ["COMPARE_FILES", "dominated", "markdown_report", "plot_compare", "write_compare_outputs"]
+
+#: What a compare leaves in RUNS/STUDY/compare beside each model's checkpoint and record.
+COMPARE_FILES = ("compare.csv", "compare.png", "compare.md")
 
 
 def dominated(row: Any, frame: pd.DataFrame) -> str:
@@ -167,3 +170,17 @@ def plot_compare(frame: pd.DataFrame, path: Path, title: str) -> Path:
             )
     xlabel = "latency relative to MobileNetV2 timed in the same rounds (bars p10-p90)"
     return save_accuracy_plot(fig, ax, xlabel, title, path)
+
+
+def write_compare_outputs(
+    frame: pd.DataFrame, folder: Path, study: str, preset: str, command: str
+) -> list[Path]:
+    """Write FOLDER/{compare.csv, compare.png, compare.md} for the compare of ``study``
+    retrained with ``preset`` (``command``: the command line the report records) and return
+    their paths. An unwritable folder raises OSError."""
+    folder.mkdir(parents=True, exist_ok=True)
+    csv, png, md = (folder / name for name in COMPARE_FILES)
+    frame.to_csv(csv, index=False)
+    plot_compare(frame, png, f"study {study}: retrained with preset {preset}")
+    md.write_text(markdown_report(frame, f"nasctl compare: study {study}", command), "utf-8")
+    return [csv, png, md]

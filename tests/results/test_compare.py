@@ -21,7 +21,7 @@ from nasctl._cmd_compare import progress_line
 from nasctl.cli import app
 from results import SearchConfig, export_model, read_checkpoint, run_search
 from results._compare import CompareError, choose_contenders, run_compare
-from results._compare_report import dominated, markdown_report
+from results._compare_report import dominated, markdown_report, write_compare_outputs
 from results._report import pick_trial
 from search_space import format_arch, get_baseline
 from tests.conftest import DIGITS_VAL_IMAGES, is_share_of
@@ -341,10 +341,9 @@ def test_faster_means_a_lower_ratio_to_v2_not_a_lower_absolute_median() -> None:
     )
 
 
-def test_markdown_report_reads_a_compare_csv_back(tmp_path: Path) -> None:
-    """pandas reads an empty ``dominates`` cell back as NaN: the report still names the
-    winner and the losers alike."""
-    frame = pd.DataFrame(
+def _compare_frame() -> pd.DataFrame:
+    """A compare table as run_compare returns it: a winner, a loser and MobileNetV2."""
+    return pd.DataFrame(
         [
             {"name": "cand", "baseline": False, "accuracy": 0.62, "dominates": "v2"},
             {"name": "slow", "baseline": False, "accuracy": 0.40, "dominates": ""},
@@ -364,6 +363,12 @@ def test_markdown_report_reads_a_compare_csv_back(tmp_path: Path) -> None:
         params=1e6,
         train_seconds=1.0,
     )
+
+
+def test_markdown_report_reads_a_compare_csv_back(tmp_path: Path) -> None:
+    """pandas reads an empty ``dominates`` cell back as NaN: the report still names the
+    winner and the losers alike."""
+    frame = _compare_frame()
     frame.to_csv(tmp_path / "compare.csv", index=False)
     back = pd.read_csv(tmp_path / "compare.csv")
     assert back["dominates"].isna().sum() == 2  # what made the report fail before
@@ -422,3 +427,17 @@ def test_a_candidate_must_be_faster_in_every_latency_run() -> None:
         ]
     )
     assert dominated(next(frame.itertuples()), frame) == "v3l"
+
+
+def test_write_compare_outputs_writes_the_table_the_plot_and_the_report(tmp_path: Path) -> None:
+    frame = _compare_frame()
+    folder = tmp_path / "runs" / "s" / "compare"
+    paths = write_compare_outputs(frame, folder, "s", "quick", "nasctl compare --study s")
+    assert [p.name for p in paths] == ["compare.csv", "compare.png", "compare.md"]
+    assert all(p.parent == folder for p in paths)
+    back = pd.read_csv(paths[0], keep_default_na=False)
+    assert back["name"].tolist() == ["cand", "slow", "v2"] and back["accuracy"][0] == 0.62
+    assert paths[1].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    report = paths[2].read_text(encoding="utf-8")
+    assert report.startswith("# nasctl compare: study s") and "nasctl compare --study s" in report
+    assert "Beating every baseline: cand." in report
