@@ -10,7 +10,8 @@ import pytest
 import torch
 from optuna.trial import TrialState
 
-from estimators import get_recipe, load_data, load_supernet
+import results._search as search_module
+from estimators import ImageData, TrainResult, get_recipe, load_data, load_supernet
 from results import SearchConfig, SearchError, StudyError, run_search, trials_frame
 from results._baselines import baseline_record
 from results._search import _Runner, fidelity_recipe
@@ -117,16 +118,28 @@ def test_baselines_are_trained_once_per_study(tiny_space: Path, tmp_path: Path) 
 
 
 def test_search_says_at_which_resolution_the_baselines_are(
-    tiny_space: Path, tmp_path: Path
+    tiny_space: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """With several resolutions in the space the baselines go to the largest unless told;
     each baseline's progress says where (no note on --baseline-resolution: it is in
-    --help), and which of how many it is."""
+    --help), and which of how many it is. Where the networks go is the point, not their
+    training (test_baselines_are_trained_once_per_study trains them): each is handed to
+    training at its resolution with the data at that resolution, and not trained."""
+    trained: list[int] = []
+
+    def untrained(spec: ArchSpec, data: ImageData, *args: object, **kw: object) -> TrainResult:
+        assert data.resolution == spec.resolution
+        trained.append(spec.resolution)
+        return TrainResult(top1=0.5, top5=1.0, loss=1.0, train_loss=1.0, train_seconds=1.0,
+                           images_per_second=1.0, epochs=1, per_class={})  # fmt: skip
+
+    monkeypatch.setattr(search_module, "train_and_evaluate", untrained)
     two = tmp_path / "two_res.toml"
     text = tiny_space.read_text()
     assert "resolutions = [32]" in text
     two.write_text(text.replace("resolutions = [32]", "resolutions = [32, 40]"))
     for given, expected in ((None, 40), (32, 32)):
+        trained.clear()
         events: list[tuple[str, str]] = []
         study = run_search(
             _config(two, trials=1, baselines=True, baseline_resolution=given),
@@ -146,6 +159,7 @@ def test_search_says_at_which_resolution_the_baselines_are(
         ]
         done = [m for kind, m in events if kind == "baseline-done"]
         assert done == [r["name"] for r in records]
+        assert len(trained) == 5 and trained.count(expected) >= 4  # 4 baselines, 1 trial
 
 
 @pytest.mark.parametrize(
