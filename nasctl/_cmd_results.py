@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import inspect
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -29,27 +29,11 @@ results_app = command_group(
     "Read a study: trials, Pareto front, plot.\n\nExample: `nasctl results pareto --study search`",
 )
 
-_SHOW = [
-    "number",
-    "state",
-    "feasible",
-    "accuracy",
-    "latency_ms",
-    "macs",
-    "params",
-    "train_seconds",
-    "rung",
-    "rung_accuracy",
-    "promoted_from",
-    "reused_from",
-    "arch",
-]
-
 #: Shown only when some trial has them (a halving search).
 _OPTIONAL = {"rung", "rung_accuracy", "promoted_from"}
 
 
-def _rows(frame: pd.DataFrame, columns: list[str]) -> list[dict[str, Any]]:
+def _rows(frame: pd.DataFrame, columns: Sequence[str]) -> list[dict[str, Any]]:
     cols = [
         c for c in columns if c in frame.columns and (c not in _OPTIONAL or frame[c].notna().any())
     ]
@@ -195,11 +179,11 @@ def show(study: optuna.Study, runs: Path, fmt: OutputFormat) -> None:
 
     Example: `nasctl results show --study search -f csv > trials.csv`
     """
-    from results import trials_frame
+    from results import SUMMARY_COLUMNS, trials_frame
 
     title = f"study {study.study_name}"
     labels = {"rung_accuracy": "accuracy by rung"}
-    emit(_rows(trials_frame(study), _SHOW), fmt, title, _FORMATS, labels)
+    emit(_rows(trials_frame(study), SUMMARY_COLUMNS), fmt, title, _FORMATS, labels)
 
 
 @_reads_a_study("pareto")
@@ -208,7 +192,7 @@ def pareto(study: optuna.Study, runs: Path, fmt: OutputFormat) -> None:
 
     Example: `nasctl results pareto --study search --runs runs`
     """
-    from results import baselines_of, front_frame, study_unit, trials_frame
+    from results import SUMMARY_COLUMNS, baselines_of, front_frame, study_unit, trials_frame
 
     unit = study_unit(study)
     front = front_frame(trials_frame(study), unit)
@@ -216,7 +200,7 @@ def pareto(study: optuna.Study, runs: Path, fmt: OutputFormat) -> None:
         full_at = runs / study.study_name / "pareto.csv"
         print_front(front, baselines_of(study), unit, fmt, full_at)
         return
-    emit(_rows(front, _SHOW), fmt)
+    emit(_rows(front, SUMMARY_COLUMNS), fmt)
 
 
 @results_app.command("plot")

@@ -22,9 +22,11 @@ __all__ = [
     "EXPORT_FORMAT",
     "MIN_OPSET",
     "SEARCH_LATENCY",
+    "SUMMARY_COLUMNS",
     "TARGET_COLUMNS",
     "TARGET_LABELS",
     "TARGET_UNITS",
+    "TRIAL_COLUMNS",
     "AccuracyMode",
     "BaselineStep",
     "Direction",
@@ -134,7 +136,15 @@ if TYPE_CHECKING:
         parse_max_latency,
     )
     from results._search_outputs import SearchOutputs, write_search_outputs
-    from results._study import StudyError, StudyMeta, open_existing, open_storage, trials_frame
+    from results._study import (
+        SUMMARY_COLUMNS,
+        TRIAL_COLUMNS,
+        StudyError,
+        StudyMeta,
+        open_existing,
+        open_storage,
+        trials_frame,
+    )
     from results._timm import timm_arch
     from results._visualize import Visualization, VisualizeError, feature_layers, visualize
     from results._winner import compare_winner

@@ -33,6 +33,8 @@ from results._journal import JournalRepairWarning, repair_journal
 from search_space import NasctlError
 
 __all__ = [
+    "SUMMARY_COLUMNS",
+    "TRIAL_COLUMNS",
     "StudyError",
     "StudyMeta",
     "check_meta",
@@ -302,7 +304,8 @@ def _alive(pid: int) -> bool:
 
 # --- the trials as a table ------------------------------------------------------------
 
-_COLUMNS = [
+#: What ``trials_frame`` holds, in order (a study without trials gives these columns too).
+TRIAL_COLUMNS = (
     "number",
     "state",
     "feasible",
@@ -311,13 +314,38 @@ _COLUMNS = [
     "macs",
     "params",
     "train_seconds",
+    "score_seconds",
     "fidelity",
     "rung",
     "promoted_from",
     "rung_accuracy",
     "reused_from",
     "arch",
-]
+    "latency_p10_ms",
+    "latency_p90_ms",
+    "violations",
+    "fail_reason",
+    "worker",
+    "device",
+    "duration_s",
+)
+#: The columns a person reads first (``nasctl results show``; halving's rung columns right
+#: after the trial's cost, its accuracy at each rung before where it was promoted from).
+SUMMARY_COLUMNS = (
+    "number",
+    "state",
+    "feasible",
+    "accuracy",
+    "latency_ms",
+    "macs",
+    "params",
+    "train_seconds",
+    "rung",
+    "rung_accuracy",
+    "promoted_from",
+    "reused_from",
+    "arch",
+)
 
 
 def trials_frame(study: optuna.Study, states: Sequence[TrialState] | None = None) -> pd.DataFrame:
@@ -353,10 +381,7 @@ def trials_frame(study: optuna.Study, states: Sequence[TrialState] | None = None
             "duration_s": t.duration.total_seconds() if t.duration else None,
         }
         rows.append(row)
-    frame = pd.DataFrame(rows)
-    if frame.empty:
-        frame = pd.DataFrame(columns=_COLUMNS)
-    return frame
+    return pd.DataFrame(rows, columns=list(TRIAL_COLUMNS))
 
 
 def open_existing(name: str, out: Path, storage: str | None) -> optuna.Study:

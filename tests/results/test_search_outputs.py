@@ -11,10 +11,12 @@ import pytest
 from estimators import get_recipe
 from results import (
     TARGET_UNITS,
+    TRIAL_COLUMNS,
     SearchConfig,
     SearchTarget,
     next_steps,
     run_search,
+    trials_frame,
     write_search_outputs,
 )
 
@@ -55,6 +57,7 @@ def test_every_file_is_written_and_reads_back_as_returned(
                                                     "report.md")]  # fmt: skip
 
     trials = pd.read_csv(folder / "trials.csv")
+    assert list(trials.columns) == list(TRIAL_COLUMNS)
     assert trials["number"].tolist() == outputs.frame["number"].tolist() == [0, 1]
     assert trials["arch"].tolist() == outputs.frame["arch"].tolist()
     front = pd.read_csv(folder / "pareto.csv")
@@ -87,3 +90,9 @@ def test_an_unwritable_folder_raises_os_error(
     (tmp_path / "o").write_text("a file where the study's folder goes")
     with pytest.raises(OSError):
         write_search_outputs(study, tmp_path, None, UNIT, COMMAND)
+
+
+def test_a_study_without_trials_has_the_same_columns() -> None:
+    empty = optuna.create_study(directions=["maximize", "minimize"])
+    frame = trials_frame(empty)
+    assert frame.empty and list(frame.columns) == list(TRIAL_COLUMNS)
