@@ -317,8 +317,8 @@ TRIAL_COLUMNS = (
     "score_seconds",
     "fidelity",
     "rung",
-    "promoted_from",
     "rung_accuracy",
+    "promoted_from",
     "reused_from",
     "arch",
     "latency_p10_ms",
@@ -329,22 +329,12 @@ TRIAL_COLUMNS = (
     "device",
     "duration_s",
 )
-#: The columns a person reads first (``nasctl results show``; halving's rung columns right
-#: after the trial's cost, its accuracy at each rung before where it was promoted from).
-SUMMARY_COLUMNS = (
-    "number",
-    "state",
-    "feasible",
-    "accuracy",
-    "latency_ms",
-    "macs",
-    "params",
-    "train_seconds",
-    "rung",
-    "rung_accuracy",
-    "promoted_from",
-    "reused_from",
-    "arch",
+#: The columns a person reads first (``nasctl results show``): those up to the arch string,
+#: less the supernet's scoring time and the share of the data a candidate trained on.
+SUMMARY_COLUMNS = tuple(
+    c
+    for c in TRIAL_COLUMNS[: TRIAL_COLUMNS.index("arch") + 1]
+    if c not in {"score_seconds", "fidelity"}
 )
 
 
