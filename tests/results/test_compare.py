@@ -15,6 +15,7 @@ import torch
 from typer.testing import CliRunner
 
 import results._compare
+import results._pricing
 import results._search
 from estimators import LatencyConfig, TrainProgress, evaluate, get_recipe, load_data
 from nasctl._cmd_compare import progress_line
@@ -38,6 +39,9 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def study(runs: Path):
+    """A finished latency search with its baselines recorded (their resolution is what
+    compare defaults to); the baselines are timed with the quick protocol, not the
+    search's 5 x 20 calls: no test here reads their latency."""
     space = runs / "tiny.toml"
     space.write_text(TINY_SPACE)
     config = SearchConfig(
@@ -51,7 +55,9 @@ def study(runs: Path):
         threads=1,
         latency=FAST_LATENCY,
     )
-    return run_search(config, runs / "runs")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(results._pricing, "BASELINE_LATENCY", FAST_LATENCY)
+        return run_search(config, runs / "runs")
 
 
 def test_compare_retrains_times_and_resumes(study, tmp_path: Path, monkeypatch) -> None:
