@@ -6,12 +6,14 @@ import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import torch
 from torch import nn
 
+import estimators._latency as latency_module
 from estimators import (
     Backend,
     LatencyConfig,
@@ -162,18 +164,36 @@ def test_rounds_interleave_and_rotate() -> None:
     assert blocks == ["a", "b", "r", "b", "r", "a", "r", "a", "b"]
 
 
-def test_equal_windows_give_fast_models_more_calls() -> None:
-    # Warm-up chunks of four calls: their median shrugs off one descheduled call on a
-    # busy machine, which a chunk of three may not.
+class _Clock:
+    """The latency module's clock, moved only by the calls below: a call costs exactly
+    its latency, whatever else the machine is doing."""
+
+    def __init__(self) -> None:
+        self.ns = 0
+
+    def perf_counter_ns(self) -> int:
+        return self.ns
+
+    def costing(self, us: int) -> Callable[[torch.Tensor], object]:
+        def call(x: torch.Tensor) -> object:
+            self.ns += us * 1000
+            return x
+
+        return call
+
+
+def test_equal_windows_give_fast_models_more_calls(monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = _Clock()
+    monkeypatch.setattr(latency_module, "time", clock)
+    costs = {"slow": 2000, "fast": 200}  # us a call
+    models = [Target(name, None, (1, 1), clock.costing(us)) for name, us in costs.items()]
     config = LatencyConfig(rounds=2, repeats=4, min_warmup=8, max_warmup=16)
-    slow, fast = measure_many([_busy("slow", 0.002), _busy("fast", 0.0002)], config)
-    assert slow.count == 2 * 4
-    # About ten times as many. The window is set from the slow model's warm-up, which a
-    # descheduled process (a niced CI run beside training) can stretch several-fold.
-    assert 2 * 4 * 3 <= fast.count <= 2 * 4 * 60
+    slow, fast = measure_many(models, config)
+    assert (slow.median_us, fast.median_us) == (2000.0, 200.0)
+    # The slow model's 4 calls a round set the window (8 ms): the fast one gets 40 a round.
+    assert (slow.count, fast.count) == (2 * 4, 2 * 40)
     fixed = LatencyConfig(rounds=2, repeats=4, min_warmup=3, max_warmup=3, equal_windows=False)
-    _, fast = measure_many([_busy("slow", 0.002), _busy("fast", 0.0002)], fixed)
-    assert fast.count == 2 * 4
+    assert [r.count for r in measure_many(models, fixed)] == [2 * 4, 2 * 4]
 
 
 def test_ratio_to_reference() -> None:
