@@ -59,6 +59,23 @@ def test_digits_shapes_and_stratified_split(resolution: int) -> None:
     assert int(data.train_x.max()) > 200  # 0..16 grey levels scaled to 0..255
 
 
+def test_digits_read_without_scikit_learn_equal_load_digits(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from sklearn.datasets import load_digits
+
+    from estimators import _sources
+
+    bunch = load_digits()
+    levels, target = _sources._digits_arrays()
+    assert np.array_equal(levels, bunch.images) and np.array_equal(target, bunch.target)
+    assert target.dtype == np.int64 and levels.shape == (1797, 8, 8)
+    # Where scikit-learn's file is not found, load_digits itself reads it.
+    monkeypatch.setattr(_sources.importlib.util, "find_spec", lambda name: None)
+    fallback = _sources._digits_arrays()
+    assert np.array_equal(fallback[0], levels) and np.array_equal(fallback[1], target)
+
+
 def test_digits_split_is_seeded() -> None:
     a, b, c = (load_data("digits", 8, seed=s) for s in (0, 0, 1))
     assert torch.equal(a.val_y, b.val_y) and torch.equal(a.val_x, b.val_x)
