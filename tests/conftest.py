@@ -30,6 +30,31 @@ def pytest_configure(config: pytest.Config) -> None:
         torch.set_num_threads(1)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def cli_built_once() -> Iterator[None]:
+    """typer's CliRunner.invoke builds the click command from the Typer app on every call:
+    about 0.1 s for nasctl's 18 commands (their signatures and type hints, read again each
+    time), which was most of the 716-case fuzz table's 75 s. The command is the same each
+    time, so it is built once per app here; what an invocation does with it is typer's."""
+    import typer.main
+    import typer.testing
+
+    built: dict[tuple[int, str | None], tuple[object, object]] = {}
+    build = typer.main.get_command
+
+    def once(app: typer.Typer) -> object:
+        # The build reads one switch besides the app: whether --show/--install-completion
+        # detect the shell (the completion tests turn that off), so it is part of the key.
+        key = (id(app), os.environ.get("_TYPER_COMPLETE_TEST_DISABLE_SHELL_DETECTION"))
+        if key not in built:
+            built[key] = (app, build(app))  # the app kept: its id is not reused
+        return built[key][1]
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(typer.testing, "_get_command", once)
+        yield
+
+
 @pytest.fixture(scope="module")
 def one_thread() -> Iterator[None]:
     """One intra-op torch thread for a module whose forwards are small: on 2 shared cores
