@@ -280,6 +280,7 @@ def test_supernet_trains_and_scores_in_bf16_on_cpu(digits, tmp_path: Path) -> No
     assert is_share_of(top1, DIGITS_VAL_IMAGES)
 
 
+@pytest.mark.slow
 def test_the_gpu_check_bench_runs_on_cpu(tmp_path: Path) -> None:
     """bench/gpu_check.py is what a GPU machine runs; its throughput part, tiny, here."""
     script = Path(__file__).parents[2] / "bench" / "gpu_check.py"
