@@ -157,6 +157,7 @@ class LiveView:
         self.front = sorted(
             (t for t, keep in zip(points, on, strict=True) if keep), key=lambda t: t.values[1]
         )
+        self.status = ""  # the finished trial's last batch is not what runs now
         self.live.update(self.render())
         if not self.out.is_terminal:  # a log file: Live draws only at the end, so a line each
             self.out.print(self.trial_line(trial), highlight=False, soft_wrap=True)
@@ -259,7 +260,8 @@ class LiveView:
             + f"  [bold]elapsed[/bold] {elapsed / 60:.1f} min"
             + self.eta_text()
         )
-        grid.add_row(f"[dim]{self.status[:150]}[/dim]")
+        if self.status:
+            grid.add_row(f"[dim]{self.status[:150]}[/dim]")
         if self.front:
             front = Table(title="current front", title_justify="left")
             for col in ("trial", "accuracy", TARGET_LABELS[self.target], "arch"):

@@ -34,6 +34,9 @@ def test_search_then_results(space: str, tmp_path: Path) -> None:
     assert [ln.split(":")[0] for ln in lines] == ["trial 0", "trial 1"], result.output
     assert "accuracy 0." in lines[0] and "latency (ms) " in lines[0]
     assert "[2/2 done, 2 feasible" in lines[1]
+    # The view's last frame: the finished search, not the last trial's last batch.
+    end = result.output[result.output.index("trials 2/2 done") :]
+    assert "training trial" not in end.split("Pareto front")[0], result.output
     folder = tmp_path / "runs" / "s1"
     assert (folder / "pareto.png").stat().st_size > 10_000
     assert len((folder / "trials.csv").read_text().strip().splitlines()) == 3
