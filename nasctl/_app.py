@@ -14,6 +14,7 @@ import inspect
 import re
 import shlex
 import sys
+import typing
 import warnings
 from collections.abc import Callable, Iterator
 from typing import Annotated, Any, TypeVar
@@ -125,11 +126,6 @@ def guarded(fn: F) -> F:
     """Check every number the command was given (``_check_numbers``), then turn
     NasctlError into one line and exit 2, naming the flag where the library named the
     parameter (``as_flag``)."""
-    options = {
-        name
-        for name, p in inspect.signature(fn).parameters.items()
-        if "Argument(" not in str(p.annotation)
-    }
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -138,12 +134,27 @@ def guarded(fn: F) -> F:
             with _warnings_as_lines():
                 return fn(*args, **kwargs)
         except NasctlError as exc:
-            raise fail(as_flag(str(exc), options)) from None
+            raise fail(as_flag(str(exc), _option_names(fn))) from None
         except KeyboardInterrupt:
             err_console.print("[yellow]interrupted[/yellow]")
             raise typer.Exit(130) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def _option_names(fn: Callable[..., Any]) -> set[str]:
+    """The command's parameters that are options, not positional arguments: read from the
+    resolved ``Annotated`` metadata (an alias such as ``ArchArgument`` is only a name in the
+    string annotation), as typer reads it."""
+    hints = typing.get_type_hints(fn, include_extras=True)
+    return {
+        name
+        for name in inspect.signature(fn).parameters
+        if not any(
+            isinstance(m, typer.models.ArgumentInfo)
+            for m in getattr(hints.get(name), "__metadata__", ())
+        )
+    }
 
 
 #: A library message that opens with the parameter it refuses: ``recipe.lr must be > 0``,

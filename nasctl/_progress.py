@@ -108,6 +108,7 @@ def training(
             f"[yellow]interrupted[/yellow] at epoch {state.epoch + 1}, batch {state.batch}: "
             f"saved {saved_to}; {again}",
             highlight=False,
+            soft_wrap=True,  # one line in a log too, however long the path
         )
         raise typer.Exit(130) from None
     save()

@@ -376,3 +376,19 @@ def test_choices_outside_the_enum_are_one_line(args: list[str], message: str) ->
     result = runner.invoke(app, args)
     assert result.exit_code == 2
     assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_a_library_message_names_flags_not_positional_arguments() -> None:
+    """guarded() rewrites a library message that opens with a parameter name into the
+    command's flag; it must know which parameters are flags, also where the annotation is
+    an alias such as ArchArgument (typer's own list of a command's arguments decides)."""
+    import inspect
+
+    from nasctl._app import _option_names
+
+    for path, command in _leaves():
+        fn = inspect.unwrap(command.callback)
+        arguments = {p.name for p in command.params if p.param_type_name == "argument"}
+        assert set(inspect.signature(fn).parameters) - _option_names(fn) == arguments, path
+    assert any(path == ("train",) and "arch" not in _option_names(inspect.unwrap(c.callback))
+               for path, c in _leaves())  # fmt: skip

@@ -87,11 +87,13 @@ def test_ctrl_c_saves_a_checkpoint_that_resumes(
 
         return real_fit(state, data, on_progress=progress, **kw)
 
-    out = tmp_path / "run"
+    out = tmp_path / ("a_run_folder_with_a_long_name_" * 4)  # the line must not wrap
     monkeypatch.setattr(estimators, "fit", interrupted_fit)
     stopped = _train(out)
     assert stopped.exit_code == 130
-    assert "interrupted at epoch 1, batch 3" in stopped.output
+    line = next(ln for ln in stopped.output.splitlines() if "interrupted at" in ln)
+    assert "interrupted at epoch 1, batch 3" in line and str(out) in line
+    assert line.rstrip().endswith("--resume"), line
     assert (out / "checkpoint.pt").exists() and not (out / "metrics.json").exists()
     monkeypatch.setattr(estimators, "fit", real_fit)
     resumed = runner.invoke(app, ["train", TINY, "--out", str(out), "--resume", *FAST])
