@@ -58,6 +58,32 @@ class _OneLineGroup(TyperGroup):
         with _usage_errors_as_lines():
             return super().invoke(ctx)
 
+    def list_commands(self, ctx: Any) -> list[str]:
+        """The top-level commands in the order of the work (``COMMAND_ORDER``), not in the
+        order their modules happened to be imported."""
+        names = super().list_commands(ctx)
+        rank = {name: i for i, name in enumerate(COMMAND_ORDER)}
+        return sorted(names, key=lambda name: rank.get(name, len(rank)))
+
+
+#: How `nasctl --help` lists the commands: the main job (search, read, compare, export),
+#: then counting and timing, training one network, and looking inside.
+COMMAND_ORDER = (
+    "search",
+    "results",
+    "compare",
+    "export",
+    "table",
+    "latency",
+    "lut",
+    "train",
+    "eval",
+    "supernet",
+    "arch",
+    "space",
+    "visualize",
+)
+
 
 @contextlib.contextmanager
 def _usage_errors_as_lines() -> Iterator[None]:

@@ -13,9 +13,9 @@ import typer
 from estimators import count, part_layers
 from nasctl._app import command_group, guarded
 from nasctl._options import (
+    LUT_HELP,
     ArchArgument,
     FormatOption,
-    LutOption,
     NumClassesOption,
     ResolutionOption,
     SpaceOption,
@@ -99,7 +99,9 @@ def arch_show(
 def arch_plot(
     arch: ArchArgument,
     out: Annotated[Path, typer.Option("--out", "-o", help="PNG file to write.")],
-    lut: LutOption = None,
+    lut: Annotated[
+        Path | None, typer.Option(help=LUT_HELP.rstrip(".") + ": per-block latency.")
+    ] = None,
     width: WidthOption = 1.0,
     resolution: ResolutionOption = None,
     num_classes: NumClassesOption = None,

@@ -10,10 +10,10 @@ import typer
 
 from nasctl._app import app, guarded, renamed
 from nasctl._options import (
+    STORAGE_HELP,
     NumClassesOption,
     ResolutionOption,
     RunsOption,
-    StorageOption,
     WidthOption,
 )
 from nasctl._output import check_output, console, err_console
@@ -181,7 +181,7 @@ def export(
         ),
     ] = False,
     runs: RunsOption = Path("runs"),
-    storage: StorageOption = None,
+    storage: Annotated[str | None, typer.Option(help=f"With --study: {STORAGE_HELP}")] = None,
     time_it: Annotated[
         bool,
         typer.Option(

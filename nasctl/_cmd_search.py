@@ -26,7 +26,6 @@ from nasctl._options import (
     RunsOption,
     SpaceOption,
     StorageOption,
-    StudyOption,
     format_option,
 )
 from nasctl._output import OutputFormat, check_output, console, err_console
@@ -115,7 +114,7 @@ def search(
     max_params: Annotated[
         float | None, typer.Option(help="Hard budget: parameters, in millions.")
     ] = None,
-    study: StudyOption = "search",
+    study: Annotated[str, typer.Option(help="Study name (re-run to resume it).")] = "search",
     storage: StorageOption = None,
     runs: RunsOption = Path("runs"),
     baselines: Annotated[

@@ -15,6 +15,8 @@ import typer
 from nasctl._output import OutputFormat
 
 __all__ = [
+    "LUT_HELP",
+    "STORAGE_HELP",
     "ArchArgument",
     "FormatOption",
     "LatencyThreadsOption",
@@ -46,9 +48,8 @@ SpaceOption = Annotated[
     Path | None,
     typer.Option(help="A space file (TOML) or a built-in space: default, photos, tiny."),
 ]
-LutOption = Annotated[
-    Path | None, typer.Option(help="Latency lookup table (from `nasctl lut build`).")
-]
+LUT_HELP = "Latency lookup table (from `nasctl lut build`)."
+LutOption = Annotated[Path | None, typer.Option(help=LUT_HELP)]
 
 
 def format_option(help_text: str = "Output format.") -> Any:
@@ -68,13 +69,11 @@ OldRunsOption = Annotated[
     Path | None, typer.Option("--out", hidden=True, help="Old name of --runs.")
 ]
 StudyOption = Annotated[str, typer.Option(help="Study name.")]
-StorageOption = Annotated[
-    str | None,
-    typer.Option(
-        help="Optuna storage URL (postgresql://..., sqlite:///f.db) or .journal file "
-        "(default RUNS/STUDY.journal)."
-    ),
-]
+STORAGE_HELP = (
+    "Optuna storage URL (postgresql://..., sqlite:///f.db) or .journal file "
+    "(default RUNS/STUDY.journal)."
+)
+StorageOption = Annotated[str | None, typer.Option(help=STORAGE_HELP)]
 
 # Threads: of torch's training, and of a latency measurement.
 TorchThreadsOption = Annotated[

@@ -392,3 +392,13 @@ def test_a_library_message_names_flags_not_positional_arguments() -> None:
         assert set(inspect.signature(fn).parameters) - _option_names(fn) == arguments, path
     assert any(path == ("train",) and "arch" not in _option_names(inspect.unwrap(c.callback))
                for path, c in _leaves())  # fmt: skip
+
+
+def test_help_lists_every_command_in_the_order_of_the_work() -> None:
+    from nasctl._app import COMMAND_ORDER
+
+    assert set(COMMAND_ORDER) == set(get_command(app).commands)  # type: ignore[attr-defined]
+    panel = _help(()).split("Commands")[1]
+    listed = [line.split()[1] for line in panel.splitlines() if line.startswith("│ ") and
+              line.split()[1] in COMMAND_ORDER]  # fmt: skip
+    assert listed == list(COMMAND_ORDER), panel
