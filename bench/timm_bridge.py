@@ -26,7 +26,6 @@ import runpy
 import tempfile
 from pathlib import Path
 
-import timm
 import torch
 
 from results import ExportError, export_model, random_weights
@@ -43,7 +42,7 @@ RESULTS = Path(__file__).parent / "results"
 
 #: Every block type the bridge writes, SE in each, four activations, a 5x5 stem and a
 #: total stride of 64 (EfficientNet's output_stride); a hidden head with other acts; a head
-#: with no conv (the same as tests/results/test_timm.py's).
+#: with no conv (tests/results/test_timm.py checks the same ones without timm).
 EDGE_ARCHS = {
     "all block kinds": "r64_n7,stem_k5_s2_c24_sw,ds_k3_s1_c24_sc6_r6,ds_k3_s2_c32_sc5_re,"
     "ir_k5_s1_c32_sc8_hs,ir_k3_s2_m72_c40_sc18_sw,ir_k7_s2_m120_c40_re,"
@@ -103,6 +102,11 @@ def check(name: str, spec, seed: int) -> dict:
 
 
 def main() -> None:
+    try:
+        import timm  # for its version; load_timm.py imports it itself
+    except ImportError:
+        raise SystemExit("bench/timm_bridge.py needs timm: pip install timm") from None
+
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=10)
     ap.add_argument("--n-other", type=int, default=3, help="per other built-in space")

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from bench.timm_bridge import EDGE_ARCHS  # every block type, SE, four acts, stride 64
 from results import ExportError, export_model, random_weights
 from results._timm import (
     TIMM_ARCH_NAME,
@@ -20,17 +21,6 @@ from results._timm import (
     timm_state_dict,
 )
 from search_space import ArchSpec, baseline_names, build_model, get_baseline, load_space, parse_arch
-
-#: Every block type the bridge writes, SE in each, four activations, a 5x5 stem, a total
-#: stride of 64 (EfficientNet's output_stride) and a squeeze width no ratio of 8 gives.
-EDGE_ARCHS = {
-    "all block kinds": "r64_n7,stem_k5_s2_c24_sw,ds_k3_s1_c24_sc6_r6,ds_k3_s2_c32_sc5_re,"
-    "ir_k5_s1_c32_sc8_hs,ir_k3_s2_m72_c40_sc18_sw,ir_k7_s2_m120_c40_re,"
-    "ir_k3_s2_e3_c48_se0.25_hs,ir_k3_s2_e2_c56_r6,head_c96_sw_d0.1",
-    "hidden head": "r32_n5,stem_k3_s2_c16_r6,ds_k3_s1_c16_sc4_re,ir_k3_s2_m40_c24_sc10_sw,"
-    "ir_k3_s1_e4_c24_hs,head_c64_hs_h80_r6_d0",
-    "no head conv": "r32_n3,stem_k3_s2_c8_re,ir_k3_s2_e2_c16_re,head_h32_re_d0",
-}
 
 
 def _specs() -> list[tuple[str, ArchSpec]]:
