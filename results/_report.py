@@ -197,7 +197,8 @@ def save_accuracy_plot(fig: Any, ax: Any, xlabel: str, title: str, path: Path) -
     ax.set_ylabel("validation top-1 accuracy")
     ax.set_title(title, fontsize=10)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="best")
+    if ax.get_legend_handles_labels()[1]:  # an empty plot (no trial yet) has no legend
+        ax.legend(fontsize=8, loc="best")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)

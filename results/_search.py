@@ -77,7 +77,7 @@ from results._study import (
     register_worker,
     worker_id,
 )
-from results._trial import objective
+from results._trial import objective, quiet_interrupted_trials
 from search_space import ArchSpec, SearchSpace, load_space, space_source
 
 __all__ = ["run_search"]
@@ -425,12 +425,13 @@ def run_search(
                 evaluate_baselines(runner, study)
             runner.enqueue_promotions(study)  # a resumed halving study: what is due now
             if runner.wants_more(study):
-                study.optimize(
-                    functools.partial(objective, runner),
-                    timeout=config.timeout,
-                    catch=(TrainingDiverged,),
-                    callbacks=[runner.after_trial, *(callbacks or [])],
-                )
+                with quiet_interrupted_trials():
+                    study.optimize(
+                        functools.partial(objective, runner),
+                        timeout=config.timeout,
+                        catch=(TrainingDiverged,),
+                        callbacks=[runner.after_trial, *(callbacks or [])],
+                    )
         finally:
             with contextlib.suppress(OSError):  # a storage that cannot be written: see below
                 end_worker(study)

@@ -4,9 +4,12 @@ for another worker training it now), and otherwise train or score it."""
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import math
 import time
 import warnings
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import optuna
@@ -28,6 +31,37 @@ def objective(run: _Runner, trial: Trial) -> tuple[float, float]:
     except KeyboardInterrupt:
         trial.set_user_attr("fail_reason", "interrupted")
         raise
+
+
+class _InterruptedTrialRecords(logging.Filter):
+    """Drops Optuna's two warnings about a trial that Ctrl-C cut short: the first carries
+    the whole traceback of the KeyboardInterrupt, the second its value (None). The trial is
+    recorded failed with fail_reason "interrupted", and the caller says so in one line."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.cut: str | None = None  # "Trial N failed" of the interrupted trial
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if record.exc_info and isinstance(record.exc_info[1], KeyboardInterrupt):
+            self.cut = " ".join(message.split()[:3])
+            return False
+        return not (self.cut is not None and message.startswith(self.cut))
+
+
+@contextlib.contextmanager
+def quiet_interrupted_trials() -> Iterator[None]:
+    """Within: a trial that Ctrl-C cuts short is not logged by Optuna with a traceback."""
+    logger = logging.getLogger("optuna")
+    quiet = _InterruptedTrialRecords()
+    for handler in logger.handlers:
+        handler.addFilter(quiet)
+    try:
+        yield
+    finally:
+        for handler in logger.handlers:
+            handler.removeFilter(quiet)
 
 
 def _objective(run: _Runner, trial: Trial) -> tuple[float, float]:

@@ -30,6 +30,7 @@ from typer.testing import CliRunner
 
 from nasctl.cli import app
 from search_space import build_model, parse_arch
+from tests.processes import run_nasctl
 
 runner = CliRunner()
 TINY = "r32_n10,stem_k3_s2_c8_re,ir_k3_s2_c8_re,head_d0"
@@ -354,14 +355,16 @@ WORST = [
 ]
 
 
-@pytest.mark.slow  # seven interpreters start (about 6 s each on 2 busy cores)
 def test_worst_cases_in_a_real_process(inputs: Path, tmp_path: Path) -> None:
+    """Each in a process of its own (forked from a server that has done the imports:
+    tests/processes.py), the first also through a new interpreter's `python -m nasctl`."""
     env = {**os.environ, "NASCTL_CACHE": str(tmp_path / "cache")}
-    for args in WORST:
-        argv = [sys.executable, "-m", "nasctl", *(_path(inputs, a) for a in args)]
-        done = subprocess.run(
-            argv, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
-        )
+    first = [sys.executable, "-m", "nasctl", *(_path(inputs, a) for a in WORST[0])]
+    runs = [subprocess.run(first, cwd=tmp_path, env=env, capture_output=True, text=True,
+                           timeout=120)]  # fmt: skip
+    runs += [run_nasctl([_path(inputs, a) for a in args], tmp_path, env, timeout=120)
+             for args in WORST]  # fmt: skip
+    for args, done in zip([WORST[0], *WORST], runs, strict=True):
         assert done.returncode == 2, f"{args}: {done.returncode} (a negative code is a signal)"
         assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == []

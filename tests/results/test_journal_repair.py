@@ -11,8 +11,6 @@ import json
 import os
 import random
 import signal
-import subprocess
-import sys
 import threading
 import time
 import warnings
@@ -29,9 +27,10 @@ from estimators import get_recipe
 from results import SearchConfig, run_search
 from results._journal import JournalRepairWarning, repair_journal
 from results._study import open_storage
+from tests.processes import run_nasctl, start_nasctl
 from tests.results.conftest import TINY_SPACE
 
-#: The shared journal is written by a real search in a subprocess (seconds).
+#: The shared journal is written by a real search in another process (seconds).
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -50,14 +49,12 @@ def finished(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, bytes]:
     folder = tmp_path_factory.mktemp("journal")
     space = folder / "tiny.toml"
     space.write_text(TINY_SPACE)
-    script = (
-        "import sys; from pathlib import Path; from tests.results.test_journal_repair import "
-        "_config; from results import run_search; run_search(_config(Path(sys.argv[1]), 3), "
-        "Path(sys.argv[2]))"
-    )
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    subprocess.run([sys.executable, "-c", script, str(space), str(folder / "runs")],
-                   cwd=ROOT, env=env, check=True, timeout=300)  # fmt: skip
+    # _config(space, 3) as the command line says it
+    args = ["search", "--target", "flops", "--space", str(space), "--runs", str(folder / "runs"),
+            "--study", "t", "--trials", "3", "--population", "2", "--batch-size", "32",
+            "--images", "64", "--no-baselines", "--threads", "1"]  # fmt: skip
+    done = run_nasctl(args, ROOT, {**os.environ, "OMP_NUM_THREADS": "1"})
+    assert done.returncode == 0, done.stderr
     return space, (folder / "runs" / "t.journal").read_bytes()
 
 
@@ -220,12 +217,11 @@ def test_kill_9_in_a_trial_and_in_a_journal_write_loses_no_finished_trial(
     space.write_text(TINY_SPACE)
     out, journal = tmp_path / "runs", tmp_path / "runs" / "t.journal"
     # 512 images per candidate: long enough to be caught training.
-    cmd = [sys.executable, "-m", "nasctl", "search", "--target", "flops", "--space", str(space),
+    cmd = ["search", "--target", "flops", "--space", str(space),
            "--runs", str(out), "--study", "t", "--trials", "3", "--no-baselines", "--images",
            "512", "--batch-size", "32", "--threads", "1", "--population", "2"]  # fmt: skip
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = start_nasctl(cmd, ROOT, env)
     deadline = time.monotonic() + 180
     while True:
         assert proc.poll() is None, proc.communicate()
@@ -247,7 +243,7 @@ def test_kill_9_in_a_trial_and_in_a_journal_write_loses_no_finished_trial(
     cut = random.Random(18).randrange(last + 1, len(data) - 1)
     journal.write_bytes(data[:cut])
 
-    again = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    again = run_nasctl(cmd, ROOT, env, timeout=300)
     assert again.returncode == 0, again.stderr
     assert "Traceback" not in again.stderr
     warned = [ln for ln in again.stderr.splitlines() if ln.startswith("warning: journal")]

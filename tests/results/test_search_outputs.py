@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import optuna
@@ -96,3 +97,14 @@ def test_a_study_without_trials_has_the_same_columns() -> None:
     empty = optuna.create_study(directions=["maximize", "minimize"])
     frame = trials_frame(empty)
     assert frame.empty and list(frame.columns) == list(TRIAL_COLUMNS)
+
+
+def test_a_plot_without_a_trained_point_is_drawn_without_a_warning(tmp_path: Path) -> None:
+    """A search interrupted before its first trial finished still writes pareto.png:
+    empty, and without matplotlib's 'No artists with labels' warning on the terminal."""
+    from results._report import plot_front
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        path = plot_front(pd.DataFrame(columns=TRIAL_COLUMNS), [], UNIT, tmp_path / "p.png", "t")
+    assert path.read_bytes().startswith(b"\x89PNG")

@@ -1,0 +1,145 @@
+"""`nasctl` as a separate process, without paying for a new interpreter each time.
+
+The worker, kill and interrupt tests need real processes: two workers writing one journal,
+a SIGKILL in the middle of a trial, a Ctrl-C. Each `python -m nasctl search` spends about
+6 CPU-seconds importing (torch 2 s, torch._dynamo 1.7 s on the first optimizer, matplotlib
+0.9 s) before it trains for one. Here the imports are done once per test process, in a
+multiprocessing fork server: a fresh interpreter started from the same environment that
+imports the libraries nasctl imports and nothing else (no pytest, no monkeypatch, no
+captured streams). Each nasctl process is forked from it, so it is still a process of its
+own (its own pid, journal handles, signals and exit status), started with the argv, working
+folder and environment the test gives, and exiting as `python -m nasctl` does:
+SystemExit's code, 1 and a traceback for an uncaught exception, killed by SIGINT for an
+uncaught Ctrl-C. What it does not repeat is the interpreter start, and `python -m nasctl`
+itself is still started for real by test_cli_startup and the README test.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+#: What the fork server imports before forking: what a training `nasctl search` imports.
+PRELOAD = ["torch", "torch._dynamo", "optuna", "matplotlib.pyplot", "nasctl.cli", "results",
+           "estimators", "search_space", "tests.processes"]  # fmt: skip
+
+_context = multiprocessing.get_context("forkserver")
+
+
+def _server_running() -> None:
+    """Start the fork server once, with the repository on its path (this module is what
+    each child runs first)."""
+    if getattr(_server_running, "done", False):
+        return
+    _context.set_forkserver_preload(PRELOAD)
+    before = os.environ.get("PYTHONPATH")
+    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), before) if p)
+    try:
+        from multiprocessing import forkserver
+
+        forkserver.ensure_running()
+    finally:
+        if before is None:
+            del os.environ["PYTHONPATH"]
+        else:
+            os.environ["PYTHONPATH"] = before
+    _server_running.done = True  # type: ignore[attr-defined]
+
+
+def _child(argv: list[str], cwd: str, env: dict[str, str], out: str, err: str) -> None:
+    """Runs in the forked process: nasctl's main as `python -m nasctl` would run it."""
+    for fd, path in ((1, out), (2, err)):
+        handle = os.open(path, os.O_WRONLY | os.O_APPEND)
+        os.dup2(handle, fd)
+        os.close(handle)
+    os.chdir(cwd)
+    os.environ.clear()
+    os.environ.update(env)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    sys.argv = ["nasctl", *argv]
+    import atexit
+
+    from nasctl.cli import main
+
+    try:
+        main()
+    except KeyboardInterrupt:
+        # Python's own exit for an uncaught Ctrl-C: die of SIGINT.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGINT)
+    finally:
+        atexit._run_exitfuncs()
+
+
+class NasctlProcess:
+    """A running `nasctl`, with the part of subprocess.Popen's interface the tests use."""
+
+    def __init__(self, args: Sequence[str], cwd: Path, env: Mapping[str, str]) -> None:
+        _server_running()
+        self._dir = tempfile.TemporaryDirectory(prefix="nasctl-proc-")
+        self._out = Path(self._dir.name) / "stdout"
+        self._err = Path(self._dir.name) / "stderr"
+        self._out.touch()
+        self._err.touch()
+        self._process = _context.Process(
+            target=_child, args=([*args], str(cwd), dict(env), str(self._out), str(self._err))
+        )
+        self._process.start()
+        self.pid = self._process.pid
+        self.args = list(args)
+
+    @property
+    def returncode(self) -> int | None:
+        return self._process.exitcode
+
+    def poll(self) -> int | None:
+        return self._process.exitcode
+
+    def send_signal(self, sig: int) -> None:
+        if self.poll() is None:
+            os.kill(self.pid, sig)
+
+    def kill(self) -> None:
+        self.send_signal(signal.SIGKILL)
+
+    def wait(self, timeout: float | None = None) -> int:
+        self._process.join(timeout)
+        if self._process.exitcode is None:
+            self._process.kill()
+            self._process.join()
+            raise subprocess.TimeoutExpired(["nasctl", *self.args], timeout or 0.0)
+        return self._process.exitcode
+
+    def communicate(self, timeout: float | None = None) -> tuple[str, str]:
+        self.wait(timeout)
+        out, err = self._out.read_text(), self._err.read_text()
+        self._dir.cleanup()
+        return out, err
+
+
+def start_nasctl(
+    args: Sequence[str], cwd: Path, env: Mapping[str, str] | None = None
+) -> NasctlProcess:
+    """`nasctl ARGS` started in ``cwd`` with ``env`` (default: this process's)."""
+    return NasctlProcess(args, cwd, os.environ if env is None else env)
+
+
+def run_nasctl(
+    args: Sequence[str], cwd: Path, env: Mapping[str, str] | None = None, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
+    """`nasctl ARGS` run to its end, as subprocess.run(..., capture_output=True, text=True)."""
+    started = time.monotonic()
+    proc = start_nasctl(args, cwd, env)
+    out, err = proc.communicate(timeout=max(1.0, timeout - (time.monotonic() - started)))
+    return subprocess.CompletedProcess(["nasctl", *args], proc.wait(), out, err)
