@@ -31,7 +31,7 @@ from torch import nn
 
 from estimators._host import LatencyError, LockTimeout, default_lock_path, host_info, latency_lock
 from estimators._options import Backend
-from search_space import ArchSpec, Part, build_model, format_arch, max_threads
+from search_space import ArchSpec, Part, build_model, cpu_seeded, format_arch, max_threads
 from search_space._blocks import fold_batchnorm
 from search_space._builder import part_module
 from search_space._spec import BlockSpec, HeadSpec, StemSpec
@@ -139,12 +139,17 @@ class Target:
     ``call``, when given, is a ready callable (an exported file run by its own runtime,
     ``results.load_exported``) that is timed as it is: the backend's preparation (BatchNorm
     folding, tracing, ONNX export) is skipped, ``module`` is not run, and the thread count
-    of a runtime other than torch is the caller's to set."""
+    of a runtime other than torch is the caller's to set.
+
+    ``private``: ``module`` was built for this timing alone (from a spec or a part), so
+    it is prepared in place (BatchNorm folded, eval mode, no gradients) instead of being
+    copied first; a deep copy costs about as much as building the module again."""
 
     name: str
     module: nn.Module | None
     input_shape: tuple[int, ...]
     call: Callable[[torch.Tensor], object] | None = None
+    private: bool = False
 
 
 @dataclass(frozen=True)
@@ -215,9 +220,9 @@ def _runner(target: Target, config: LatencyConfig) -> Callable[[], object]:
     if target.module is None:
         raise LatencyError(f"target {target.name!r} has neither a module nor a callable")
     if config.backend is Backend.ONNXRUNTIME:
-        return _ort_runner(target.module, x, config.threads)
+        return _ort_runner(target.module, x, config.threads, target.private)
     device = torch.device(config.device)
-    model = fold_batchnorm(target.module).to(device)
+    model = fold_batchnorm(target.module, inplace=target.private).to(device)
     for p in model.parameters():
         p.requires_grad_(False)
     x = x.to(device)
@@ -236,11 +241,13 @@ def _runner(target: Target, config: LatencyConfig) -> Callable[[], object]:
     return run
 
 
-def _ort_runner(module: nn.Module, x: torch.Tensor, threads: int) -> Callable[[], object]:
+def _ort_runner(
+    module: nn.Module, x: torch.Tensor, threads: int, private: bool
+) -> Callable[[], object]:
     import onnxruntime as ort
 
     buf = io.BytesIO()
-    model = copy.deepcopy(module).eval()
+    model = (module if private else copy.deepcopy(module)).eval()
     with warnings_off():
         # A BytesIO target is supported, though the stubs name paths only.
         torch.onnx.export(
@@ -282,7 +289,7 @@ def as_target(item: ArchSpec | Target, seed: int = 0) -> Target:
         return item
     if isinstance(item, ArchSpec):
         shape = (1, 3, item.resolution, item.resolution)
-        return Target(format_arch(item), build_model(item, seed), shape)
+        return Target(format_arch(item), build_model(item, seed), shape, private=True)
     raise LatencyError(
         f"a model to time must be an ArchSpec or a Target, got {type(item).__name__}"
     )
@@ -294,10 +301,10 @@ def part_target(part: Part, num_classes: int, seed: int = 0) -> Target:
         raise LatencyError(
             f"part.spec must be a stem, block or head, got {type(part.spec).__name__}"
         )
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+    with cpu_seeded(seed):
         module = part_module(part, num_classes)
-    return Target(part.name, module, (1, part.in_channels, part.in_size, part.in_size))
+    shape = (1, part.in_channels, part.in_size, part.in_size)
+    return Target(part.name, module, shape, private=True)
 
 
 # --- timing -------------------------------------------------------------------------------

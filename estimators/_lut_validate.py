@@ -17,7 +17,6 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike
-from scipy import stats
 
 from estimators._counting import count
 from estimators._latency import LatencyConfig, measure_many, part_target
@@ -81,17 +80,28 @@ class ValidationReport:
         return out
 
 
+def rank_correlations(x: ArrayLike, y: ArrayLike) -> tuple[float, float]:
+    """Spearman's and Kendall's rank correlations (NaN under two points). scipy.stats is
+    imported here, not with the module: a second of import that only validation needs."""
+    from scipy import stats
+
+    if len(np.asarray(x)) < 2:
+        return float("nan"), float("nan")
+    return float(stats.spearmanr(x, y).statistic), float(stats.kendalltau(x, y).statistic)
+
+
 def accuracy(predicted: ArrayLike, measured: ArrayLike) -> dict[str, float]:
     """Share within +-5% / +-10%, MAPE (%), mean signed error (%), Spearman, Kendall."""
     p, m = np.asarray(predicted, float), np.asarray(measured, float)
     rel = p / m - 1.0
+    spearman, kendall = rank_correlations(p, m)
     return {
         "within_5": float(np.mean(np.abs(rel) <= 0.05)),
         "within_10": float(np.mean(np.abs(rel) <= 0.10)),
         "mape_pct": float(np.mean(np.abs(rel)) * 100),
         "bias_pct": float(np.mean(rel) * 100),
-        "spearman": float(stats.spearmanr(p, m).statistic) if len(p) > 1 else float("nan"),
-        "kendall": float(stats.kendalltau(p, m).statistic) if len(p) > 1 else float("nan"),
+        "spearman": spearman,
+        "kendall": kendall,
     }
 
 
@@ -202,6 +212,7 @@ def validate_table(
     if stored:
         table.correction = correction
     macs = [count(s).macs for s in specs]
+    macs_spearman, macs_kendall = rank_correlations(macs, y)
     return ValidationReport(
         n=n,
         seed=seed,
@@ -213,8 +224,8 @@ def validate_table(
         absolute=accuracy(
             [previous.apply(r) for r in raw] if previous else slope * raw + intercept, absolute
         ),
-        macs_spearman=float(stats.spearmanr(macs, y).statistic),
-        macs_kendall=float(stats.kendalltau(macs, y).statistic),
+        macs_spearman=macs_spearman,
+        macs_kendall=macs_kendall,
         correction=correction,
         stored=stored,
         predict_s_per_arch=predict_s,

@@ -41,6 +41,7 @@ from search_space import (
     MobileNet,
     SearchSpace,
     build_model,
+    cpu_seeded,
 )
 from search_space._builder import _init_weights
 from search_space._plan import Layer, plan_part
@@ -122,8 +123,7 @@ class Supernet(nn.Module):
         self.trained_device = "cpu/fp32"  # TrainDevice.label of its training, from the file
         largest = _largest_layers(self.space, num_classes)
         blocks = [layers for name, layers in largest.items() if name.startswith("blocks.")]
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
+        with cpu_seeded(seed):
             self.stem = ElasticConvBn(largest["stem"][""])
             self.blocks = nn.ModuleList(ElasticBlock(layers) for layers in blocks)
             self.head = ElasticHead(largest["head"])

@@ -94,6 +94,7 @@ __all__ = [
     "check_finite",
     "check_threads",
     "classic_names",
+    "cpu_seeded",
     "default_space_text",
     "format_arch",
     "get_baseline",
@@ -115,7 +116,7 @@ __all__ = [
 # arch strings (and `nasctl --help`) does not pay for it. lazy_exports reads the names and
 # their modules from this block.
 if TYPE_CHECKING:
-    from search_space._builder import MobileNet, build_model
+    from search_space._builder import MobileNet, build_model, cpu_seeded
     from search_space._classic_builder import ClassicNet, build_classic
 
 __getattr__ = lazy_exports(__name__)

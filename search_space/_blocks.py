@@ -129,10 +129,11 @@ class InvertedResidual(nn.Module):
         return out + x if self.has_residual else out
 
 
-def fold_batchnorm(module: nn.Module) -> nn.Module:
+def fold_batchnorm(module: nn.Module, inplace: bool = False) -> nn.Module:
     """A copy in eval mode with every ``ConvBnAct``'s BatchNorm folded into its conv (the
-    deployment form: one conv with bias). The input module is left unchanged."""
-    model = copy.deepcopy(module).eval()
+    deployment form: one conv with bias). The input module is left unchanged, unless
+    ``inplace``: then it is the module folded (no copy) and returned."""
+    model = (module if inplace else copy.deepcopy(module)).eval()
     for sub in model.modules():
         if isinstance(sub, ConvBnAct) and isinstance(sub.bn, nn.BatchNorm2d):
             sub.conv = nn.utils.fusion.fuse_conv_bn_eval(sub.conv, sub.bn)

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from search_space._blocks import ConvBnAct
-from search_space._builder import _init_weights
+from search_space._builder import _init_weights, cpu_seeded
 from search_space._classic_spec import (
     LRN,
     ClassicAct,
@@ -156,6 +156,5 @@ def build_classic(spec: ClassicSpec, seed: int | None = 0) -> ClassicNet:
     with the MobileNet builder's scheme."""
     if seed is None:
         return ClassicNet(spec)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+    with cpu_seeded(seed):
         return ClassicNet(spec)

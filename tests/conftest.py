@@ -56,6 +56,18 @@ def cli_built_once() -> Iterator[None]:
         yield
 
 
+@pytest.fixture
+def quick_baseline_timing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A search's baselines timed with a few calls, not the real 5 rounds x 20 calls with
+    MobileNetV2 in every round (about 8 s at 32x32 on one thread): for a test that needs
+    baseline latencies to exist, not to be accurate."""
+    import results._pricing
+    from estimators import LatencyConfig
+
+    quick = LatencyConfig(rounds=2, repeats=3, min_warmup=2, max_warmup=4)
+    monkeypatch.setattr(results._pricing, "BASELINE_LATENCY", quick)
+
+
 @pytest.fixture(scope="module")
 def one_thread() -> Iterator[None]:
     """One intra-op torch thread for a module whose forwards are small: on 2 shared cores

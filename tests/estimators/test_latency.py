@@ -26,7 +26,7 @@ from estimators import (
     measure_many,
     part_target,
 )
-from estimators._latency import summarize
+from estimators._latency import as_target, summarize
 from search_space import build_model, parse_arch
 
 TINY = "r32_n10,stem_k3_s2_c8_re,ir_k3_s2_e3_c16_se0.25_hs,ir_k5_s1_e3_c16_re,head_c32_hs_d0"
@@ -97,6 +97,33 @@ def test_fold_batchnorm_keeps_outputs_and_leaves_the_original() -> None:
     x = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
     with torch.inference_mode():
         torch.testing.assert_close(folded(x), model(x), rtol=1e-4, atol=1e-5)
+
+
+def test_fold_in_place_folds_the_module_itself_with_the_same_outputs() -> None:
+    model = build_model(parse_arch(TINY), seed=1).eval()
+    x = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    with torch.inference_mode():
+        before = model(x)
+    assert fold_batchnorm(model, inplace=True) is model
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in model.modules())
+    assert fold_batchnorm(model, inplace=True) is model  # again: nothing left to fold
+    with torch.inference_mode():
+        torch.testing.assert_close(model(x), before, rtol=1e-4, atol=1e-5)
+
+
+def test_a_callers_module_is_timed_unchanged_a_spec_built_one_in_place() -> None:
+    """Only a module built for the timing (from a spec or a part) is folded in place: a
+    module the caller passes keeps its BatchNorm, its mode and its gradients."""
+    config = LatencyConfig(rounds=1, repeats=1, min_warmup=1, max_warmup=1)
+    mine = build_model(parse_arch(TINY), seed=1).train()
+    measure(Target("mine", mine, (1, 3, 32, 32)), config)
+    assert mine.training and any(isinstance(m, nn.BatchNorm2d) for m in mine.modules())
+    assert all(p.requires_grad for p in mine.parameters())
+    built = as_target(parse_arch(TINY))
+    assert built.private and not Target("mine", mine, (1, 3, 32, 32)).private
+    measure(built, config)
+    assert built.module is not None
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in built.module.modules())
 
 
 def test_part_targets_take_the_input_their_part_sees() -> None:

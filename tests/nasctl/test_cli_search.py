@@ -22,6 +22,7 @@ def space(tmp_path: Path) -> str:
     return str(path)
 
 
+@pytest.mark.usefixtures("quick_baseline_timing")
 def test_search_then_results(space: str, tmp_path: Path) -> None:
     out = str(tmp_path / "runs")
     result = runner.invoke(app, ["search", "--target", "latency", "--space", space, "--trials",
