@@ -1,4 +1,5 @@
-"""`nasctl` as a separate process, without paying for a new interpreter each time.
+"""`python -m nasctl` (or `python -c CODE`, `python SCRIPT`) as a process of its own,
+without paying for a new interpreter each time.
 
 The worker, kill and interrupt tests need real processes: two workers writing one journal,
 a SIGKILL in the middle of a trial, a Ctrl-C. Each `python -m nasctl search` spends about
@@ -6,12 +7,13 @@ a SIGKILL in the middle of a trial, a Ctrl-C. Each `python -m nasctl search` spe
 0.9 s) before it trains for one. Here the imports are done once per test process, in a
 multiprocessing fork server: a fresh interpreter started from the same environment that
 imports the libraries nasctl imports and nothing else (no pytest, no monkeypatch, no
-captured streams). Each nasctl process is forked from it, so it is still a process of its
-own (its own pid, journal handles, signals and exit status), started with the argv, working
-folder and environment the test gives, and exiting as `python -m nasctl` does:
-SystemExit's code, 1 and a traceback for an uncaught exception, killed by SIGINT for an
-uncaught Ctrl-C. What it does not repeat is the interpreter start, and `python -m nasctl`
-itself is still started for real by test_cli_startup and the README test.
+captured streams). Each process is forked from it, so it is still a process of its own
+(its own pid, file handles, signals and exit status), run with the arguments, working
+folder and environment the test gives, and exiting as `python` does: SystemExit's code,
+1 for an uncaught exception (its traceback after a "Process ForkServerProcess-N:" line
+that python would not print), killed by SIGINT for an uncaught Ctrl-C. What it does not
+repeat is the interpreter start: a new interpreter's `python -m nasctl` is still run by
+the fuzz test's worst cases, and `python -I` by the export test that needs torch alone.
 """
 
 from __future__ import annotations
@@ -55,8 +57,9 @@ def _server_running() -> None:
     _server_running.done = True  # type: ignore[attr-defined]
 
 
-def _child(argv: list[str], cwd: str, env: dict[str, str], out: str, err: str) -> None:
-    """Runs in the forked process: nasctl's main as `python -m nasctl` would run it."""
+def _child(args: list[str], cwd: str, env: dict[str, str], out: str, err: str) -> None:
+    """Runs in the forked process: `python ARGS` for ARGS = -m MODULE ..., -c CODE ... or
+    SCRIPT ..., with what each puts first on sys.path."""
     for fd, path in ((1, out), (2, err)):
         handle = os.open(path, os.O_WRONLY | os.O_APPEND)
         os.dup2(handle, fd)
@@ -65,13 +68,22 @@ def _child(argv: list[str], cwd: str, env: dict[str, str], out: str, err: str) -
     os.environ.clear()
     os.environ.update(env)
     signal.signal(signal.SIGINT, signal.default_int_handler)
-    sys.argv = ["nasctl", *argv]
     import atexit
-
-    from nasctl.cli import main
+    import runpy
 
     try:
-        main()
+        if args[0] == "-m":
+            sys.argv = [args[1], *args[2:]]
+            sys.path.insert(0, cwd)
+            runpy.run_module(args[1], run_name="__main__", alter_sys=True)
+        elif args[0] == "-c":
+            sys.argv = ["-c", *args[2:]]
+            sys.path.insert(0, "")
+            exec(compile(args[1], "<string>", "exec"), {"__name__": "__main__"})
+        else:
+            sys.argv = list(args)
+            sys.path.insert(0, str(Path(args[0]).resolve().parent))
+            runpy.run_path(args[0], run_name="__main__")
     except KeyboardInterrupt:
         # Python's own exit for an uncaught Ctrl-C: die of SIGINT.
         sys.stdout.flush()
@@ -82,8 +94,8 @@ def _child(argv: list[str], cwd: str, env: dict[str, str], out: str, err: str) -
         atexit._run_exitfuncs()
 
 
-class NasctlProcess:
-    """A running `nasctl`, with the part of subprocess.Popen's interface the tests use."""
+class PythonProcess:
+    """A running `python ARGS`, with the part of subprocess.Popen's interface the tests use."""
 
     def __init__(self, args: Sequence[str], cwd: Path, env: Mapping[str, str]) -> None:
         _server_running()
@@ -118,7 +130,7 @@ class NasctlProcess:
         if self._process.exitcode is None:
             self._process.kill()
             self._process.join()
-            raise subprocess.TimeoutExpired(["nasctl", *self.args], timeout or 0.0)
+            raise subprocess.TimeoutExpired(["python", *self.args], timeout or 0.0)
         return self._process.exitcode
 
     def communicate(self, timeout: float | None = None) -> tuple[str, str]:
@@ -128,18 +140,33 @@ class NasctlProcess:
         return out, err
 
 
+def start_python(
+    args: Sequence[str], cwd: Path, env: Mapping[str, str] | None = None
+) -> PythonProcess:
+    """`python ARGS` (-m MODULE ..., -c CODE ... or SCRIPT ...) started in ``cwd`` with
+    ``env`` (default: this process's)."""
+    return PythonProcess(args, cwd, os.environ if env is None else env)
+
+
+def run_python(
+    args: Sequence[str], cwd: Path, env: Mapping[str, str] | None = None, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
+    """`python ARGS` run to its end, as subprocess.run(..., capture_output=True, text=True)."""
+    started = time.monotonic()
+    proc = start_python(args, cwd, env)
+    out, err = proc.communicate(timeout=max(1.0, timeout - (time.monotonic() - started)))
+    return subprocess.CompletedProcess(["python", *args], proc.wait(), out, err)
+
+
 def start_nasctl(
     args: Sequence[str], cwd: Path, env: Mapping[str, str] | None = None
-) -> NasctlProcess:
-    """`nasctl ARGS` started in ``cwd`` with ``env`` (default: this process's)."""
-    return NasctlProcess(args, cwd, os.environ if env is None else env)
+) -> PythonProcess:
+    """`python -m nasctl ARGS`."""
+    return start_python(["-m", "nasctl", *args], cwd, env)
 
 
 def run_nasctl(
     args: Sequence[str], cwd: Path, env: Mapping[str, str] | None = None, timeout: float = 300
 ) -> subprocess.CompletedProcess[str]:
-    """`nasctl ARGS` run to its end, as subprocess.run(..., capture_output=True, text=True)."""
-    started = time.monotonic()
-    proc = start_nasctl(args, cwd, env)
-    out, err = proc.communicate(timeout=max(1.0, timeout - (time.monotonic() - started)))
-    return subprocess.CompletedProcess(["nasctl", *args], proc.wait(), out, err)
+    """`python -m nasctl ARGS` run to its end."""
+    return run_python(["-m", "nasctl", *args], cwd, env, timeout)

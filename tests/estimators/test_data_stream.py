@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import pickle
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +24,7 @@ from estimators import (
     new_state,
 )
 from search_space import parse_arch
+from tests.processes import run_python
 
 TINY = parse_arch(
     "r16_n3,stem_k3_s2_c8_re,ir_k3_s2_e2_c16_re,ir_k3_s1_e2_c16_se0.25_hs,head_h16_hs_d0.2"
@@ -159,9 +158,7 @@ _data.load_data(sys.argv[1], 16, mode="stream")
 def test_a_cache_killed_while_decoding_is_rebuilt_not_read(tmp_path: Path) -> None:
     root = _folder(tmp_path / "d", {"a": 8, "b": 8})
     env = {"NASCTL_CACHE": str(tmp_path / "cache"), "PATH": "/usr/bin:/bin"}
-    done = subprocess.run(
-        [sys.executable, "-c", _KILL_AFTER, str(root)], env=env, cwd=Path.cwd(), check=False
-    )
+    done = run_python(["-c", _KILL_AFTER, str(root)], Path.cwd(), env)
     assert done.returncode == -9
     (left,) = (tmp_path / "cache" / "stream").iterdir()
     names = sorted(p.name for p in left.iterdir())

@@ -2,8 +2,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -33,6 +31,7 @@ from estimators import (
 )
 from search_space import NasctlError, builtin_space_text, parse_arch
 from tests.conftest import DIGITS_VAL_IMAGES, is_share_of
+from tests.processes import run_python
 
 TINY = parse_arch(
     "r32_n10,stem_k3_s2_c8_re,ir_k3_s2_e2_c16_re,ir_k3_s2_e2_c16_se0.25_hs,"
@@ -288,7 +287,7 @@ def test_the_gpu_check_bench_runs_on_cpu(tmp_path: Path) -> None:
     args = ["--device", "cpu", "--resolution", "32", "--batch-size", "4", "--steps", "2",
             "--warmup", "1", "--matmul-size", "64", "--threads", "1", "--skip-search",
             "--out", str(out)]  # fmt: skip
-    done = subprocess.run([sys.executable, str(script), *args], capture_output=True, text=True)
+    done = run_python([str(script), *args], Path.cwd())  # a process forked with torch loaded
     assert done.returncode == 0, done.stderr[-2000:]
     report = json.loads(out.read_text())
     assert report["device"] == "cpu/fp32" and "OUT" in report["argv"]

@@ -36,7 +36,7 @@ from results._search import _Runner
 from results._study import _driver, open_storage, worker_id
 from results._trial import objective
 from search_space import format_arch
-from tests.processes import NasctlProcess, run_nasctl, start_nasctl
+from tests.processes import PythonProcess, run_nasctl, start_nasctl
 
 ROOT = Path(__file__).resolve().parents[2]
 FAST = ["--images", "64", "--batch-size", "32", "--threads", "1", "--population", "2"]
@@ -48,7 +48,7 @@ def _command(space: Path, out: Path, trials: int, *extra: str) -> list[str]:
             "--no-baselines", *FAST, *extra]  # fmt: skip
 
 
-def _start(cmd: list[str]) -> NasctlProcess:
+def _start(cmd: list[str]) -> PythonProcess:
     return start_nasctl(cmd, ROOT, {**os.environ, "OMP_NUM_THREADS": "1"})
 
 
@@ -62,7 +62,7 @@ def _trials(journal: Path) -> list[FrozenTrial]:
         return []
 
 
-def _wait_until_training(proc: NasctlProcess, journal: Path, done: int) -> FrozenTrial:
+def _wait_until_training(proc: PythonProcess, journal: Path, done: int) -> FrozenTrial:
     """The RUNNING trial that has been priced (so is training), once `done` trials finished."""
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
