@@ -462,6 +462,37 @@ interleaved rounds of {c["archs"]} architectures ({c["machine"]}, shared with ot
 """
 
 
+def suite_time() -> str:
+    t = _json("suite_time.json")
+
+    def row(which: str) -> str:
+        runs = t["runs"][which]
+        tests = runs[0]["summary"].split(" in ")[0]  # pytest's counts, without its time
+        median, (low, high) = t[f"{which}_median_s"], t[f"{which}_range_s"]
+        failed = sorted({f.split()[1] for r in runs for f in r.get("failed", [])})
+        note = f"; failed: {', '.join(failed)}" if failed else ""
+        commit = t[f"{which}_commit"]
+        return f"| {commit} | {tests}{note} | {median:.0f} ({low:.0f}-{high:.0f}) |"
+
+    per_repeat = ", ".join(f"{r:.2f}" for r in t["ratio_per_repeat"])
+    return f"""## Test suite time
+
+    python -m bench.suite_time --old {t["old_commit"]} --repeats {t["repeats"]}
+
+`pytest` as .ci/run runs it, at {t["new_commit"]} against {t["old_commit"]} (where issue 20
+asked for half its time), {t["repeats"]} repeats in alternating order on {t["cores"]} shared
+cores (`bench/results/suite_time.json`). Each suite runs as its own pyproject.toml says: one
+process at {t["old_commit"]}, pytest-xdist over the cores now.
+
+| suite | tests | median s (range) |
+| --- | --- | --- |
+{row("old")}
+{row("new")}
+
+New / old: {t["ratio_of_medians"]:.2f} (medians; per repeat {per_repeat}).
+"""
+
+
 def classics() -> str:
     rows = {r["name"]: r for r in _json("classics_latency.json")}
     table = "| network | median ms (p10-p90) | x MobileNetV2 |\n| --- | --- | --- |\n"
@@ -706,6 +737,7 @@ def render() -> str:
         overhead(),
         workers(),
         counting(),
+        suite_time(),
     ]
     intro = """# Benchmarks
 

@@ -6,10 +6,10 @@ Each repeat runs both suites, one after the other, in alternating order (old fir
 new first, ...) so that a drift in the machine's load falls on both. The old suite runs
 from a `git worktree` of ``--old`` with that tree first on PYTHONPATH (its own subprocess
 tests put it there too), and each suite runs as its own pyproject.toml says: `pytest`
-with its addopts (at ce4f5bc one process; now pytest-xdist over the cores). Both use this
-environment's packages. What is reported: every run's wall seconds and pytest's summary
-line, each suite's median and range, and the ratio of the medians (new / old) beside the
-ratio within each repeat.
+with its addopts (at ce4f5bc one process; now pytest-xdist over the cores), plus -rf to
+name the tests that failed. Both use this environment's packages. What is reported: every
+run's wall seconds, pytest's summary line and failed tests, each suite's median and range,
+and the ratio of the medians (new / old) beside the ratio within each repeat.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ def _run_suite(tree: Path) -> dict[str, object]:
     env = {**os.environ, "PYTHONPATH": str(tree)}
     started = time.perf_counter()
     done = subprocess.run(
-        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider"],
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-rf"],
         cwd=tree,
         env=env,
         capture_output=True,
@@ -45,6 +45,7 @@ def _run_suite(tree: Path) -> dict[str, object]:
         "seconds": round(seconds, 1),
         "returncode": done.returncode,
         "summary": lines[-1].strip("= ") if lines else done.stdout[-300:],
+        "failed": [ln for ln in done.stdout.splitlines() if ln.startswith("FAILED")],
         "load_before": os.getloadavg()[0],
     }
 

@@ -99,10 +99,13 @@ def test_model_formats_reproduce_the_model(name: str, fmt: ExportFormat, tmp_pat
     assert res.input_shape == (2, 3, spec.resolution, spec.resolution)
     print(f"{name} {fmt.value}: max abs diff {res.max_abs_diff:.2e}")
 
-    # Read back independently of the verification path, at batch 1.
+    # Read back independently of the verification path, at batch 1 (an input of its own
+    # seed: the global generator's state would depend on which tests ran before).
     model = build_model(spec, seed=99)
     model.load_state_dict(weights(name))
-    x = torch.randn(1, 3, spec.resolution, spec.resolution)
+    x = torch.randn(
+        1, 3, spec.resolution, spec.resolution, generator=torch.Generator().manual_seed(7)
+    )
     with torch.inference_mode():
         expected = model.eval()(x).numpy()
     if fmt is ExportFormat.ONNX:
@@ -120,7 +123,10 @@ def test_model_formats_reproduce_the_model(name: str, fmt: ExportFormat, tmp_pat
     else:
         assert res.files == (res.path, res.path.with_name(res.path.stem + "_weights.pt"))
         got = load_exported(res.path, fmt)(x).numpy()
-    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-4)
+    # export_model's tolerance: 1e-4, scaled by the largest logit above 1 (random1 is frozen:
+    # its folded BatchNorm moved a logit of 15.4 by 1.4e-4 on one input).
+    scale = max(1.0, float(np.abs(expected).max()))
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-4 * scale)
 
 
 _TORCH_ONLY = r"""
