@@ -57,12 +57,13 @@ def _timing(
 
 
 def _timed(spec: ArchSpec | ClassicSpec, name: str, seed: int) -> ArchSpec | Target:
-    """A classic network is timed as a module (measure_many builds ArchSpecs itself)."""
+    """A classic network is timed as a module (measure_many builds ArchSpecs itself),
+    built for the timing alone: prepared in place, not copied (VGG-16 is 138 M weights)."""
     from estimators import Target
     from search_space import build_classic
 
     if isinstance(spec, ClassicSpec):
-        return Target(name, build_classic(spec, seed), spec.input_shape)
+        return Target(name, build_classic(spec, seed), spec.input_shape, private=True)
     return spec
 
 
