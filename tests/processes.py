@@ -18,6 +18,7 @@ the fuzz test's worst cases, and `python -I` by the export test that needs torch
 
 from __future__ import annotations
 
+import atexit
 import multiprocessing
 import os
 import signal
@@ -68,7 +69,6 @@ def _child(args: list[str], cwd: str, env: dict[str, str], out: str, err: str) -
     os.environ.clear()
     os.environ.update(env)
     signal.signal(signal.SIGINT, signal.default_int_handler)
-    import atexit
     import runpy
 
     try:
@@ -94,6 +94,17 @@ def _child(args: list[str], cwd: str, env: dict[str, str], out: str, err: str) -
         atexit._run_exitfuncs()
 
 
+_started: list[PythonProcess] = []
+
+
+def _kill_leftovers() -> None:
+    """At the test process's exit, kill what is still running (a test that failed before
+    waiting for its process): multiprocessing would otherwise wait for each to end."""
+    for proc in _started:
+        if proc.poll() is None:
+            proc.kill()
+
+
 class PythonProcess:
     """A running `python ARGS`, with the part of subprocess.Popen's interface the tests use."""
 
@@ -108,6 +119,9 @@ class PythonProcess:
             target=_child, args=([*args], str(cwd), dict(env), str(self._out), str(self._err))
         )
         self._process.start()
+        if not _started:
+            atexit.register(_kill_leftovers)  # after multiprocessing's: runs before it
+        _started.append(self)
         self.pid = self._process.pid
         self.args = list(args)
 
