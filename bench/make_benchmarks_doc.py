@@ -471,6 +471,8 @@ def suite_time() -> str:
         median, (low, high) = t[f"{which}_median_s"], t[f"{which}_range_s"]
         failed = sorted({f.split()[1] for r in runs for f in r.get("failed", [])})
         note = f"; failed: {', '.join(failed)}" if failed else ""
+        if any(f.startswith("tests/test_docs.py") for f in failed):
+            note += " (this document, not yet regenerated from the previous run's JSON)"
         commit = t[f"{which}_commit"]
         return f"| {commit} | {tests}{note} | {median:.0f} ({low:.0f}-{high:.0f}) |"
 
