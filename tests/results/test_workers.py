@@ -150,16 +150,18 @@ def _run_two(cmd: list[str], load: Callable[[], optuna.Study]) -> optuna.Study:
     study = load()
     workers = {k: v for k, v in study.user_attrs.items() if k.startswith("worker:")}
     assert len(workers) == 2 and all("ended" in v for v in workers.values())
-    # Of two workers live at the same time, at most one keeps --seed (register, then look).
+    # They ran at the same time (512 images a candidate: the first is still training when
+    # the second opens the study), and of two workers live at the same time at most one
+    # keeps --seed (register, then look).
     a, b = workers.values()
-    if a["started"] < b["ended"] and b["started"] < a["ended"]:
-        assert a["seed"] != b["seed"], "two workers at once shared a seed"
+    assert a["started"] < b["ended"] and b["started"] < a["ended"], (a, b)
+    assert a["seed"] != b["seed"], "two workers at once shared a seed"
     assert {t.user_attrs["worker"] for t in study.trials} <= {k[7:] for k in workers}
     return study
 
 
 def _two_workers(space: Path, out: Path, storage: list[str]) -> list[FrozenTrial]:
-    cmd = _command(space, out, 4, "--sampler", "random", *storage)
+    cmd = _command(space, out, 4, "--sampler", "random", "--images", "512", *storage)
     url = storage[1] if storage else None
     storage = open_storage(url, out, "w")
     return _run_two(cmd, lambda: optuna.load_study(study_name="w", storage=storage)).get_trials()
@@ -205,7 +207,8 @@ def test_two_workers_share_postgresql(tiny_space: Path, tmp_path: Path) -> None:
     url = os.environ["NASCTL_TEST_POSTGRES"]
     # A fresh study name per run: the database outlives the test.
     name = f"w{os.getpid()}{int(time.time() * 1000) % 10**8}"
-    cmd = _command(tiny_space, tmp_path, 4, "--sampler", "random", "--storage", url)
+    cmd = _command(tiny_space, tmp_path, 4, "--sampler", "random", "--images", "512",
+                   "--storage", url)  # fmt: skip
     cmd[cmd.index("--study") + 1] = name
     storage = open_storage(url, tmp_path, name)
     study = _run_two(cmd, lambda: optuna.load_study(study_name=name, storage=storage))
