@@ -87,7 +87,8 @@ def _init_weights(model: nn.Module) -> None:
 def cpu_seeded(seed: int) -> Iterator[None]:
     """Within: torch's CPU generator seeded with ``seed`` (what initialises a module built on
     the CPU); after: its state as before. torch.manual_seed would also seed CUDA, XPU and
-    MTIA, lazily, recording a stack trace for each (about 1.5 ms per call), and would leave
+    MTIA, lazily, recording a stack trace for each (0.24 ms a call against 0.001 ms for the CPU
+    generator alone, measured on this 2-core machine), and would leave
     them reseeded after the block: fork_rng(devices=[]) restores the CPU generator only."""
     with torch.random.fork_rng(devices=[]):
         torch.random.default_generator.manual_seed(seed)

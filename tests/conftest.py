@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from estimators import LatencyConfig
 
 #: The digits validation split every test here scores on (split seed 0 or any other: the
 #: split's sizes do not depend on its seed).
@@ -56,16 +60,22 @@ def cli_built_once() -> Iterator[None]:
         yield
 
 
-@pytest.fixture
-def quick_baseline_timing(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A search's baselines timed with a few calls, not the real 5 rounds x 20 calls with
-    MobileNetV2 in every round (about 8 s at 32x32 on one thread): for a test that needs
-    baseline latencies to exist, not to be accurate."""
-    import results._pricing
+def quick_baseline_latency() -> LatencyConfig:
+    """The baselines' interleaved protocol cut to a few calls: the real one, 5 rounds x 20
+    calls with MobileNetV2 in every round, took 6.7 s for three baselines at 32x32 on one
+    thread here, this one 1.3 s."""
     from estimators import LatencyConfig
 
-    quick = LatencyConfig(rounds=2, repeats=3, min_warmup=2, max_warmup=4)
-    monkeypatch.setattr(results._pricing, "BASELINE_LATENCY", quick)
+    return LatencyConfig(rounds=2, repeats=3, min_warmup=2, max_warmup=4)
+
+
+@pytest.fixture
+def quick_baseline_timing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A search's baselines timed with quick_baseline_latency(): for a test that needs
+    baseline latencies to exist, not to be accurate."""
+    import results._pricing
+
+    monkeypatch.setattr(results._pricing, "BASELINE_LATENCY", quick_baseline_latency())
 
 
 @pytest.fixture(scope="module")

@@ -4,16 +4,17 @@ without paying for a new interpreter each time.
 The worker, kill and interrupt tests need real processes: two workers writing one journal,
 a SIGKILL in the middle of a trial, a Ctrl-C. Each `python -m nasctl search` spends about
 6 CPU-seconds importing (torch 2 s, torch._dynamo 1.7 s on the first optimizer, matplotlib
-0.9 s) before it trains for one. Here the imports are done once per test process, in a
-multiprocessing fork server: a fresh interpreter started from the same environment that
-imports the libraries nasctl imports and nothing else (no pytest, no monkeypatch, no
-captured streams). Each process is forked from it, so it is still a process of its own
-(its own pid, file handles, signals and exit status), run with the arguments, working
-folder and environment the test gives, and exiting as `python` does: SystemExit's code,
-1 for an uncaught exception (its traceback after a "Process ForkServerProcess-N:" line
-that python would not print), killed by SIGINT for an uncaught Ctrl-C. What it does not
-repeat is the interpreter start: a new interpreter's `python -m nasctl` is still run by
-the fuzz test's worst cases, and `python -I` by the export test that needs torch alone.
+0.9 s, from `python -X importtime` of a 4-trial search) before it trains for one. Here the
+imports are done once per test process, in a multiprocessing fork server: a fresh
+interpreter started from the same environment that imports the libraries nasctl imports
+and nothing else (no pytest, no monkeypatch, no captured streams). Each process is forked
+from it, so it is still a process of its own (its own pid, file handles, signals and exit
+status), run with the arguments, working folder and environment the test gives, and
+exiting as `python` does: SystemExit's code, 1 for an uncaught exception (its traceback
+after a "Process ForkServerProcess-N:" line that python would not print), killed by SIGINT
+for an uncaught Ctrl-C. What it does not repeat is the interpreter start: a new
+interpreter's `python -m nasctl` is still run by the fuzz test's first worst case, and `python
+-I` by the export test that needs torch alone.
 """
 
 from __future__ import annotations

@@ -21,10 +21,10 @@ import results._baselines as baselines_module
 import results._pricing as pricing_module
 import results._report as report_module
 import results._search_config as config_module
-from estimators import LatencyConfig
 from nasctl.cli import app
 from results import open_existing
 from search_space import format_arch, get_baseline
+from tests.conftest import quick_baseline_latency
 from tests.results.conftest import TINY_SPACE
 
 runner = CliRunner()
@@ -32,8 +32,6 @@ runner = CliRunner()
 FAST = ["--images", "64", "--batch-size", "32", "--threads", "1", "--population", "2"]
 #: Two resolutions: the search used to open with a note on --baseline-resolution then.
 TWO_RES_SPACE = TINY_SPACE.replace("resolutions = [32]", "resolutions = [24, 32]")
-#: The baselines' interleaved protocol, cut to a few calls (the real one is 5 x 20).
-QUICK_BASELINES = LatencyConfig(rounds=2, repeats=3, min_warmup=3, max_warmup=6)
 
 
 class Run:
@@ -52,7 +50,7 @@ class Run:
             return real(models, config, reference=reference, **kw)
 
         with pytest.MonkeyPatch.context() as mp:
-            mp.setattr(pricing_module, "BASELINE_LATENCY", QUICK_BASELINES)
+            mp.setattr(pricing_module, "BASELINE_LATENCY", quick_baseline_latency())
             mp.setattr(pricing_module, "measure_many", spy)
             mp.setenv("NASCTL_LATENCY_LOCK", str(root / "latency.lock"))
             args = ["search", "--space", str(space), "--trials", "2", "--runs", str(self.out),

@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 import results._compare
 import results._pricing
 import results._search
-from estimators import LatencyConfig, TrainProgress, evaluate, get_recipe, load_data
+from estimators import TrainProgress, evaluate, get_recipe, load_data
 from nasctl._cmd_compare import progress_line
 from nasctl.cli import app
 from results import SearchConfig, export_model, read_checkpoint, run_search
@@ -25,11 +25,11 @@ from results._compare import CompareError, choose_contenders, run_compare
 from results._compare_report import dominated, markdown_report, write_compare_outputs
 from results._report import pick_trial
 from search_space import format_arch, get_baseline
-from tests.conftest import DIGITS_VAL_IMAGES, is_share_of
+from tests.conftest import DIGITS_VAL_IMAGES, is_share_of, quick_baseline_latency
 from tests.results.conftest import TINY_SPACE
 
 RECIPE = get_recipe("search", batch_size=32)
-FAST_LATENCY = LatencyConfig(rounds=2, repeats=3, min_warmup=2, max_warmup=4)
+FAST_LATENCY = quick_baseline_latency()
 
 
 @pytest.fixture(scope="module")
